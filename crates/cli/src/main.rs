@@ -1,0 +1,43 @@
+//! The `mirrord` binary: one entry point for every user-facing command.
+//!
+//! Each subcommand lives in its own module; this file only parses the command line and maps
+//! outcomes to the documented exit codes (0 success, 1 the command's own failure such as an
+//! invalid config, 2 usage or I/O errors).
+
+#![forbid(unsafe_code)]
+
+mod exit;
+mod sandbox_cmd;
+mod schema_cmd;
+mod verify_config_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Run a local process in the context of a remote target: its files, environment, DNS,
+/// outgoing connections and incoming traffic.
+#[derive(Debug, Parser)]
+#[command(name = "mirrord", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a mirrord config file and print every problem with its line and column.
+    VerifyConfig(verify_config_cmd::VerifyConfigArgs),
+    /// Print the JSON Schema of the mirrord config file (for editors and validators).
+    Schema(schema_cmd::SchemaArgs),
+    /// Manage the built-in sandbox pods: local targets made of network and mount namespaces.
+    Sandbox(sandbox_cmd::SandboxArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::VerifyConfig(args) => verify_config_cmd::run(args),
+        Command::Schema(args) => schema_cmd::run(args),
+        Command::Sandbox(args) => sandbox_cmd::run(args),
+    };
+    outcome.into()
+}

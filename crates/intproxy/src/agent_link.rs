@@ -1,0 +1,283 @@
+//! The session's one connection to the agent: request/response matching by id, and routing of
+//! relayed traffic to the relay that owns each connection or datagram socket.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient, ClientToAgent};
+use mirrord_protocol::frame::{FrameDecoder, encode};
+use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
+use mirrord_protocol::ids::RequestId;
+use mirrord_protocol::token::SessionToken;
+use mirrord_protocol::{RemoteError, RemoteResult};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Something that happened to a relayed connection or datagram socket on the agent's side.
+#[derive(Debug)]
+pub(crate) enum RelayEvent {
+    /// Bytes from the remote peer.
+    Data(Vec<u8>),
+    /// The remote peer will send no more.
+    Shutdown,
+    /// The agent closed it.
+    Closed(Option<RemoteError>),
+    /// A datagram from the remote peer the socket is connected to.
+    Datagram(Vec<u8>),
+}
+
+/// The answer to a request, with the event stream of the relay it opened, if it opened one.
+pub(crate) struct Completion {
+    pub(crate) result: RemoteResult<AgentResponse>,
+    pub(crate) events: Option<mpsc::UnboundedReceiver<RelayEvent>>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    next_id: u64,
+    pending: HashMap<u64, oneshot::Sender<Completion>>,
+    relays: HashMap<(RelayKind, u64), mpsc::UnboundedSender<RelayEvent>>,
+    lost: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RelayKind {
+    Tcp,
+    Udp,
+}
+
+/// The agent connection.
+pub struct AgentLink {
+    outbox: mpsc::Sender<ClientToAgent>,
+    state: Mutex<LinkState>,
+    lost_tx: watch::Sender<Option<String>>,
+}
+
+impl std::fmt::Debug for AgentLink {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AgentLink").finish_non_exhaustive()
+    }
+}
+
+/// Why the agent connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP failed.
+    #[error("cannot connect to the agent at {address}")]
+    Connect {
+        /// The agent's address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The agent closed the connection or sent something else than a hello reply.
+    #[error("the agent at {address} did not answer the handshake")]
+    Handshake {
+        /// The agent's address.
+        address: SocketAddr,
+    },
+    /// The agent refused us.
+    #[error("the agent refused the session: {reason}")]
+    Refused {
+        /// The agent's reason.
+        reason: String,
+    },
+}
+
+impl AgentLink {
+    /// Connects and shakes hands; then reads and writes in background tasks.
+    pub async fn connect(address: SocketAddr, token: SessionToken) -> Result<Arc<AgentLink>, ConnectError> {
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
+            .await
+            .map_err(|_| ConnectError::Connect { address, source: std::io::ErrorKind::TimedOut.into() })?
+            .map_err(|source| ConnectError::Connect { address, source })?;
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let hello = Hello::new(token, ClientKind::IntProxy);
+        let frame = encode(&hello).map_err(|_| ConnectError::Handshake { address })?;
+        writer.write_all(&frame).await.map_err(|source| ConnectError::Connect { address, source })?;
+        let mut decoder = FrameDecoder::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let reply: HelloReply = loop {
+            match decoder.pop::<HelloReply>() {
+                Ok(Some(reply)) => break reply,
+                Ok(None) => {}
+                Err(_) => return Err(ConnectError::Handshake { address }),
+            }
+            let read = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer))
+                .await
+                .map_err(|_| ConnectError::Handshake { address })?
+                .map_err(|source| ConnectError::Connect { address, source })?;
+            if read == 0 {
+                return Err(ConnectError::Handshake { address });
+            }
+            decoder.push(&buffer[..read]);
+        };
+        if let HelloReply::Refused { reason } = reply {
+            return Err(ConnectError::Refused { reason });
+        }
+
+        let (outbox, mut outbox_rx) = mpsc::channel::<ClientToAgent>(256);
+        let (lost_tx, _) = watch::channel(None);
+        let link = Arc::new(AgentLink { outbox, state: Mutex::new(LinkState::default()), lost_tx });
+        let writer_link = Arc::clone(&link);
+        tokio::spawn(async move {
+            while let Some(message) = outbox_rx.recv().await {
+                let Ok(frame) = encode(&message) else { continue };
+                if writer.write_all(&frame).await.is_err() {
+                    writer_link.mark_lost("writing to the agent failed");
+                    break;
+                }
+            }
+        });
+        let reader_link = Arc::clone(&link);
+        tokio::spawn(async move {
+            loop {
+                match decoder.pop::<AgentToClient>() {
+                    Ok(Some(message)) => {
+                        reader_link.route(message);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) if error.is_fatal() => {
+                        reader_link.mark_lost(&format!("the agent sent an undecodable stream: {error}"));
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "skipped an undecodable frame from the agent");
+                        continue;
+                    }
+                }
+                match reader.read(&mut buffer).await {
+                    Ok(0) => break,
+                    Ok(read) => decoder.push(&buffer[..read]),
+                    Err(error) => {
+                        reader_link.mark_lost(&format!("reading from the agent failed: {error}"));
+                        return;
+                    }
+                }
+            }
+            reader_link.mark_lost("the agent closed the connection");
+        });
+        Ok(link)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn route(&self, message: AgentToClient) {
+        let mut state = self.state();
+        let (key, event) = match message {
+            AgentToClient::Response { id, result } => {
+                let Some(waiter) = state.pending.remove(&id.0) else { return };
+                let opened = match &result {
+                    Ok(AgentResponse::TcpConnected(connected)) => Some((RelayKind::Tcp, connected.connection_id.0)),
+                    Ok(AgentResponse::UdpOpened(opened)) => Some((RelayKind::Udp, opened.socket_id.0)),
+                    _ => None,
+                };
+                // Register the relay before anything else is routed, so no data can arrive for it
+                // unannounced.
+                let events = opened.map(|key| {
+                    let (events_tx, events_rx) = mpsc::unbounded_channel();
+                    state.relays.insert(key, events_tx);
+                    events_rx
+                });
+                let _ = waiter.send(Completion { result, events });
+                return;
+            }
+            AgentToClient::OutgoingData(data) => ((RelayKind::Tcp, data.connection_id.0), RelayEvent::Data(data.data.into_vec())),
+            AgentToClient::OutgoingShutdown { connection_id } => ((RelayKind::Tcp, connection_id.0), RelayEvent::Shutdown),
+            AgentToClient::OutgoingClosed(closed) => {
+                let key = (RelayKind::Tcp, closed.connection_id.0);
+                if let Some(relay) = state.relays.remove(&key) {
+                    let _ = relay.send(RelayEvent::Closed(closed.error));
+                }
+                return;
+            }
+            AgentToClient::UdpReceived(received) => (
+                (RelayKind::Udp, received.socket_id.0),
+                RelayEvent::Datagram(received.data.into_vec()),
+            ),
+            AgentToClient::UdpClosed(closed) => {
+                if let Some(relay) = state.relays.remove(&(RelayKind::Udp, closed.socket_id.0)) {
+                    let _ = relay.send(RelayEvent::Closed(closed.error));
+                }
+                return;
+            }
+            AgentToClient::Pong { .. }
+            | AgentToClient::IncomingConnection(_)
+            | AgentToClient::IncomingData(_)
+            | AgentToClient::IncomingShutdown { .. }
+            | AgentToClient::IncomingClosed(_) => return,
+        };
+        if let Some(relay) = state.relays.get(&key) {
+            let _ = relay.send(event);
+        }
+    }
+
+    /// Fails everything pending and every relay; later requests fail at once.
+    fn mark_lost(&self, reason: &str) {
+        let mut state = self.state();
+        if state.lost.is_some() {
+            return;
+        }
+        tracing::warn!(%reason, "agent connection lost");
+        state.lost = Some(reason.to_owned());
+        for (_, waiter) in state.pending.drain() {
+            let _ = waiter.send(Completion { result: Err(RemoteError::agent_lost(reason)), events: None });
+        }
+        for (_, relay) in state.relays.drain() {
+            let _ = relay.send(RelayEvent::Closed(Some(RemoteError::agent_lost(reason))));
+        }
+        drop(state);
+        let _ = self.lost_tx.send(Some(reason.to_owned()));
+    }
+
+    /// Sends a request and waits for its answer (and the relay it opened, if any).
+    pub(crate) async fn request(&self, request: AgentRequest) -> Completion {
+        let (waiter_tx, waiter_rx) = oneshot::channel();
+        let id = {
+            let mut state = self.state();
+            if let Some(reason) = &state.lost {
+                return Completion { result: Err(RemoteError::agent_lost(reason.clone())), events: None };
+            }
+            state.next_id += 1;
+            let id = state.next_id;
+            state.pending.insert(id, waiter_tx);
+            id
+        };
+        if self.outbox.send(ClientToAgent::Request { id: RequestId(id), request }).await.is_err() {
+            self.mark_lost("the agent writer stopped");
+        }
+        waiter_rx
+            .await
+            .unwrap_or_else(|_| Completion { result: Err(RemoteError::agent_lost("the agent connection is gone")), events: None })
+    }
+
+    /// Sends a message that has no answer (relayed data, closes).
+    pub(crate) async fn send(&self, message: ClientToAgent) {
+        if self.outbox.send(message).await.is_err() {
+            self.mark_lost("the agent writer stopped");
+        }
+    }
+
+    /// Forgets a relay (after it closed on our side).
+    pub(crate) fn forget_tcp(&self, connection_id: u64) {
+        self.state().relays.remove(&(RelayKind::Tcp, connection_id));
+    }
+
+    /// Forgets a UDP relay.
+    pub(crate) fn forget_udp(&self, socket_id: u64) {
+        self.state().relays.remove(&(RelayKind::Udp, socket_id));
+    }
+
+    /// Changes to `Some(reason)` when the agent connection is lost.
+    pub(crate) fn lost(&self) -> watch::Receiver<Option<String>> {
+        self.lost_tx.subscribe()
+    }
+}

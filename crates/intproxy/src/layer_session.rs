@@ -1,0 +1,159 @@
+//! One layer instance's connection: its handshake, its requests, and the relays it opened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse};
+use mirrord_protocol::frame::{FrameDecoder, encode};
+use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
+use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
+use mirrord_protocol::outgoing::{TcpConnectRequest, TransportProtocol, UdpOpenRequest};
+use mirrord_protocol::token::SessionToken;
+use mirrord_protocol::version::ProtocolVersion;
+use mirrord_protocol::{ErrorCode, RemoteError, RemoteResult};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::agent_link::AgentLink;
+use crate::relay;
+
+/// Serves one layer until it disconnects.
+pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: SessionToken) {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut decoder = FrameDecoder::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+
+    let hello = loop {
+        match decoder.pop::<Hello>() {
+            Ok(Some(hello)) => break hello,
+            Ok(None) => {}
+            Err(_) => return,
+        }
+        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => decoder.push(&buffer[..read]),
+            _ => return,
+        }
+    };
+    let reply = hello.answer(ProtocolVersion::CURRENT, &token);
+    let welcome = matches!(reply, HelloReply::Welcome { .. });
+    let Ok(frame) = encode(&reply) else { return };
+    if writer.write_all(&frame).await.is_err() || !welcome {
+        return;
+    }
+    let pid = match hello.client {
+        ClientKind::Layer { pid, .. } => Some(pid),
+        ClientKind::IntProxy => None,
+    };
+    tracing::info!(?pid, "layer connected");
+
+    let (outbox, mut outbox_rx) = mpsc::channel::<ProxyToLayer>(64);
+    let writer_task = tokio::spawn(async move {
+        while let Some(message) = outbox_rx.recv().await {
+            let Ok(frame) = encode(&message) else { continue };
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    // Tell the layer as soon as the agent is gone, so it fails fast without asking.
+    let mut lost = link.lost();
+    let lost_outbox = outbox.clone();
+    let lost_task = tokio::spawn(async move {
+        loop {
+            let current = lost.borrow_and_update().clone();
+            if let Some(message) = current {
+                let _ = lost_outbox.send(ProxyToLayer::AgentLost { message }).await;
+                return;
+            }
+            if lost.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let relays = relay::RelayOwner::default();
+
+    loop {
+        let message = match decoder.pop::<LayerToProxy>() {
+            Ok(Some(message)) => message,
+            Ok(None) => match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => {
+                    decoder.push(&buffer[..read]);
+                    continue;
+                }
+            },
+            Err(error) if error.is_fatal() => break,
+            Err(_) => continue,
+        };
+        match message {
+            LayerToProxy::Ping { nonce } => {
+                let _ = outbox.send(ProxyToLayer::Pong { nonce }).await;
+            }
+            LayerToProxy::Request { id, request } => {
+                let (link, outbox, relays) = (Arc::clone(&link), outbox.clone(), relays.clone());
+                tokio::spawn(async move {
+                    let result = handle(&link, &relays, request).await;
+                    let _ = outbox.send(ProxyToLayer::Response { id, result }).await;
+                });
+            }
+        }
+    }
+    tracing::info!(?pid, "layer disconnected");
+    relays.close_all(&link).await;
+    lost_task.abort();
+    drop(outbox);
+    let _ = writer_task.await;
+}
+
+async fn handle(link: &Arc<AgentLink>, relays: &relay::RelayOwner, request: LayerRequest) -> RemoteResult<LayerResponse> {
+    let forward = |request| async move { link.request(request).await.result };
+    match request {
+        LayerRequest::File(request) => match forward(AgentRequest::File(request)).await? {
+            AgentResponse::File(response) => Ok(LayerResponse::File(response)),
+            other => Err(unexpected(&other)),
+        },
+        LayerRequest::GetEnv(request) => match forward(AgentRequest::GetEnv(request)).await? {
+            AgentResponse::Env(vars) => Ok(LayerResponse::Env(vars)),
+            other => Err(unexpected(&other)),
+        },
+        LayerRequest::GetAddrInfo(request) => match forward(AgentRequest::GetAddrInfo(request)).await? {
+            AgentResponse::AddrInfo(addresses) => Ok(LayerResponse::AddrInfo(addresses)),
+            other => Err(unexpected(&other)),
+        },
+        LayerRequest::GetHostname => match forward(AgentRequest::GetHostname).await? {
+            AgentResponse::Hostname(name) => Ok(LayerResponse::Hostname(name)),
+            other => Err(unexpected(&other)),
+        },
+        LayerRequest::OutgoingConnect(request) => {
+            let completion = match request.protocol {
+                TransportProtocol::Tcp => link.request(AgentRequest::TcpConnect(TcpConnectRequest { remote: request.remote })).await,
+                TransportProtocol::Udp => {
+                    let open = UdpOpenRequest {
+                        family: mirrord_protocol::dns::AddressFamily::of(&request.remote),
+                        bind: None,
+                        connect: Some(request.remote),
+                    };
+                    link.request(AgentRequest::UdpOpen(open)).await
+                }
+            };
+            let events = completion.events;
+            match (completion.result?, events) {
+                (AgentResponse::TcpConnected(connected), Some(events)) => {
+                    relay::start_tcp(Arc::clone(link), connected, events).await.map(LayerResponse::OutgoingConnected)
+                }
+                (AgentResponse::UdpOpened(opened), Some(events)) => {
+                    relay::start_udp(Arc::clone(link), relays, opened, events).await.map(LayerResponse::OutgoingConnected)
+                }
+                (other, _) => Err(unexpected(&other)),
+            }
+        }
+        LayerRequest::PortSubscribe(_) | LayerRequest::PortUnsubscribe(_) | LayerRequest::IncomingConnectionInfo(_) => {
+            Err(RemoteError::new(ErrorCode::Unsupported, "incoming traffic is not supported yet"))
+        }
+    }
+}
+
+fn unexpected(response: &AgentResponse) -> RemoteError {
+    RemoteError::new(ErrorCode::Io, format!("the agent answered with an unexpected response: {response:?}"))
+}

@@ -11,6 +11,8 @@ pub(crate) enum Outcome {
     Failure,
     /// Exit code 2: bad usage or an I/O error; the message has already been printed.
     UsageOrIo,
+    /// A specific exit code (127: the command to run was not found).
+    Exit(u8),
 }
 
 impl From<Outcome> for ExitCode {
@@ -19,6 +21,7 @@ impl From<Outcome> for ExitCode {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Failure => ExitCode::from(1),
             Outcome::UsageOrIo => ExitCode::from(2),
+            Outcome::Exit(code) => ExitCode::from(code),
         }
     }
 }

@@ -6,9 +6,12 @@
 
 #![forbid(unsafe_code)]
 
+mod exec_cmd;
 mod exit;
+mod intproxy_cmd;
 mod sandbox_cmd;
 mod schema_cmd;
+mod session;
 mod verify_config_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,17 +27,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a command in the context of a target: its files, environment, DNS and network.
+    Exec(exec_cmd::ExecArgs),
     /// Check a mirrord config file and print every problem with its line and column.
     VerifyConfig(verify_config_cmd::VerifyConfigArgs),
     /// Print the JSON Schema of the mirrord config file (for editors and validators).
     Schema(schema_cmd::SchemaArgs),
     /// Manage the built-in sandbox pods: local targets made of network and mount namespaces.
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// The per-session internal proxy (started by `mirrord exec`).
+    #[command(hide = true)]
+    Intproxy(intproxy_cmd::IntproxyArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Exec(args) => exec_cmd::run(args),
+        Command::Intproxy(args) => intproxy_cmd::run(args),
         Command::VerifyConfig(args) => verify_config_cmd::run(args),
         Command::Schema(args) => schema_cmd::run(args),
         Command::Sandbox(args) => sandbox_cmd::run(args),

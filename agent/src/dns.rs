@@ -35,16 +35,26 @@ pub(crate) struct DnsLimits {
 impl ResolverConfig {
     /// Parses the target's `resolv.conf` and `hosts` texts.
     pub(crate) fn parse(resolv_conf: &str, hosts: &str) -> ResolverConfig {
-        let mut config = ResolverConfig { nameservers: Vec::new(), search: Vec::new(), ndots: 1, hosts: Vec::new() };
+        let mut config = ResolverConfig {
+            nameservers: Vec::new(),
+            search: Vec::new(),
+            ndots: 1,
+            hosts: Vec::new(),
+        };
         for line in resolv_conf.lines() {
             let line = line.split(['#', ';']).next().unwrap_or("");
             let mut words = line.split_whitespace();
             match words.next() {
-                Some("nameserver") => config.nameservers.extend(words.next().and_then(|w| w.parse::<IpAddr>().ok())),
-                Some("search" | "domain") => config.search = words.map(|w| w.trim_end_matches('.').to_owned()).collect(),
+                Some("nameserver") => config
+                    .nameservers
+                    .extend(words.next().and_then(|w| w.parse::<IpAddr>().ok())),
+                Some("search" | "domain") => {
+                    config.search = words.map(|w| w.trim_end_matches('.').to_owned()).collect()
+                }
                 Some("options") => {
                     for option in words {
-                        if let Some(n) = option.strip_prefix("ndots:").and_then(|n| n.parse().ok()) {
+                        if let Some(n) = option.strip_prefix("ndots:").and_then(|n| n.parse().ok())
+                        {
                             config.ndots = n;
                         }
                     }
@@ -58,8 +68,12 @@ impl ResolverConfig {
         for line in hosts.lines() {
             let line = line.split('#').next().unwrap_or("");
             let mut words = line.split_whitespace();
-            let Some(address) = words.next().and_then(|w| w.parse().ok()) else { continue };
-            config.hosts.push((address, words.map(|w| w.to_ascii_lowercase()).collect()));
+            let Some(address) = words.next().and_then(|w| w.parse().ok()) else {
+                continue;
+            };
+            config
+                .hosts
+                .push((address, words.map(|w| w.to_ascii_lowercase()).collect()));
         }
         config
     }
@@ -67,7 +81,8 @@ impl ResolverConfig {
     /// Reads the target's files through `/proc/PID/root` (or this machine's for targetless).
     pub(crate) fn load(pid: Option<u32>) -> ResolverConfig {
         let root = pid.map_or_else(String::new, |pid| format!("/proc/{pid}/root"));
-        let read = |path: &str| std::fs::read_to_string(format!("{root}{path}")).unwrap_or_default();
+        let read =
+            |path: &str| std::fs::read_to_string(format!("{root}{path}")).unwrap_or_default();
         ResolverConfig::parse(&read("/etc/resolv.conf"), &read("/etc/hosts"))
     }
 
@@ -94,17 +109,30 @@ pub(crate) async fn getaddrinfo(
 ) -> RemoteResult<Vec<AddrInfo>> {
     let port = match request.service.as_deref() {
         None => 0,
-        Some(service) => service_port(service).ok_or_else(|| RemoteError::new(ErrorCode::Unsupported, format!("unknown service `{service}`")))?,
+        Some(service) => service_port(service).ok_or_else(|| {
+            RemoteError::new(
+                ErrorCode::Unsupported,
+                format!("unknown service `{service}`"),
+            )
+        })?,
     };
     let addresses = match request.node.as_deref() {
-        None => vec![if request.family == AddressFamily::Inet6 { IpAddr::V6(Ipv6Addr::LOCALHOST) } else { IpAddr::V4(Ipv4Addr::LOCALHOST) }],
+        None => vec![if request.family == AddressFamily::Inet6 {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }],
         Some(node) => match node.parse::<IpAddr>() {
             Ok(address) => vec![address],
             Err(_) => resolve_name(namespace, config, limits, node, request.family).await?,
         },
     };
     let socket_types = match request.socket_type {
-        SocketType::Any => vec![(SocketType::Stream, libc::IPPROTO_TCP), (SocketType::Datagram, libc::IPPROTO_UDP), (SocketType::Raw, 0)],
+        SocketType::Any => vec![
+            (SocketType::Stream, libc::IPPROTO_TCP),
+            (SocketType::Datagram, libc::IPPROTO_UDP),
+            (SocketType::Raw, 0),
+        ],
         other => vec![(other, request.protocol)],
     };
     let canonical_name = request.node.clone();
@@ -123,12 +151,19 @@ pub(crate) async fn getaddrinfo(
                 socket_type,
                 protocol,
                 address: SocketAddr::new(address, port),
-                canonical_name: if results.is_empty() { canonical_name.clone() } else { None },
+                canonical_name: if results.is_empty() {
+                    canonical_name.clone()
+                } else {
+                    None
+                },
             });
         }
     }
     if results.is_empty() {
-        return Err(RemoteError::new(ErrorCode::NoSuchName, "no address of the requested family"));
+        return Err(RemoteError::new(
+            ErrorCode::NoSuchName,
+            "no address of the requested family",
+        ));
     }
     Ok(results)
 }
@@ -158,7 +193,11 @@ async fn resolve_name(
     let from_hosts: Vec<IpAddr> = config
         .hosts
         .iter()
-        .filter(|(_, names)| names.iter().any(|n| n == &lowercase || n.strip_suffix('.') == Some(lowercase.as_str())))
+        .filter(|(_, names)| {
+            names
+                .iter()
+                .any(|n| n == &lowercase || n.strip_suffix('.') == Some(lowercase.as_str()))
+        })
         .map(|(address, _)| *address)
         .collect();
     if !from_hosts.is_empty() {
@@ -171,7 +210,10 @@ async fn resolve_name(
     if family != AddressFamily::Inet {
         record_types.push(RECORD_AAAA);
     }
-    let mut last_error = RemoteError::new(ErrorCode::NoSuchName, format!("`{name}` is not known to the target's DNS"));
+    let mut last_error = RemoteError::new(
+        ErrorCode::NoSuchName,
+        format!("`{name}` is not known to the target's DNS"),
+    );
     for candidate in config.candidates(name) {
         let mut found = Vec::new();
         let mut exists = false;
@@ -189,7 +231,10 @@ async fn resolve_name(
             return Ok(found);
         }
         if exists {
-            last_error = RemoteError::new(ErrorCode::NoSuchName, format!("`{name}` has no address of the requested family"));
+            last_error = RemoteError::new(
+                ErrorCode::NoSuchName,
+                format!("`{name}` has no address of the requested family"),
+            );
         }
     }
     Err(last_error)
@@ -203,15 +248,41 @@ enum Answer {
     NoSuchName,
 }
 
-async fn query(namespace: &NamespaceWorker, config: &ResolverConfig, limits: DnsLimits, name: &str, record_type: u16) -> RemoteResult<Answer> {
-    let id = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7) & 0xffff) as u16;
-    let packet = encode_query(id, name, record_type).ok_or_else(|| RemoteError::new(ErrorCode::InvalidInput, format!("`{name}` is not a valid DNS name")))?;
-    let mut last_error = RemoteError::new(ErrorCode::TimedOut, "the target's DNS server did not answer");
+async fn query(
+    namespace: &NamespaceWorker,
+    config: &ResolverConfig,
+    limits: DnsLimits,
+    name: &str,
+    record_type: u16,
+) -> RemoteResult<Answer> {
+    let id = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7)
+        & 0xffff) as u16;
+    let packet = encode_query(id, name, record_type).ok_or_else(|| {
+        RemoteError::new(
+            ErrorCode::InvalidInput,
+            format!("`{name}` is not a valid DNS name"),
+        )
+    })?;
+    let mut last_error = RemoteError::new(
+        ErrorCode::TimedOut,
+        "the target's DNS server did not answer",
+    );
     for _ in 0..limits.attempts.max(1) {
         for &server in &config.nameservers {
-            let domain = if server.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-            let fd: OwnedFd = namespace.socket(domain, libc::SOCK_DGRAM).await.map_err(|e| RemoteError::from(&e))?;
-            let socket = UdpSocket::from_std(std::net::UdpSocket::from(fd)).map_err(|e| RemoteError::from(&e))?;
+            let domain = if server.is_ipv4() {
+                libc::AF_INET
+            } else {
+                libc::AF_INET6
+            };
+            let fd: OwnedFd = namespace
+                .socket(domain, libc::SOCK_DGRAM)
+                .await
+                .map_err(|e| RemoteError::from(&e))?;
+            let socket = UdpSocket::from_std(std::net::UdpSocket::from(fd))
+                .map_err(|e| RemoteError::from(&e))?;
             let exchange = async {
                 socket.send_to(&packet, SocketAddr::new(server, 53)).await?;
                 let mut buffer = vec![0u8; 4096];
@@ -225,7 +296,12 @@ async fn query(namespace: &NamespaceWorker, config: &ResolverConfig, limits: Dns
             match tokio::time::timeout(limits.timeout, exchange).await {
                 Ok(Ok(response)) => match decode_response(&response, record_type) {
                     Some(answer) => return Ok(answer),
-                    None => last_error = RemoteError::new(ErrorCode::TryAgain, "the target's DNS server sent a malformed answer"),
+                    None => {
+                        last_error = RemoteError::new(
+                            ErrorCode::TryAgain,
+                            "the target's DNS server sent a malformed answer",
+                        )
+                    }
                 },
                 Ok(Err(error)) => last_error = RemoteError::from(&error),
                 Err(_) => {}
@@ -313,7 +389,14 @@ mod tests {
         assert_eq!(config.search, ["sandbox.svc", "svc"]);
         assert_eq!(config.ndots, 2);
         assert_eq!(config.candidates("db"), ["db.sandbox.svc", "db.svc", "db"]);
-        assert_eq!(config.candidates("db.sandbox.svc"), ["db.sandbox.svc", "db.sandbox.svc.sandbox.svc", "db.sandbox.svc.svc"]);
+        assert_eq!(
+            config.candidates("db.sandbox.svc"),
+            [
+                "db.sandbox.svc",
+                "db.sandbox.svc.sandbox.svc",
+                "db.sandbox.svc.svc"
+            ]
+        );
         assert_eq!(config.candidates("x.y."), ["x.y"]);
         assert_eq!(config.hosts[1].1, ["api.sandbox.svc", "api"]);
     }
@@ -328,11 +411,16 @@ mod tests {
         response[7] = 1;
         response.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 242, 1, 2]);
         match decode_response(&response, RECORD_A) {
-            Some(Answer::Addresses(addresses)) => assert_eq!(addresses, [IpAddr::V4(Ipv4Addr::new(10, 242, 1, 2))]),
+            Some(Answer::Addresses(addresses)) => {
+                assert_eq!(addresses, [IpAddr::V4(Ipv4Addr::new(10, 242, 1, 2))])
+            }
             _ => panic!("expected an address"),
         }
         response[3] = 0x83;
-        assert!(matches!(decode_response(&response, RECORD_A), Some(Answer::NoSuchName)));
+        assert!(matches!(
+            decode_response(&response, RECORD_A),
+            Some(Answer::NoSuchName)
+        ));
         assert!(decode_response(&response[..5], RECORD_A).is_none());
         assert!(encode_query(1, "a..b", RECORD_A).is_none());
     }

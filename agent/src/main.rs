@@ -62,7 +62,10 @@ pub(crate) struct AgentContext {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
@@ -76,16 +79,23 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let token_text = std::env::var("MIRRORD_AGENT_TOKEN").map_err(|_| "MIRRORD_AGENT_TOKEN is not set".to_owned())?;
-    let token: SessionToken = token_text.trim().parse().map_err(|error| format!("MIRRORD_AGENT_TOKEN is not a session token: {error}"))?;
+    let token_text = std::env::var("MIRRORD_AGENT_TOKEN")
+        .map_err(|_| "MIRRORD_AGENT_TOKEN is not set".to_owned())?;
+    let token: SessionToken = token_text
+        .trim()
+        .parse()
+        .map_err(|error| format!("MIRRORD_AGENT_TOKEN is not a session token: {error}"))?;
     if let Some(pid) = args.target_pid {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(format!("target process {pid} does not exist"));
         }
     }
-    let root = files::TargetRoot::open(args.target_pid).map_err(|error| format!("cannot open the target's root: {error}"))?;
+    let root = files::TargetRoot::open(args.target_pid)
+        .map_err(|error| format!("cannot open the target's root: {error}"))?;
     let namespace = namespace::NamespaceWorker::start(args.target_pid).map_err(|error| {
-        let source = std::error::Error::source(&error).map(|s| format!(": {s}")).unwrap_or_default();
+        let source = std::error::Error::source(&error)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
         format!("{error}{source}")
     })?;
     let context = Arc::new(AgentContext {
@@ -94,18 +104,31 @@ fn run(args: Args) -> Result<(), String> {
         root,
         namespace,
         resolver: dns::ResolverConfig::load(args.target_pid),
-        dns_limits: dns::DnsLimits { timeout: Duration::from_secs(args.dns_timeout.max(1)), attempts: args.dns_attempts.max(1) },
+        dns_limits: dns::DnsLimits {
+            timeout: Duration::from_secs(args.dns_timeout.max(1)),
+            attempts: args.dns_attempts.max(1),
+        },
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
-    runtime.block_on(serve(args.listen, Duration::from_secs(args.communication_timeout), context))
+    runtime.block_on(serve(
+        args.listen,
+        Duration::from_secs(args.communication_timeout),
+        context,
+    ))
 }
 
-async fn serve(listen: SocketAddr, idle_limit: Duration, context: Arc<AgentContext>) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+async fn serve(
+    listen: SocketAddr,
+    idle_limit: Duration,
+    context: Arc<AgentContext>,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     announce(address).map_err(|error| format!("cannot write to stdout: {error}"))?;
     tracing::info!(%address, target_pid = ?context.target_pid, "agent ready");
@@ -147,7 +170,10 @@ async fn serve(listen: SocketAddr, idle_limit: Duration, context: Arc<AgentConte
     }
 }
 
-#[allow(clippy::print_stdout, reason = "the one line the agent's starter reads")]
+#[allow(
+    clippy::print_stdout,
+    reason = "the one line the agent's starter reads"
+)]
 fn announce(address: SocketAddr) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "MIRRORD_AGENT_LISTENING={address}")?;

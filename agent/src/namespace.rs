@@ -74,29 +74,46 @@ impl NamespaceWorker {
                     job();
                 }
             })
-            .map_err(|source| NamespaceError::Enter { kind: "thread", source })?;
-        ready_rx
-            .recv()
-            .unwrap_or_else(|_| Err(NamespaceError::Enter { kind: "thread", source: std::io::Error::other("the namespace thread died") }))?;
+            .map_err(|source| NamespaceError::Enter {
+                kind: "thread",
+                source,
+            })?;
+        ready_rx.recv().unwrap_or_else(|_| {
+            Err(NamespaceError::Enter {
+                kind: "thread",
+                source: std::io::Error::other("the namespace thread died"),
+            })
+        })?;
         Ok(NamespaceWorker { jobs: jobs_tx })
     }
 
     /// Runs `job` on the namespace thread and returns its result.
-    pub(crate) async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<T> {
         let (result_tx, result_rx) = oneshot::channel();
         self.jobs
             .send(Box::new(move || {
                 let _ = result_tx.send(job());
             }))
             .map_err(|_| std::io::Error::other("the namespace thread is gone"))?;
-        result_rx.await.map_err(|_| std::io::Error::other("the namespace thread is gone"))
+        result_rx
+            .await
+            .map_err(|_| std::io::Error::other("the namespace thread is gone"))
     }
 
     /// A new non-blocking, close-on-exec socket in the target's network namespace.
     pub(crate) async fn socket(&self, domain: i32, socket_type: i32) -> std::io::Result<OwnedFd> {
         self.run(move || {
             // SAFETY: plain socket(2) call with constant flags; the result is checked below.
-            let fd = unsafe { libc::socket(domain, socket_type | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+            let fd = unsafe {
+                libc::socket(
+                    domain,
+                    socket_type | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    0,
+                )
+            };
             if fd < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -10,7 +10,9 @@ use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient
 use mirrord_protocol::frame::{FrameDecoder, MAX_IO_CHUNK, encode};
 use mirrord_protocol::handshake::{Hello, HelloReply};
 use mirrord_protocol::ids::{ConnectionId, UdpSocketId};
-use mirrord_protocol::outgoing::{ConnectionClosed, ConnectionData, TcpConnected, UdpClosed, UdpOpened, UdpReceived};
+use mirrord_protocol::outgoing::{
+    ConnectionClosed, ConnectionData, TcpConnected, UdpClosed, UdpOpened, UdpReceived,
+};
 use mirrord_protocol::version::ProtocolVersion;
 use mirrord_protocol::{Bytes, ErrorCode, RemoteError, RemoteResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,7 +125,10 @@ async fn read_one<T: serde::de::DeserializeOwned>(
             Ok(None) => {}
             Err(_) => return None,
         }
-        let read = tokio::time::timeout(Duration::from_secs(10), reader.read(buffer)).await.ok()?.ok()?;
+        let read = tokio::time::timeout(Duration::from_secs(10), reader.read(buffer))
+            .await
+            .ok()?
+            .ok()?;
         if read == 0 {
             return None;
         }
@@ -131,7 +136,10 @@ async fn read_one<T: serde::de::DeserializeOwned>(
     }
 }
 
-async fn write_message<T: serde::Serialize>(writer: &mut OwnedWriteHalf, message: &T) -> std::io::Result<()> {
+async fn write_message<T: serde::Serialize>(
+    writer: &mut OwnedWriteHalf,
+    message: &T,
+) -> std::io::Result<()> {
     let frame = encode(message).map_err(std::io::Error::other)?;
     writer.write_all(&frame).await
 }
@@ -144,13 +152,23 @@ impl Session {
                 tokio::spawn(async move {
                     let result = session.request(request).await;
                     let opened = match &result {
-                        Ok(AgentResponse::TcpConnected(connected)) => Some(connected.connection_id.0),
+                        Ok(AgentResponse::TcpConnected(connected)) => {
+                            Some(connected.connection_id.0)
+                        }
                         Ok(AgentResponse::UdpOpened(opened)) => Some(opened.socket_id.0),
                         _ => None,
                     };
-                    let _ = session.outbox.send(AgentToClient::Response { id, result }).await;
+                    let _ = session
+                        .outbox
+                        .send(AgentToClient::Response { id, result })
+                        .await;
                     if let Some(relay) = opened {
-                        let start = session.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).starts.remove(&relay);
+                        let start = session
+                            .relays
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .starts
+                            .remove(&relay);
                         if let Some(start) = start {
                             let _ = start.send(());
                         }
@@ -160,15 +178,30 @@ impl Session {
             ClientToAgent::Ping { nonce } => {
                 let _ = self.outbox.send(AgentToClient::Pong { nonce }).await;
             }
-            ClientToAgent::OutgoingData(ConnectionData { connection_id, data }) => {
+            ClientToAgent::OutgoingData(ConnectionData {
+                connection_id,
+                data,
+            }) => {
                 self.command(connection_id, ConnectionCommand::Data(data.into_vec()));
             }
-            ClientToAgent::OutgoingShutdown { connection_id } => self.command(connection_id, ConnectionCommand::Shutdown),
+            ClientToAgent::OutgoingShutdown { connection_id } => {
+                self.command(connection_id, ConnectionCommand::Shutdown)
+            }
             ClientToAgent::OutgoingClose { connection_id } => {
-                self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).connections.remove(&connection_id.0);
+                self.relays
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .connections
+                    .remove(&connection_id.0);
             }
             ClientToAgent::UdpSend(send) => {
-                let socket = self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).udp_sockets.get(&send.socket_id.0).cloned();
+                let socket = self
+                    .relays
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .udp_sockets
+                    .get(&send.socket_id.0)
+                    .cloned();
                 if let Some(socket) = socket {
                     let result = match send.to {
                         Some(to) => socket.send_to(&send.data, to).await,
@@ -180,14 +213,23 @@ impl Session {
                 }
             }
             ClientToAgent::UdpClose { socket_id } => {
-                self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).udp_sockets.remove(&socket_id.0);
+                self.relays
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .udp_sockets
+                    .remove(&socket_id.0);
             }
-            ClientToAgent::IncomingData(_) | ClientToAgent::IncomingShutdown { .. } | ClientToAgent::IncomingClose { .. } => {}
+            ClientToAgent::IncomingData(_)
+            | ClientToAgent::IncomingShutdown { .. }
+            | ClientToAgent::IncomingClose { .. } => {}
         }
     }
 
     fn command(&self, connection_id: ConnectionId, command: ConnectionCommand) {
-        let relays = self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(sender) = relays.connections.get(&connection_id.0) {
             let _ = sender.send(command);
         }
@@ -206,23 +248,42 @@ impl Session {
             AgentRequest::GetEnv(request) => crate::env::target_env(context.target_pid, &request)
                 .map(AgentResponse::Env)
                 .map_err(|error| RemoteError::from(&error)),
-            AgentRequest::GetAddrInfo(request) => {
-                crate::dns::getaddrinfo(&context.namespace, &context.resolver, context.dns_limits, &request)
-                    .await
-                    .map(AgentResponse::AddrInfo)
+            AgentRequest::GetAddrInfo(request) => crate::dns::getaddrinfo(
+                &context.namespace,
+                &context.resolver,
+                context.dns_limits,
+                &request,
+            )
+            .await
+            .map(AgentResponse::AddrInfo),
+            AgentRequest::GetHostname => context
+                .namespace
+                .hostname()
+                .await
+                .map(AgentResponse::Hostname)
+                .map_err(|e| RemoteError::from(&e)),
+            AgentRequest::TcpConnect(request) => self
+                .tcp_connect(request.remote)
+                .await
+                .map(AgentResponse::TcpConnected),
+            AgentRequest::UdpOpen(request) => {
+                self.udp_open(request).await.map(AgentResponse::UdpOpened)
             }
-            AgentRequest::GetHostname => context.namespace.hostname().await.map(AgentResponse::Hostname).map_err(|e| RemoteError::from(&e)),
-            AgentRequest::TcpConnect(request) => self.tcp_connect(request.remote).await.map(AgentResponse::TcpConnected),
-            AgentRequest::UdpOpen(request) => self.udp_open(request).await.map(AgentResponse::UdpOpened),
             AgentRequest::PortSubscribe(_) | AgentRequest::PortUnsubscribe { .. } => {
-                Err(RemoteError::new(ErrorCode::Unsupported, "incoming traffic is not supported by this agent yet"))
+                Err(RemoteError::new(
+                    ErrorCode::Unsupported,
+                    "incoming traffic is not supported by this agent yet",
+                ))
             }
         }
     }
 
     /// A new relay id and the signal its reader waits for (see [`Relays::starts`]).
     fn allocate(&self) -> (u64, tokio::sync::oneshot::Receiver<()>) {
-        let mut relays = self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         relays.next_id += 1;
         let id = relays.next_id;
         let (start_tx, start_rx) = tokio::sync::oneshot::channel();
@@ -231,20 +292,38 @@ impl Session {
     }
 
     async fn tcp_connect(self: &Arc<Self>, remote: SocketAddr) -> RemoteResult<TcpConnected> {
-        let domain = if remote.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-        let fd = self.context.namespace.socket(domain, libc::SOCK_STREAM).await.map_err(|e| RemoteError::from(&e))?;
+        let domain = if remote.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = self
+            .context
+            .namespace
+            .socket(domain, libc::SOCK_STREAM)
+            .await
+            .map_err(|e| RemoteError::from(&e))?;
         let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return Err(RemoteError::from(&error)),
-            Err(_) => return Err(RemoteError::new(ErrorCode::TimedOut, format!("connecting to {remote} timed out"))),
+            Err(_) => {
+                return Err(RemoteError::new(
+                    ErrorCode::TimedOut,
+                    format!("connecting to {remote} timed out"),
+                ));
+            }
         };
         let agent_local_addr = stream.local_addr().map_err(|e| RemoteError::from(&e))?;
         let (id, started) = self.allocate();
         let connection_id = ConnectionId(id);
         let (mut read_half, mut write_half) = stream.into_split();
         let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
-        self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).connections.insert(id, commands_tx);
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connections
+            .insert(id, commands_tx);
 
         // Client → target.
         tokio::spawn(async move {
@@ -271,12 +350,23 @@ impl Session {
             let closing = loop {
                 match read_half.read(&mut buffer).await {
                     Ok(0) => {
-                        let _ = session.outbox.send(AgentToClient::OutgoingShutdown { connection_id }).await;
+                        let _ = session
+                            .outbox
+                            .send(AgentToClient::OutgoingShutdown { connection_id })
+                            .await;
                         break None;
                     }
                     Ok(read) => {
-                        let data = ConnectionData { connection_id, data: Bytes::from(buffer[..read].to_vec()) };
-                        if session.outbox.send(AgentToClient::OutgoingData(data)).await.is_err() {
+                        let data = ConnectionData {
+                            connection_id,
+                            data: Bytes::from(buffer[..read].to_vec()),
+                        };
+                        if session
+                            .outbox
+                            .send(AgentToClient::OutgoingData(data))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -284,34 +374,73 @@ impl Session {
                 }
             };
             if let Some(error) = closing {
-                session.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).connections.remove(&id);
-                let _ = session.outbox.send(AgentToClient::OutgoingClosed(ConnectionClosed { connection_id, error: Some(error) })).await;
+                session
+                    .relays
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .connections
+                    .remove(&id);
+                let _ = session
+                    .outbox
+                    .send(AgentToClient::OutgoingClosed(ConnectionClosed {
+                        connection_id,
+                        error: Some(error),
+                    }))
+                    .await;
             }
         });
-        Ok(TcpConnected { connection_id, agent_local_addr })
+        Ok(TcpConnected {
+            connection_id,
+            agent_local_addr,
+        })
     }
 
-    async fn udp_open(self: &Arc<Self>, request: mirrord_protocol::outgoing::UdpOpenRequest) -> RemoteResult<UdpOpened> {
+    async fn udp_open(
+        self: &Arc<Self>,
+        request: mirrord_protocol::outgoing::UdpOpenRequest,
+    ) -> RemoteResult<UdpOpened> {
         use mirrord_protocol::dns::AddressFamily;
         let ipv6 = match request.family {
             AddressFamily::Inet6 => true,
             AddressFamily::Inet => false,
-            AddressFamily::Unspecified => request.connect.or(request.bind).is_some_and(|a| a.is_ipv6()),
+            AddressFamily::Unspecified => request
+                .connect
+                .or(request.bind)
+                .is_some_and(|a| a.is_ipv6()),
         };
         let domain = if ipv6 { libc::AF_INET6 } else { libc::AF_INET };
-        let fd = self.context.namespace.socket(domain, libc::SOCK_DGRAM).await.map_err(|e| RemoteError::from(&e))?;
+        let fd = self
+            .context
+            .namespace
+            .socket(domain, libc::SOCK_DGRAM)
+            .await
+            .map_err(|e| RemoteError::from(&e))?;
         let raw_socket = socket2::Socket::from(fd);
-        let bind = request.bind.unwrap_or_else(|| if ipv6 { "[::]:0".parse().expect("valid") } else { "0.0.0.0:0".parse().expect("valid") });
-        raw_socket.bind(&bind.into()).map_err(|e| RemoteError::from(&e))?;
+        let bind = request.bind.unwrap_or_else(|| {
+            if ipv6 {
+                "[::]:0".parse().expect("valid")
+            } else {
+                "0.0.0.0:0".parse().expect("valid")
+            }
+        });
+        raw_socket
+            .bind(&bind.into())
+            .map_err(|e| RemoteError::from(&e))?;
         if let Some(connect) = request.connect {
-            raw_socket.connect(&connect.into()).map_err(|e| RemoteError::from(&e))?;
+            raw_socket
+                .connect(&connect.into())
+                .map_err(|e| RemoteError::from(&e))?;
         }
         let std_socket = std::net::UdpSocket::from(raw_socket);
         let socket = Arc::new(UdpSocket::from_std(std_socket).map_err(|e| RemoteError::from(&e))?);
         let agent_local_addr = socket.local_addr().map_err(|e| RemoteError::from(&e))?;
         let (id, started) = self.allocate();
         let socket_id = UdpSocketId(id);
-        self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).udp_sockets.insert(id, Arc::clone(&socket));
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .udp_sockets
+            .insert(id, Arc::clone(&socket));
         let session = Arc::clone(self);
         let weak = Arc::downgrade(&socket);
         drop(socket);
@@ -323,24 +452,41 @@ impl Session {
             loop {
                 let Some(socket) = weak.upgrade() else { break };
                 // Wake up now and then to notice that the client closed the socket.
-                let received = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buffer)).await;
+                let received =
+                    tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buffer))
+                        .await;
                 drop(socket);
                 match received {
                     Err(_) => continue,
                     Ok(Ok((length, from))) => {
-                        let message = UdpReceived { socket_id, from, data: Bytes::from(buffer[..length].to_vec()) };
-                        if session.outbox.send(AgentToClient::UdpReceived(message)).await.is_err() {
+                        let message = UdpReceived {
+                            socket_id,
+                            from,
+                            data: Bytes::from(buffer[..length].to_vec()),
+                        };
+                        if session
+                            .outbox
+                            .send(AgentToClient::UdpReceived(message))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
                     Ok(Err(error)) => {
-                        let closed = UdpClosed { socket_id, error: Some(RemoteError::from(&error)) };
+                        let closed = UdpClosed {
+                            socket_id,
+                            error: Some(RemoteError::from(&error)),
+                        };
                         let _ = session.outbox.send(AgentToClient::UdpClosed(closed)).await;
                         break;
                     }
                 }
             }
         });
-        Ok(UdpOpened { socket_id, agent_local_addr })
+        Ok(UdpOpened {
+            socket_id,
+            agent_local_addr,
+        })
     }
 }

@@ -114,7 +114,10 @@ fn eprint_clear() {
 }
 
 pub(crate) fn run(args: ExecArgs) -> Outcome {
-    let mut progress = Progress { live: std::io::stderr().is_terminal(), started: Instant::now() };
+    let mut progress = Progress {
+        live: std::io::stderr().is_terminal(),
+        started: Instant::now(),
+    };
     let (from_env, env_problems) = Overrides::from_env(|name| std::env::var(name).ok());
     if !env_problems.is_empty() {
         for problem in env_problems {
@@ -124,12 +127,18 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
     }
     let overrides = from_env.overlaid_by(args.overrides());
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let source = discover::find_config(args.config_file.as_deref(), std::env::var("MIRRORD_CONFIG_FILE").ok().as_deref(), &cwd);
+    let source = discover::find_config(
+        args.config_file.as_deref(),
+        std::env::var("MIRRORD_CONFIG_FILE").ok().as_deref(),
+        &cwd,
+    );
     let (loaded, config_path) = match &source {
         Some(source) => match mirrord_config::load_file(source.path(), &overrides) {
             Ok(loaded) => (loaded, Some(source.path().to_path_buf())),
             Err(error) => {
-                let detail = std::error::Error::source(&error).map(|s| format!(": {s}")).unwrap_or_default();
+                let detail = std::error::Error::source(&error)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
                 report_error(&format!("{error}{detail}"), None);
                 return Outcome::UsageOrIo;
             }
@@ -138,18 +147,37 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
     };
     for diagnostic in &loaded.diagnostics {
         let place = match &config_path {
-            Some(path) if diagnostic.path.is_empty() || diagnostic.range.start.line > 0 || diagnostic.range.start.character > 0 => {
-                format!("{}:{}:{}: ", path.display(), diagnostic.range.start.line + 1, diagnostic.range.start.character + 1)
+            Some(path)
+                if diagnostic.path.is_empty()
+                    || diagnostic.range.start.line > 0
+                    || diagnostic.range.start.character > 0 =>
+            {
+                format!(
+                    "{}:{}:{}: ",
+                    path.display(),
+                    diagnostic.range.start.line + 1,
+                    diagnostic.range.start.character + 1
+                )
             }
             _ => String::new(),
         };
-        print_diagnostic(&format!("{place}{}: {}", diagnostic.severity, diagnostic.message));
+        print_diagnostic(&format!(
+            "{place}{}: {}",
+            diagnostic.severity, diagnostic.message
+        ));
     }
     let Some(config) = loaded.config else {
-        report_error("the config has errors; nothing was started", Some("fix the problems above (`mirrord verify-config FILE` checks a file)"));
+        report_error(
+            "the config has errors; nothing was started",
+            Some("fix the problems above (`mirrord verify-config FILE` checks a file)"),
+        );
         return Outcome::Failure;
     };
-    let layer_path = match session::artifact("libmirrord_layer.so", "the layer library (libmirrord_layer.so)", "MIRRORD_LAYER_PATH") {
+    let layer_path = match session::artifact(
+        "libmirrord_layer.so",
+        "the layer library (libmirrord_layer.so)",
+        "MIRRORD_LAYER_PATH",
+    ) {
         Ok(path) => path,
         Err(error) => {
             report_error(&error.to_string(), None);
@@ -171,14 +199,27 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
             Ok(vars) => vars,
             Err(error) => {
                 progress.clear();
-                report_error(&error.to_string(), Some(&format!("see the logs at {} and {}", session.agent_log.display(), session.intproxy_log.display())));
+                report_error(
+                    &error.to_string(),
+                    Some(&format!(
+                        "see the logs at {} and {}",
+                        session.agent_log.display(),
+                        session.intproxy_log.display()
+                    )),
+                );
                 return Outcome::Failure;
             }
         }
     } else {
         Vec::new()
     };
-    let environment = match session::user_environment(std::env::vars_os(), &remote_env, &config, &session, &layer_path) {
+    let environment = match session::user_environment(
+        std::env::vars_os(),
+        &remote_env,
+        &config,
+        &session,
+        &layer_path,
+    ) {
         Ok(environment) => environment,
         Err(error) => {
             progress.clear();
@@ -193,12 +234,22 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
     progress.done(&format!("running in the context of {target}"));
 
     let (program, arguments) = args.command.split_first().expect("clap requires a command");
-    let error = std::process::Command::new(program).args(arguments).env_clear().envs(environment).exec();
-    report_error(&format!("cannot run `{}`: {error}", program.to_string_lossy()), Some("check the command's name and that it is on PATH"));
+    let error = std::process::Command::new(program)
+        .args(arguments)
+        .env_clear()
+        .envs(environment)
+        .exec();
+    report_error(
+        &format!("cannot run `{}`: {error}", program.to_string_lossy()),
+        Some("check the command's name and that it is on PATH"),
+    );
     Outcome::Exit(127)
 }
 
-#[allow(clippy::print_stderr, reason = "config diagnostics are for the user, on stderr")]
+#[allow(
+    clippy::print_stderr,
+    reason = "config diagnostics are for the user, on stderr"
+)]
 fn print_diagnostic(line: &str) {
     eprintln!("{line}");
 }

@@ -34,14 +34,25 @@ pub(crate) struct IntproxyArgs {
 
 pub(crate) fn run(args: IntproxyArgs) -> Outcome {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let token: SessionToken = match std::env::var(TOKEN_ENV).ok().and_then(|text| text.trim().parse().ok()) {
+    let token: SessionToken = match std::env::var(TOKEN_ENV)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+    {
         Some(token) => token,
         None => {
-            report_error(&format!("${TOKEN_ENV} must hold the session token"), Some("the intproxy is started by `mirrord exec`; it is not meant to be run by hand"));
+            report_error(
+                &format!("${TOKEN_ENV} must hold the session token"),
+                Some(
+                    "the intproxy is started by `mirrord exec`; it is not meant to be run by hand",
+                ),
+            );
             return Outcome::UsageOrIo;
         }
     };
@@ -52,7 +63,11 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
         start_idle_timeout: Duration::from_secs(args.start_idle_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             report_error(&format!("cannot start the async runtime: {error}"), None);
@@ -63,7 +78,9 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
         let intproxy = match Intproxy::start(options).await {
             Ok(intproxy) => intproxy,
             Err(error) => {
-                let source = std::error::Error::source(&error).map(|s| format!(": {s}")).unwrap_or_default();
+                let source = std::error::Error::source(&error)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
                 report_error(&format!("{error}{source}"), None);
                 return Outcome::Failure;
             }
@@ -71,7 +88,10 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
         match intproxy.local_addr().and_then(announce) {
             Ok(()) => {}
             Err(error) => {
-                report_error(&format!("cannot announce the intproxy's address: {error}"), None);
+                report_error(
+                    &format!("cannot announce the intproxy's address: {error}"),
+                    None,
+                );
                 return Outcome::Failure;
             }
         }

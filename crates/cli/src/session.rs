@@ -16,8 +16,8 @@ use mirrord_config::resolved::Target;
 use mirrord_protocol::env::{EnvVar, GetEnvRequest};
 use mirrord_protocol::frame::{read_frame, write_frame};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
-use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
 use mirrord_protocol::ids::RequestId;
+use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
 use mirrord_protocol::token::SessionToken;
 use mirrord_protocol::version::ProtocolVersion;
 
@@ -29,16 +29,24 @@ pub(crate) const RESOLVED_CONFIG_ENV: &str = "MIRRORD_RESOLVED_CONFIG";
 /// Why a session could not start. Each message says what to do where the user can act.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SessionError {
-    #[error("local targets need root: the agent enters the target's namespaces (run mirrord with sudo)")]
+    #[error(
+        "local targets need root: the agent enters the target's namespaces (run mirrord with sudo)"
+    )]
     NotRoot,
     #[error("target process {0} does not exist")]
     NoSuchProcess(u32),
-    #[error("Kubernetes targets are not supported yet ({0}); use a local target `pid/PID` or `sandbox/NAME`")]
+    #[error(
+        "Kubernetes targets are not supported yet ({0}); use a local target `pid/PID` or `sandbox/NAME`"
+    )]
     KubernetesTarget(String),
     #[error("cannot start sandbox `{name}`: {message}")]
     Sandbox { name: String, message: String },
     #[error("cannot find {what} (looked at {looked_at}); set ${env} to its path")]
-    MissingArtifact { what: &'static str, looked_at: String, env: &'static str },
+    MissingArtifact {
+        what: &'static str,
+        looked_at: String,
+        env: &'static str,
+    },
     #[error("cannot start the {what}: {source}")]
     Spawn {
         what: &'static str,
@@ -46,7 +54,11 @@ pub(crate) enum SessionError {
         source: std::io::Error,
     },
     #[error("the {what} did not start within {seconds} s; see its log at {log}")]
-    Startup { what: &'static str, seconds: u64, log: String },
+    Startup {
+        what: &'static str,
+        seconds: u64,
+        log: String,
+    },
     #[error("cannot read the target's environment: {0}")]
     Environment(String),
     #[error("cannot read the env file {path}: {source}")]
@@ -68,10 +80,15 @@ pub(crate) struct Session {
 }
 
 /// Starts the agent and the intproxy for `config`, reporting each step to `progress`.
-pub(crate) fn start(config: &ResolvedConfig, progress: &mut dyn FnMut(&str)) -> Result<Session, SessionError> {
+pub(crate) fn start(
+    config: &ResolvedConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Session, SessionError> {
     let target_pid = match &config.target {
         Target::Targetless => None,
-        Target::Kube { .. } => return Err(SessionError::KubernetesTarget(config.target.to_string())),
+        Target::Kube { .. } => {
+            return Err(SessionError::KubernetesTarget(config.target.to_string()));
+        }
         Target::Pid { pid } => {
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 return Err(SessionError::NoSuchProcess(*pid));
@@ -81,9 +98,16 @@ pub(crate) fn start(config: &ResolvedConfig, progress: &mut dyn FnMut(&str)) -> 
         Target::Sandbox { name } => {
             ensure_root()?;
             progress(&format!("starting sandbox {name}"));
-            let helper = vec![current_exe()?.into_os_string(), "sandbox".into(), "serve".into()];
+            let helper = vec![
+                current_exe()?.into_os_string(),
+                "sandbox".into(),
+                "serve".into(),
+            ];
             let info = mirrord_sandbox::Sandbox::up(name, &mirrord_sandbox::UpOptions::new(helper))
-                .map_err(|error| SessionError::Sandbox { name: name.clone(), message: error.to_string() })?;
+                .map_err(|error| SessionError::Sandbox {
+                    name: name.clone(),
+                    message: error.to_string(),
+                })?;
             Some(info.target_pid)
         }
     };
@@ -95,7 +119,11 @@ pub(crate) fn start(config: &ResolvedConfig, progress: &mut dyn FnMut(&str)) -> 
 
     progress("starting the agent");
     let agent_log = log_dir.join(format!("agent-{session_id}.log"));
-    let agent_exe = artifact("mirrord-agent", "the agent binary (mirrord-agent)", "MIRRORD_AGENT_BIN")?;
+    let agent_exe = artifact(
+        "mirrord-agent",
+        "the agent binary (mirrord-agent)",
+        "MIRRORD_AGENT_BIN",
+    )?;
     let mut agent = Command::new(agent_exe);
     if let Some(pid) = target_pid {
         agent.arg("--target-pid").arg(pid.to_string());
@@ -111,11 +139,19 @@ pub(crate) fn start(config: &ResolvedConfig, progress: &mut dyn FnMut(&str)) -> 
         .arg(&config.agent.log_level)
         .env("MIRRORD_AGENT_TOKEN", token.to_string());
     let startup = Duration::from_secs(config.agent.startup_timeout.max(1));
-    let agent_addr: SocketAddr = spawn_and_read(agent, "agent", "MIRRORD_AGENT_LISTENING=", &agent_log, startup)?;
+    let agent_addr: SocketAddr = spawn_and_read(
+        agent,
+        "agent",
+        "MIRRORD_AGENT_LISTENING=",
+        &agent_log,
+        startup,
+    )?;
 
     progress("starting the internal proxy");
     let intproxy_log = match &config.internal_proxy.log_destination {
-        Some(destination) if destination.ends_with('/') => PathBuf::from(destination).join(format!("intproxy-{session_id}.log")),
+        Some(destination) if destination.ends_with('/') => {
+            PathBuf::from(destination).join(format!("intproxy-{session_id}.log"))
+        }
         Some(destination) => PathBuf::from(destination),
         None => log_dir.join(format!("intproxy-{session_id}.log")),
     };
@@ -131,9 +167,20 @@ pub(crate) fn start(config: &ResolvedConfig, progress: &mut dyn FnMut(&str)) -> 
         .arg("--log-level")
         .arg(&config.internal_proxy.log_level)
         .env(crate::intproxy_cmd::TOKEN_ENV, token.to_string());
-    let intproxy_addr: SocketAddr =
-        spawn_and_read(intproxy, "internal proxy", "MIRRORD_INTPROXY_LISTENING=", &intproxy_log, Duration::from_secs(15))?;
-    Ok(Session { token, intproxy_addr, target_pid, agent_log, intproxy_log })
+    let intproxy_addr: SocketAddr = spawn_and_read(
+        intproxy,
+        "internal proxy",
+        "MIRRORD_INTPROXY_LISTENING=",
+        &intproxy_log,
+        Duration::from_secs(15),
+    )?;
+    Ok(Session {
+        token,
+        intproxy_addr,
+        target_pid,
+        agent_log,
+        intproxy_log,
+    })
 }
 
 fn ensure_root() -> Result<(), SessionError> {
@@ -143,23 +190,37 @@ fn ensure_root() -> Result<(), SessionError> {
         .find_map(|line| line.strip_prefix("Uid:"))
         .and_then(|ids| ids.split_whitespace().nth(1))
         .and_then(|uid| uid.parse::<u32>().ok());
-    if effective_uid == Some(0) { Ok(()) } else { Err(SessionError::NotRoot) }
+    if effective_uid == Some(0) {
+        Ok(())
+    } else {
+        Err(SessionError::NotRoot)
+    }
 }
 
 fn new_token() -> Result<SessionToken, SessionError> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(|source| SessionError::Spawn { what: "session (no random source)", source })?;
+        .map_err(|source| SessionError::Spawn {
+            what: "session (no random source)",
+            source,
+        })?;
     Ok(SessionToken::from_bytes(bytes))
 }
 
 fn current_exe() -> Result<PathBuf, SessionError> {
-    std::env::current_exe().map_err(|source| SessionError::Spawn { what: "session (cannot find the mirrord binary)", source })
+    std::env::current_exe().map_err(|source| SessionError::Spawn {
+        what: "session (cannot find the mirrord binary)",
+        source,
+    })
 }
 
 /// A file shipped beside the `mirrord` binary (or named by `env`).
-pub(crate) fn artifact(file_name: &str, what: &'static str, env: &'static str) -> Result<PathBuf, SessionError> {
+pub(crate) fn artifact(
+    file_name: &str,
+    what: &'static str,
+    env: &'static str,
+) -> Result<PathBuf, SessionError> {
     if let Some(path) = std::env::var_os(env) {
         return Ok(PathBuf::from(path));
     }
@@ -167,7 +228,11 @@ pub(crate) fn artifact(file_name: &str, what: &'static str, env: &'static str) -
     if beside.exists() {
         return Ok(beside);
     }
-    Err(SessionError::MissingArtifact { what, looked_at: beside.display().to_string(), env })
+    Err(SessionError::MissingArtifact {
+        what,
+        looked_at: beside.display().to_string(),
+        env,
+    })
 }
 
 /// Spawns a helper in its own process group (so the user's Ctrl-C goes to the user's process
@@ -179,21 +244,34 @@ fn spawn_and_read<T: std::str::FromStr>(
     log: &Path,
     timeout: Duration,
 ) -> Result<T, SessionError> {
-    let log_file = std::fs::File::create(log).map_err(|source| SessionError::Spawn { what, source })?;
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log_file));
+    let log_file =
+        std::fs::File::create(log).map_err(|source| SessionError::Spawn { what, source })?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file));
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child: Child = command.spawn().map_err(|source| SessionError::Spawn { what, source })?;
+    let mut child: Child = command
+        .spawn()
+        .map_err(|source| SessionError::Spawn { what, source })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (line_tx, line_rx) = mpsc::channel();
     let prefix = prefix.to_owned();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
-        let found = lines.by_ref().map_while(Result::ok).find_map(|line| line.strip_prefix(&prefix).map(str::to_owned));
+        let found = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned));
         let _ = line_tx.send(found);
         // Keep draining so the helper never blocks on a full pipe.
         for _ in lines {}
     });
-    let startup = || SessionError::Startup { what, seconds: timeout.as_secs(), log: log.display().to_string() };
+    let startup = || SessionError::Startup {
+        what,
+        seconds: timeout.as_secs(),
+        log: log.display().to_string(),
+    };
     match line_rx.recv_timeout(timeout) {
         Ok(Some(value)) => value.trim().parse().map_err(|_| startup()),
         _ => {
@@ -204,20 +282,41 @@ fn spawn_and_read<T: std::str::FromStr>(
 }
 
 /// Asks the session for the target's environment, as a layer would.
-pub(crate) fn fetch_env(session: &Session, request: GetEnvRequest) -> Result<Vec<EnvVar>, SessionError> {
+pub(crate) fn fetch_env(
+    session: &Session,
+    request: GetEnvRequest,
+) -> Result<Vec<EnvVar>, SessionError> {
     let error = |message: String| SessionError::Environment(message);
-    let mut stream = TcpStream::connect_timeout(&session.intproxy_addr, Duration::from_secs(5)).map_err(|e| error(e.to_string()))?;
+    let mut stream = TcpStream::connect_timeout(&session.intproxy_addr, Duration::from_secs(5))
+        .map_err(|e| error(e.to_string()))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let hello = Hello::new(session.token.clone(), ClientKind::Layer { pid: std::process::id(), parent_pid: None });
+    let hello = Hello::new(
+        session.token.clone(),
+        ClientKind::Layer {
+            pid: std::process::id(),
+            parent_pid: None,
+        },
+    );
     write_frame(&mut stream, &hello).map_err(|e| error(e.to_string()))?;
     let reply: HelloReply = read_frame(&mut stream).map_err(|e| error(e.to_string()))?;
-    reply.check(ProtocolVersion::CURRENT).map_err(|e| error(e.to_string()))?;
-    let request = LayerToProxy::Request { id: RequestId(1), request: LayerRequest::GetEnv(request) };
+    reply
+        .check(ProtocolVersion::CURRENT)
+        .map_err(|e| error(e.to_string()))?;
+    let request = LayerToProxy::Request {
+        id: RequestId(1),
+        request: LayerRequest::GetEnv(request),
+    };
     write_frame(&mut stream, &request).map_err(|e| error(e.to_string()))?;
     loop {
         match read_frame::<ProxyToLayer, _>(&mut stream).map_err(|e| error(e.to_string()))? {
-            ProxyToLayer::Response { result: Ok(LayerResponse::Env(vars)), .. } => return Ok(vars),
-            ProxyToLayer::Response { result: Err(remote), .. } => return Err(error(remote.to_string())),
+            ProxyToLayer::Response {
+                result: Ok(LayerResponse::Env(vars)),
+                ..
+            } => return Ok(vars),
+            ProxyToLayer::Response {
+                result: Err(remote),
+                ..
+            } => return Err(error(remote.to_string())),
             ProxyToLayer::Response { .. } => return Err(error("unexpected answer".to_owned())),
             ProxyToLayer::AgentLost { message } => return Err(error(message)),
             ProxyToLayer::Pong { .. } => {}
@@ -242,14 +341,24 @@ pub(crate) fn user_environment(
         }
     }
     if let Some(path) = &env_config.env_file {
-        let text = std::fs::read_to_string(path).map_err(|source| SessionError::EnvFile { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SessionError::EnvFile {
+            path: path.clone(),
+            source,
+        })?;
         for (name, value) in parse_env_file(&text) {
             env.insert(name.into(), value.into());
         }
     }
     for (pattern, replacement) in &env_config.mapping {
-        let Ok(regex) = regex::Regex::new(pattern) else { continue };
-        let names: Vec<String> = env.keys().filter_map(|k| k.to_str()).filter(|k| regex.is_match(k)).map(str::to_owned).collect();
+        let Ok(regex) = regex::Regex::new(pattern) else {
+            continue;
+        };
+        let names: Vec<String> = env
+            .keys()
+            .filter_map(|k| k.to_str())
+            .filter(|k| regex.is_match(k))
+            .map(str::to_owned)
+            .collect();
         for name in names {
             let value = regex.replace(&name, replacement.as_str()).into_owned();
             env.insert(name.into(), value.into());
@@ -258,8 +367,16 @@ pub(crate) fn user_environment(
     for (name, value) in &env_config.r#override {
         env.insert(name.into(), value.into());
     }
-    let unset: Vec<String> = env_config.unset.iter().map(|name| name.to_ascii_uppercase()).collect();
-    env.retain(|name, _| !name.to_str().is_some_and(|name| unset.contains(&name.to_ascii_uppercase())));
+    let unset: Vec<String> = env_config
+        .unset
+        .iter()
+        .map(|name| name.to_ascii_uppercase())
+        .collect();
+    env.retain(|name, _| {
+        !name
+            .to_str()
+            .is_some_and(|name| unset.contains(&name.to_ascii_uppercase()))
+    });
 
     let preload = match env.get(&OsString::from("LD_PRELOAD")) {
         Some(existing) if !existing.is_empty() => {
@@ -271,7 +388,10 @@ pub(crate) fn user_environment(
         _ => layer_path.as_os_str().to_owned(),
     };
     env.insert("LD_PRELOAD".into(), preload);
-    env.insert(LAYER_INTPROXY_ADDR_ENV.into(), session.intproxy_addr.to_string().into());
+    env.insert(
+        LAYER_INTPROXY_ADDR_ENV.into(),
+        session.intproxy_addr.to_string().into(),
+    );
     env.insert(LAYER_TOKEN_ENV.into(), session.token.to_string().into());
     env.insert(RESOLVED_CONFIG_ENV.into(), config.to_json().into());
     // libuv (node) may do file I/O through io_uring, which no libc hook sees.
@@ -323,29 +443,71 @@ mod tests {
     #[test]
     fn environment_precedence_and_layer_variables() {
         let mut config = ResolvedConfig::default();
-        config.feature.env.r#override.insert("REGION".into(), "local".into());
+        config
+            .feature
+            .env
+            .r#override
+            .insert("REGION".into(), "local".into());
         config.feature.env.unset.push("aws_profile".into());
-        config.feature.env.mapping.insert(".+_TIMEOUT".into(), "1000".into());
+        config
+            .feature
+            .env
+            .mapping
+            .insert(".+_TIMEOUT".into(), "1000".into());
         let local = vec![
             (OsString::from("HOME"), OsString::from("/home/me")),
             (OsString::from("AWS_PROFILE"), OsString::from("dev")),
             (OsString::from("LD_PRELOAD"), OsString::from("/other.so")),
         ];
         let remote = vec![
-            EnvVar { name: "REGION".into(), value: "eu".into() },
-            EnvVar { name: "DB_TIMEOUT".into(), value: "5".into() },
-            EnvVar { name: "GREETING".into(), value: "hello".into() },
+            EnvVar {
+                name: "REGION".into(),
+                value: "eu".into(),
+            },
+            EnvVar {
+                name: "DB_TIMEOUT".into(),
+                value: "5".into(),
+            },
+            EnvVar {
+                name: "GREETING".into(),
+                value: "hello".into(),
+            },
         ];
-        let env = user_environment(local, &remote, &config, &session(), Path::new("/lib/layer.so")).unwrap();
-        let get = |name: &str| env.get(&OsString::from(name)).map(|v| v.to_string_lossy().into_owned());
+        let env = user_environment(
+            local,
+            &remote,
+            &config,
+            &session(),
+            Path::new("/lib/layer.so"),
+        )
+        .unwrap();
+        let get = |name: &str| {
+            env.get(&OsString::from(name))
+                .map(|v| v.to_string_lossy().into_owned())
+        };
         assert_eq!(get("HOME").as_deref(), Some("/home/me"));
         assert_eq!(get("GREETING").as_deref(), Some("hello"));
-        assert_eq!(get("REGION").as_deref(), Some("local"), "override beats the target");
-        assert_eq!(get("DB_TIMEOUT").as_deref(), Some("1000"), "mapping rewrites matching names");
+        assert_eq!(
+            get("REGION").as_deref(),
+            Some("local"),
+            "override beats the target"
+        );
+        assert_eq!(
+            get("DB_TIMEOUT").as_deref(),
+            Some("1000"),
+            "mapping rewrites matching names"
+        );
         assert_eq!(get("AWS_PROFILE"), None, "unset is case-insensitive");
-        assert_eq!(get("LD_PRELOAD").as_deref(), Some("/lib/layer.so:/other.so"), "the layer is prepended, nothing dropped");
+        assert_eq!(
+            get("LD_PRELOAD").as_deref(),
+            Some("/lib/layer.so:/other.so"),
+            "the layer is prepended, nothing dropped"
+        );
         assert_eq!(get("UV_USE_IO_URING").as_deref(), Some("0"));
-        assert_eq!(get(LAYER_INTPROXY_ADDR_ENV).as_deref(), Some("127.0.0.1:4000"));
+        assert_eq!(
+            get(LAYER_INTPROXY_ADDR_ENV).as_deref(),
+            Some("127.0.0.1:4000")
+        );
         assert!(ResolvedConfig::from_json(&get(RESOLVED_CONFIG_ENV).unwrap()).is_ok());
     }
 
@@ -353,8 +515,12 @@ mod tests {
     fn disabled_env_keeps_the_local_environment() {
         let mut config = ResolvedConfig::default();
         config.feature.env.enabled = false;
-        let remote = vec![EnvVar { name: "GREETING".into(), value: "hello".into() }];
-        let env = user_environment(Vec::new(), &remote, &config, &session(), Path::new("/l.so")).unwrap();
+        let remote = vec![EnvVar {
+            name: "GREETING".into(),
+            value: "hello".into(),
+        }];
+        let env =
+            user_environment(Vec::new(), &remote, &config, &session(), Path::new("/l.so")).unwrap();
         assert!(!env.contains_key(&OsString::from("GREETING")));
     }
 
@@ -363,7 +529,11 @@ mod tests {
         let text = "# comment\nA=1\nexport B = \"two words\"\n\nC='x=y'\nbroken\n";
         assert_eq!(
             parse_env_file(text),
-            [("A".to_owned(), "1".to_owned()), ("B".to_owned(), "two words".to_owned()), ("C".to_owned(), "x=y".to_owned())]
+            [
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "two words".to_owned()),
+                ("C".to_owned(), "x=y".to_owned())
+            ]
         );
     }
 }

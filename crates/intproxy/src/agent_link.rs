@@ -90,16 +90,25 @@ pub enum ConnectError {
 
 impl AgentLink {
     /// Connects and shakes hands; then reads and writes in background tasks.
-    pub async fn connect(address: SocketAddr, token: SessionToken) -> Result<Arc<AgentLink>, ConnectError> {
+    pub async fn connect(
+        address: SocketAddr,
+        token: SessionToken,
+    ) -> Result<Arc<AgentLink>, ConnectError> {
         let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
             .await
-            .map_err(|_| ConnectError::Connect { address, source: std::io::ErrorKind::TimedOut.into() })?
+            .map_err(|_| ConnectError::Connect {
+                address,
+                source: std::io::ErrorKind::TimedOut.into(),
+            })?
             .map_err(|source| ConnectError::Connect { address, source })?;
         let _ = stream.set_nodelay(true);
         let (mut reader, mut writer) = stream.into_split();
         let hello = Hello::new(token, ClientKind::IntProxy);
         let frame = encode(&hello).map_err(|_| ConnectError::Handshake { address })?;
-        writer.write_all(&frame).await.map_err(|source| ConnectError::Connect { address, source })?;
+        writer
+            .write_all(&frame)
+            .await
+            .map_err(|source| ConnectError::Connect { address, source })?;
         let mut decoder = FrameDecoder::new();
         let mut buffer = vec![0u8; 256 * 1024];
         let reply: HelloReply = loop {
@@ -123,11 +132,17 @@ impl AgentLink {
 
         let (outbox, mut outbox_rx) = mpsc::channel::<ClientToAgent>(256);
         let (lost_tx, _) = watch::channel(None);
-        let link = Arc::new(AgentLink { outbox, state: Mutex::new(LinkState::default()), lost_tx });
+        let link = Arc::new(AgentLink {
+            outbox,
+            state: Mutex::new(LinkState::default()),
+            lost_tx,
+        });
         let writer_link = Arc::clone(&link);
         tokio::spawn(async move {
             while let Some(message) = outbox_rx.recv().await {
-                let Ok(frame) = encode(&message) else { continue };
+                let Ok(frame) = encode(&message) else {
+                    continue;
+                };
                 if writer.write_all(&frame).await.is_err() {
                     writer_link.mark_lost("writing to the agent failed");
                     break;
@@ -144,7 +159,8 @@ impl AgentLink {
                     }
                     Ok(None) => {}
                     Err(error) if error.is_fatal() => {
-                        reader_link.mark_lost(&format!("the agent sent an undecodable stream: {error}"));
+                        reader_link
+                            .mark_lost(&format!("the agent sent an undecodable stream: {error}"));
                         return;
                     }
                     Err(error) => {
@@ -174,10 +190,16 @@ impl AgentLink {
         let mut state = self.state();
         let (key, event) = match message {
             AgentToClient::Response { id, result } => {
-                let Some(waiter) = state.pending.remove(&id.0) else { return };
+                let Some(waiter) = state.pending.remove(&id.0) else {
+                    return;
+                };
                 let opened = match &result {
-                    Ok(AgentResponse::TcpConnected(connected)) => Some((RelayKind::Tcp, connected.connection_id.0)),
-                    Ok(AgentResponse::UdpOpened(opened)) => Some((RelayKind::Udp, opened.socket_id.0)),
+                    Ok(AgentResponse::TcpConnected(connected)) => {
+                        Some((RelayKind::Tcp, connected.connection_id.0))
+                    }
+                    Ok(AgentResponse::UdpOpened(opened)) => {
+                        Some((RelayKind::Udp, opened.socket_id.0))
+                    }
                     _ => None,
                 };
                 // Register the relay before anything else is routed, so no data can arrive for it
@@ -190,8 +212,13 @@ impl AgentLink {
                 let _ = waiter.send(Completion { result, events });
                 return;
             }
-            AgentToClient::OutgoingData(data) => ((RelayKind::Tcp, data.connection_id.0), RelayEvent::Data(data.data.into_vec())),
-            AgentToClient::OutgoingShutdown { connection_id } => ((RelayKind::Tcp, connection_id.0), RelayEvent::Shutdown),
+            AgentToClient::OutgoingData(data) => (
+                (RelayKind::Tcp, data.connection_id.0),
+                RelayEvent::Data(data.data.into_vec()),
+            ),
+            AgentToClient::OutgoingShutdown { connection_id } => {
+                ((RelayKind::Tcp, connection_id.0), RelayEvent::Shutdown)
+            }
             AgentToClient::OutgoingClosed(closed) => {
                 let key = (RelayKind::Tcp, closed.connection_id.0);
                 if let Some(relay) = state.relays.remove(&key) {
@@ -229,7 +256,10 @@ impl AgentLink {
         tracing::warn!(%reason, "agent connection lost");
         state.lost = Some(reason.to_owned());
         for (_, waiter) in state.pending.drain() {
-            let _ = waiter.send(Completion { result: Err(RemoteError::agent_lost(reason)), events: None });
+            let _ = waiter.send(Completion {
+                result: Err(RemoteError::agent_lost(reason)),
+                events: None,
+            });
         }
         for (_, relay) in state.relays.drain() {
             let _ = relay.send(RelayEvent::Closed(Some(RemoteError::agent_lost(reason))));
@@ -244,19 +274,31 @@ impl AgentLink {
         let id = {
             let mut state = self.state();
             if let Some(reason) = &state.lost {
-                return Completion { result: Err(RemoteError::agent_lost(reason.clone())), events: None };
+                return Completion {
+                    result: Err(RemoteError::agent_lost(reason.clone())),
+                    events: None,
+                };
             }
             state.next_id += 1;
             let id = state.next_id;
             state.pending.insert(id, waiter_tx);
             id
         };
-        if self.outbox.send(ClientToAgent::Request { id: RequestId(id), request }).await.is_err() {
+        if self
+            .outbox
+            .send(ClientToAgent::Request {
+                id: RequestId(id),
+                request,
+            })
+            .await
+            .is_err()
+        {
             self.mark_lost("the agent writer stopped");
         }
-        waiter_rx
-            .await
-            .unwrap_or_else(|_| Completion { result: Err(RemoteError::agent_lost("the agent connection is gone")), events: None })
+        waiter_rx.await.unwrap_or_else(|_| Completion {
+            result: Err(RemoteError::agent_lost("the agent connection is gone")),
+            events: None,
+        })
     }
 
     /// Sends a message that has no answer (relayed data, closes).

@@ -50,7 +50,9 @@ pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: Sessio
     let (outbox, mut outbox_rx) = mpsc::channel::<ProxyToLayer>(64);
     let writer_task = tokio::spawn(async move {
         while let Some(message) = outbox_rx.recv().await {
-            let Ok(frame) = encode(&message) else { continue };
+            let Ok(frame) = encode(&message) else {
+                continue;
+            };
             if writer.write_all(&frame).await.is_err() {
                 break;
             }
@@ -106,7 +108,11 @@ pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: Sessio
     let _ = writer_task.await;
 }
 
-async fn handle(link: &Arc<AgentLink>, relays: &relay::RelayOwner, request: LayerRequest) -> RemoteResult<LayerResponse> {
+async fn handle(
+    link: &Arc<AgentLink>,
+    relays: &relay::RelayOwner,
+    request: LayerRequest,
+) -> RemoteResult<LayerResponse> {
     let forward = |request| async move { link.request(request).await.result };
     match request {
         LayerRequest::File(request) => match forward(AgentRequest::File(request)).await? {
@@ -117,17 +123,24 @@ async fn handle(link: &Arc<AgentLink>, relays: &relay::RelayOwner, request: Laye
             AgentResponse::Env(vars) => Ok(LayerResponse::Env(vars)),
             other => Err(unexpected(&other)),
         },
-        LayerRequest::GetAddrInfo(request) => match forward(AgentRequest::GetAddrInfo(request)).await? {
-            AgentResponse::AddrInfo(addresses) => Ok(LayerResponse::AddrInfo(addresses)),
-            other => Err(unexpected(&other)),
-        },
+        LayerRequest::GetAddrInfo(request) => {
+            match forward(AgentRequest::GetAddrInfo(request)).await? {
+                AgentResponse::AddrInfo(addresses) => Ok(LayerResponse::AddrInfo(addresses)),
+                other => Err(unexpected(&other)),
+            }
+        }
         LayerRequest::GetHostname => match forward(AgentRequest::GetHostname).await? {
             AgentResponse::Hostname(name) => Ok(LayerResponse::Hostname(name)),
             other => Err(unexpected(&other)),
         },
         LayerRequest::OutgoingConnect(request) => {
             let completion = match request.protocol {
-                TransportProtocol::Tcp => link.request(AgentRequest::TcpConnect(TcpConnectRequest { remote: request.remote })).await,
+                TransportProtocol::Tcp => {
+                    link.request(AgentRequest::TcpConnect(TcpConnectRequest {
+                        remote: request.remote,
+                    }))
+                    .await
+                }
                 TransportProtocol::Udp => {
                     let open = UdpOpenRequest {
                         family: mirrord_protocol::dns::AddressFamily::of(&request.remote),
@@ -140,20 +153,30 @@ async fn handle(link: &Arc<AgentLink>, relays: &relay::RelayOwner, request: Laye
             let events = completion.events;
             match (completion.result?, events) {
                 (AgentResponse::TcpConnected(connected), Some(events)) => {
-                    relay::start_tcp(Arc::clone(link), connected, events).await.map(LayerResponse::OutgoingConnected)
+                    relay::start_tcp(Arc::clone(link), connected, events)
+                        .await
+                        .map(LayerResponse::OutgoingConnected)
                 }
                 (AgentResponse::UdpOpened(opened), Some(events)) => {
-                    relay::start_udp(Arc::clone(link), relays, opened, events).await.map(LayerResponse::OutgoingConnected)
+                    relay::start_udp(Arc::clone(link), relays, opened, events)
+                        .await
+                        .map(LayerResponse::OutgoingConnected)
                 }
                 (other, _) => Err(unexpected(&other)),
             }
         }
-        LayerRequest::PortSubscribe(_) | LayerRequest::PortUnsubscribe(_) | LayerRequest::IncomingConnectionInfo(_) => {
-            Err(RemoteError::new(ErrorCode::Unsupported, "incoming traffic is not supported yet"))
-        }
+        LayerRequest::PortSubscribe(_)
+        | LayerRequest::PortUnsubscribe(_)
+        | LayerRequest::IncomingConnectionInfo(_) => Err(RemoteError::new(
+            ErrorCode::Unsupported,
+            "incoming traffic is not supported yet",
+        )),
     }
 }
 
 fn unexpected(response: &AgentResponse) -> RemoteError {
-    RemoteError::new(ErrorCode::Io, format!("the agent answered with an unexpected response: {response:?}"))
+    RemoteError::new(
+        ErrorCode::Io,
+        format!("the agent answered with an unexpected response: {response:?}"),
+    )
 }

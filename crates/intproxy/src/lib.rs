@@ -72,8 +72,15 @@ impl Intproxy {
         let link = AgentLink::connect(options.agent_addr, options.token.clone()).await?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
-            .map_err(|source| IntproxyError::Listen { address: options.listen, source })?;
-        Ok(Intproxy { listener, link, options })
+            .map_err(|source| IntproxyError::Listen {
+                address: options.listen,
+                source,
+            })?;
+        Ok(Intproxy {
+            listener,
+            link,
+            options,
+        })
     }
 
     /// The address layers connect to.

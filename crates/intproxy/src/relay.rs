@@ -8,7 +8,9 @@ use std::time::Duration;
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::frame::MAX_IO_CHUNK;
 use mirrord_protocol::ids::UdpSocketId;
-use mirrord_protocol::outgoing::{ConnectionData, OutgoingConnected, TcpConnected, UdpOpened, UdpSend};
+use mirrord_protocol::outgoing::{
+    ConnectionData, OutgoingConnected, TcpConnected, UdpOpened, UdpSend,
+};
 use mirrord_protocol::{Bytes, RemoteError, RemoteResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -27,10 +29,18 @@ pub(crate) struct RelayOwner {
 
 impl RelayOwner {
     pub(crate) async fn close_all(&self, link: &AgentLink) {
-        let sockets = std::mem::take(&mut *self.udp_sockets.lock().unwrap_or_else(PoisonError::into_inner));
+        let sockets = std::mem::take(
+            &mut *self
+                .udp_sockets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         for socket_id in sockets {
             link.forget_udp(socket_id);
-            link.send(ClientToAgent::UdpClose { socket_id: UdpSocketId(socket_id) }).await;
+            link.send(ClientToAgent::UdpClose {
+                socket_id: UdpSocketId(socket_id),
+            })
+            .await;
         }
     }
 }
@@ -53,7 +63,8 @@ pub(crate) async fn start_tcp(
     let listener = match TcpListener::bind(loopback()).await {
         Ok(listener) => listener,
         Err(error) => {
-            link.send(ClientToAgent::OutgoingClose { connection_id }).await;
+            link.send(ClientToAgent::OutgoingClose { connection_id })
+                .await;
             return Err(local_error(&error));
         }
     };
@@ -62,9 +73,13 @@ pub(crate) async fn start_tcp(
         let stream = match tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()).await {
             Ok(Ok((stream, _))) => stream,
             _ => {
-                tracing::debug!(?connection_id, "the user process never connected to its relay");
+                tracing::debug!(
+                    ?connection_id,
+                    "the user process never connected to its relay"
+                );
                 link.forget_tcp(connection_id.0);
-                link.send(ClientToAgent::OutgoingClose { connection_id }).await;
+                link.send(ClientToAgent::OutgoingClose { connection_id })
+                    .await;
                 return;
             }
         };
@@ -105,9 +120,13 @@ pub(crate) async fn start_tcp(
             }
         }
         link.forget_tcp(connection_id.0);
-        link.send(ClientToAgent::OutgoingClose { connection_id }).await;
+        link.send(ClientToAgent::OutgoingClose { connection_id })
+            .await;
     });
-    Ok(OutgoingConnected { intproxy_addr, agent_local_addr: connected.agent_local_addr })
+    Ok(OutgoingConnected {
+        intproxy_addr,
+        agent_local_addr: connected.agent_local_addr,
+    })
 }
 
 /// Opens a loopback UDP socket standing for one agent datagram socket (connected to one remote
@@ -119,9 +138,15 @@ pub(crate) async fn start_udp(
     mut events: mpsc::UnboundedReceiver<RelayEvent>,
 ) -> RemoteResult<OutgoingConnected> {
     let socket_id = opened.socket_id;
-    let socket = UdpSocket::bind(loopback()).await.map_err(|e| local_error(&e))?;
+    let socket = UdpSocket::bind(loopback())
+        .await
+        .map_err(|e| local_error(&e))?;
     let intproxy_addr = socket.local_addr().map_err(|e| local_error(&e))?;
-    owner.udp_sockets.lock().unwrap_or_else(PoisonError::into_inner).push(socket_id.0);
+    owner
+        .udp_sockets
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(socket_id.0);
     tokio::spawn(async move {
         let mut user: Option<SocketAddr> = None;
         let mut buffer = vec![0u8; 64 * 1024];
@@ -153,5 +178,8 @@ pub(crate) async fn start_udp(
             }
         }
     });
-    Ok(OutgoingConnected { intproxy_addr, agent_local_addr: opened.agent_local_addr })
+    Ok(OutgoingConnected {
+        intproxy_addr,
+        agent_local_addr: opened.agent_local_addr,
+    })
 }

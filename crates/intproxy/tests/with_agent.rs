@@ -1,0 +1,292 @@
+//! The intproxy against the real agent (targetless, on this machine): requests from several
+//! layer connections are answered by id, outgoing TCP and UDP are relayed through loopback
+//! sockets, a wrong token is refused, and losing the agent fails requests at once.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mirrord_intproxy::{Intproxy, IntproxyOptions};
+use mirrord_protocol::files::{FileRequest, FileResponse, OpenFlags};
+use mirrord_protocol::frame::{read_frame, write_frame};
+use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
+use mirrord_protocol::ids::RequestId;
+use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
+use mirrord_protocol::outgoing::{OutgoingConnectRequest, TransportProtocol};
+use mirrord_protocol::token::SessionToken;
+use mirrord_protocol::{ErrorCode, RemoteResult};
+
+fn agent_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let path = target.join("debug/mirrord-agent");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        path.display()
+    );
+    path
+}
+
+struct Agent {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent(token: &SessionToken) -> Agent {
+    let mut child = Command::new(agent_binary())
+        .args(["--communication-timeout", "5"])
+        .env("MIRRORD_AGENT_TOKEN", token.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let address = line
+        .strip_prefix("MIRRORD_AGENT_LISTENING=")
+        .expect("the agent announces its address")
+        .parse()
+        .unwrap();
+    Agent { child, address }
+}
+
+fn token() -> SessionToken {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    SessionToken::from_bytes(bytes)
+}
+
+/// A blocking layer-channel client, as the layer is.
+struct Layer {
+    stream: TcpStream,
+    next_id: u64,
+}
+
+impl Layer {
+    fn connect(address: SocketAddr, token: &SessionToken) -> Result<Layer, String> {
+        let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write_frame(
+            &mut stream,
+            &Hello::new(
+                token.clone(),
+                ClientKind::Layer {
+                    pid: std::process::id(),
+                    parent_pid: None,
+                },
+            ),
+        )
+        .unwrap();
+        match read_frame::<HelloReply, _>(&mut stream).map_err(|e| e.to_string())? {
+            HelloReply::Welcome { .. } => Ok(Layer { stream, next_id: 0 }),
+            HelloReply::Refused { reason } => Err(reason),
+        }
+    }
+
+    fn request(&mut self, request: LayerRequest) -> RemoteResult<LayerResponse> {
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        write_frame(&mut self.stream, &LayerToProxy::Request { id, request }).unwrap();
+        loop {
+            match read_frame::<ProxyToLayer, _>(&mut self.stream).unwrap() {
+                ProxyToLayer::Response {
+                    id: answered,
+                    result,
+                } => {
+                    assert_eq!(answered, id, "responses come back with their request's id");
+                    return result;
+                }
+                ProxyToLayer::AgentLost { .. } | ProxyToLayer::Pong { .. } => {}
+            }
+        }
+    }
+}
+
+fn start_intproxy(agent: &Agent, token: &SessionToken) -> (SocketAddr, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = IntproxyOptions {
+        agent_addr: agent.address,
+        token: token.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        start_idle_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+    };
+    let intproxy = runtime
+        .block_on(Intproxy::start(options))
+        .expect("the intproxy connects");
+    let address = intproxy.local_addr().unwrap();
+    runtime.spawn(intproxy.serve());
+    (address, runtime)
+}
+
+fn read_file(layer: &mut Layer, path: &str) -> RemoteResult<Vec<u8>> {
+    let LayerResponse::File(FileResponse::Opened(handle)) =
+        layer.request(LayerRequest::File(FileRequest::Open {
+            path: path.into(),
+            flags: OpenFlags::READ_ONLY,
+            mode: 0,
+        }))?
+    else {
+        panic!("unexpected open response");
+    };
+    let LayerResponse::File(FileResponse::Read(bytes)) =
+        layer.request(LayerRequest::File(FileRequest::Read {
+            handle,
+            len: 1 << 20,
+        }))?
+    else {
+        panic!("unexpected read response");
+    };
+    layer.request(LayerRequest::File(FileRequest::Close { handle }))?;
+    Ok(bytes.into_vec())
+}
+
+#[test]
+fn serves_files_and_relays_tcp_and_udp_for_several_layers() {
+    let token = token();
+    let agent = start_agent(&token);
+    let (address, _runtime) = start_intproxy(&agent, &token);
+
+    let file = std::env::temp_dir().join(format!("mirrord-intproxy-test-{}", std::process::id()));
+    std::fs::write(&file, "from the agent").unwrap();
+    let mut first = Layer::connect(address, &token).unwrap();
+    let mut second = Layer::connect(address, &token).unwrap();
+    assert_eq!(
+        read_file(&mut first, file.to_str().unwrap()).unwrap(),
+        b"from the agent"
+    );
+    assert_eq!(
+        read_file(&mut second, file.to_str().unwrap()).unwrap(),
+        b"from the agent"
+    );
+    assert_eq!(
+        read_file(&mut first, "/does/not/exist").unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    std::fs::remove_file(&file).unwrap();
+
+    // TCP: an echo server stands for the remote service.
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in echo.incoming().take(1) {
+            let mut stream = stream.unwrap();
+            let mut buffer = [0u8; 1024];
+            while let Ok(read) = stream.read(&mut buffer) {
+                if read == 0 || stream.write_all(&buffer[..read]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let LayerResponse::OutgoingConnected(connected) = first
+        .request(LayerRequest::OutgoingConnect(OutgoingConnectRequest {
+            remote: echo_addr,
+            protocol: TransportProtocol::Tcp,
+        }))
+        .unwrap()
+    else {
+        panic!("unexpected connect response");
+    };
+    let mut user_socket = TcpStream::connect(connected.intproxy_addr).unwrap();
+    user_socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    user_socket.write_all(b"ping over tcp").unwrap();
+    let mut reply = [0u8; 13];
+    user_socket.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"ping over tcp");
+
+    // UDP.
+    let udp_echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp_echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 1024];
+        if let Ok((read, from)) = udp_echo.recv_from(&mut buffer) {
+            let _ = udp_echo.send_to(&buffer[..read], from);
+        }
+    });
+    let LayerResponse::OutgoingConnected(connected) = second
+        .request(LayerRequest::OutgoingConnect(OutgoingConnectRequest {
+            remote: udp_addr,
+            protocol: TransportProtocol::Udp,
+        }))
+        .unwrap()
+    else {
+        panic!("unexpected connect response");
+    };
+    let user_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    user_udp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    user_udp
+        .send_to(b"ping over udp", connected.intproxy_addr)
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let (read, from) = user_udp.recv_from(&mut buffer).unwrap();
+    assert_eq!(&buffer[..read], b"ping over udp");
+    assert_eq!(from, connected.intproxy_addr);
+}
+
+#[test]
+fn a_wrong_token_is_refused() {
+    let token = token();
+    let agent = start_agent(&token);
+    let (address, _runtime) = start_intproxy(&agent, &token);
+    let reason = Layer::connect(address, &SessionToken::from_bytes([1; 32]))
+        .err()
+        .expect("refused");
+    assert!(reason.contains("token"), "{reason}");
+}
+
+#[test]
+fn losing_the_agent_fails_requests_fast() {
+    let token = token();
+    let mut agent = start_agent(&token);
+    let (address, _runtime) = start_intproxy(&agent, &token);
+    let mut layer = Layer::connect(address, &token).unwrap();
+    assert!(layer.request(LayerRequest::GetHostname).is_ok());
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let started = Instant::now();
+    let error = loop {
+        match layer.request(LayerRequest::GetHostname) {
+            Err(error) => break error,
+            Ok(_) if started.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Ok(_) => panic!("requests still succeed after the agent died"),
+        }
+    };
+    assert_eq!(error.code, ErrorCode::AgentLost);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -14,7 +14,7 @@ use std::time::Instant;
 use mirrord_config::{Overrides, discover};
 
 use crate::exit::{Outcome, report_error};
-use crate::session;
+use mirrord_session as session;
 
 #[derive(Debug, clap::Args)]
 #[command(

@@ -10,8 +10,7 @@ use mirrord_protocol::token::SessionToken;
 
 use crate::exit::{Outcome, report_error};
 
-/// The environment variable that carries the session token to the intproxy.
-pub(crate) const TOKEN_ENV: &str = "MIRRORD_SESSION_TOKEN";
+use mirrord_session::INTPROXY_TOKEN_ENV as TOKEN_ENV;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct IntproxyArgs {

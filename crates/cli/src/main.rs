@@ -11,7 +11,6 @@ mod exit;
 mod intproxy_cmd;
 mod sandbox_cmd;
 mod schema_cmd;
-mod session;
 mod verify_config_cmd;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,9 @@
 //! Starting a session for a resolved config: the target's process, the agent next to it, the
-//! intproxy, and the environment the user process runs with. Shared by `mirrord exec` and (later)
-//! the IDE sidecar.
+//! intproxy, and the environment the user process runs with. Shared by `mirrord exec` and the IDE
+//! sidecar. Both run inside the `mirrord` binary, which this crate re-runs as `mirrord intproxy`
+//! and `mirrord sandbox serve`.
+
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -22,13 +25,15 @@ use mirrord_protocol::token::SessionToken;
 use mirrord_protocol::version::ProtocolVersion;
 
 /// Environment variables the layer reads (see `layer/`).
-pub(crate) const LAYER_INTPROXY_ADDR_ENV: &str = "MIRRORD_LAYER_INTPROXY_ADDR";
-pub(crate) const LAYER_TOKEN_ENV: &str = "MIRRORD_LAYER_SESSION_TOKEN";
-pub(crate) const RESOLVED_CONFIG_ENV: &str = "MIRRORD_RESOLVED_CONFIG";
+pub const LAYER_INTPROXY_ADDR_ENV: &str = "MIRRORD_LAYER_INTPROXY_ADDR";
+pub const LAYER_TOKEN_ENV: &str = "MIRRORD_LAYER_SESSION_TOKEN";
+pub const RESOLVED_CONFIG_ENV: &str = "MIRRORD_RESOLVED_CONFIG";
+/// The environment variable that carries the session token to `mirrord intproxy`.
+pub const INTPROXY_TOKEN_ENV: &str = "MIRRORD_SESSION_TOKEN";
 
 /// Why a session could not start. Each message says what to do where the user can act.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SessionError {
+pub enum SessionError {
     #[error(
         "local targets need root: the agent enters the target's namespaces (run mirrord with sudo)"
     )]
@@ -71,16 +76,16 @@ pub(crate) enum SessionError {
 
 /// A running session.
 #[derive(Debug)]
-pub(crate) struct Session {
-    pub(crate) token: SessionToken,
-    pub(crate) intproxy_addr: SocketAddr,
-    pub(crate) target_pid: Option<u32>,
-    pub(crate) agent_log: PathBuf,
-    pub(crate) intproxy_log: PathBuf,
+pub struct Session {
+    pub token: SessionToken,
+    pub intproxy_addr: SocketAddr,
+    pub target_pid: Option<u32>,
+    pub agent_log: PathBuf,
+    pub intproxy_log: PathBuf,
 }
 
 /// Starts the agent and the intproxy for `config`, reporting each step to `progress`.
-pub(crate) fn start(
+pub fn start(
     config: &ResolvedConfig,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Session, SessionError> {
@@ -166,7 +171,7 @@ pub(crate) fn start(
         .arg(config.internal_proxy.idle_timeout.to_string())
         .arg("--log-level")
         .arg(&config.internal_proxy.log_level)
-        .env(crate::intproxy_cmd::TOKEN_ENV, token.to_string());
+        .env(INTPROXY_TOKEN_ENV, token.to_string());
     let intproxy_addr: SocketAddr = spawn_and_read(
         intproxy,
         "internal proxy",
@@ -216,7 +221,7 @@ fn current_exe() -> Result<PathBuf, SessionError> {
 }
 
 /// A file shipped beside the `mirrord` binary (or named by `env`).
-pub(crate) fn artifact(
+pub fn artifact(
     file_name: &str,
     what: &'static str,
     env: &'static str,
@@ -282,10 +287,7 @@ fn spawn_and_read<T: std::str::FromStr>(
 }
 
 /// Asks the session for the target's environment, as a layer would.
-pub(crate) fn fetch_env(
-    session: &Session,
-    request: GetEnvRequest,
-) -> Result<Vec<EnvVar>, SessionError> {
+pub fn fetch_env(session: &Session, request: GetEnvRequest) -> Result<Vec<EnvVar>, SessionError> {
     let error = |message: String| SessionError::Environment(message);
     let mut stream = TcpStream::connect_timeout(&session.intproxy_addr, Duration::from_secs(5))
         .map_err(|e| error(e.to_string()))?;
@@ -326,7 +328,7 @@ pub(crate) fn fetch_env(
 
 /// The environment the user process runs with: the local one, then the target's variables, the
 /// env file, mappings and overrides, minus `unset`, plus what the layer needs.
-pub(crate) fn user_environment(
+pub fn user_environment(
     local: impl IntoIterator<Item = (OsString, OsString)>,
     remote: &[EnvVar],
     config: &ResolvedConfig,
@@ -419,7 +421,7 @@ fn parse_env_file(text: &str) -> Vec<(String, String)> {
 }
 
 /// What the remote environment request asks the agent for.
-pub(crate) fn env_request(config: &ResolvedConfig) -> GetEnvRequest {
+pub fn env_request(config: &ResolvedConfig) -> GetEnvRequest {
     GetEnvRequest {
         include: config.feature.env.include.clone().unwrap_or_default(),
         exclude: config.feature.env.exclude.clone(),

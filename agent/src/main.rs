@@ -12,6 +12,7 @@
 mod dns;
 mod env;
 mod files;
+mod incoming;
 mod namespace;
 mod session;
 
@@ -57,6 +58,75 @@ pub(crate) struct AgentContext {
     pub(crate) namespace: namespace::NamespaceWorker,
     pub(crate) resolver: dns::ResolverConfig,
     pub(crate) dns_limits: dns::DnsLimits,
+    /// The redirect rules of every session, created with the first subscription.
+    pub(crate) redirects: tokio::sync::Mutex<Option<incoming::nft::RedirectTable>>,
+    /// Ports some session of this agent has subscribed.
+    pub(crate) subscribed_ports: std::sync::Mutex<std::collections::HashSet<u16>>,
+}
+
+impl AgentContext {
+    /// Marks `port` as subscribed; `false` if it already was.
+    pub(crate) fn claim_port(&self, port: u16) -> bool {
+        self.subscribed_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+    }
+
+    /// Frees `port`.
+    pub(crate) fn release_port(&self, port: u16) {
+        self.subscribed_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&port);
+    }
+
+    /// Redirects the target's `port` to the agent's listener on `to_port`.
+    pub(crate) async fn redirect(
+        &self,
+        port: u16,
+        to_port: u16,
+    ) -> mirrord_protocol::RemoteResult<()> {
+        use mirrord_protocol::RemoteError;
+        let mut redirects = self.redirects.lock().await;
+        if redirects.is_none() {
+            let socket = self
+                .namespace
+                .netfilter_socket()
+                .await
+                .map_err(|e| RemoteError::from(&e))?;
+            let table = incoming::nft::RedirectTable::create(
+                socket,
+                format!("mirrord_agent_{}", std::process::id()),
+            )
+            .map_err(|e| {
+                RemoteError::new(
+                    mirrord_protocol::ErrorCode::from(&e),
+                    format!("cannot create the redirect table (nftables): {e}"),
+                )
+            })?;
+            tracing::info!(table = table.name(), "redirect table created");
+            *redirects = Some(table);
+        }
+        let table = redirects.as_mut().expect("created above");
+        table.redirect(port, to_port).map_err(|e| {
+            RemoteError::new(
+                mirrord_protocol::ErrorCode::from(&e),
+                format!("cannot redirect port {port}: {e}"),
+            )
+        })
+    }
+
+    /// Removes the redirect of `port`.
+    pub(crate) fn unredirect(&self, port: u16) {
+        if let Ok(mut redirects) = self.redirects.try_lock() {
+            if let Some(table) = redirects.as_mut() {
+                if let Err(error) = table.remove(port) {
+                    tracing::warn!(port, %error, "cannot remove a redirect");
+                }
+            }
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -108,6 +178,8 @@ fn run(args: Args) -> Result<(), String> {
             timeout: Duration::from_secs(args.dns_timeout.max(1)),
             attempts: args.dns_attempts.max(1),
         },
+        redirects: tokio::sync::Mutex::new(None),
+        subscribed_ports: std::sync::Mutex::new(std::collections::HashSet::new()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

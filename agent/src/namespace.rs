@@ -123,6 +123,42 @@ impl NamespaceWorker {
         .await?
     }
 
+    /// A blocking, close-on-exec `NETLINK_NETFILTER` socket in the target's network namespace, for
+    /// the redirect rules (see [`crate::incoming::nft`]).
+    pub(crate) async fn netfilter_socket(&self) -> std::io::Result<OwnedFd> {
+        self.run(|| {
+            // SAFETY: plain socket(2) call with constant arguments; the result is checked below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_NETFILTER,
+                )
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let timeout = libc::timeval {
+                tv_sec: 5,
+                tv_usec: 0,
+            };
+            // SAFETY: `timeout` is a valid timeval and its size is passed; the socket is open.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&raw const timeout).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                );
+            }
+            Ok(fd)
+        })
+        .await?
+    }
+
     /// The hostname of the target's UTS namespace.
     pub(crate) async fn hostname(&self) -> std::io::Result<String> {
         self.run(|| {

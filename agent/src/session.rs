@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::AgentContext;
 use crate::files::FileTable;
+use crate::incoming::{self, ClientData, IncomingSink, Subscription};
 
 /// Messages queued for the client; bounded so a slow client slows its connections down instead of
 /// growing memory.
@@ -30,15 +31,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Outbox = mpsc::Sender<AgentToClient>;
 
-enum ConnectionCommand {
-    Data(Vec<u8>),
-    Shutdown,
-}
-
 #[derive(Default)]
 struct Relays {
     next_id: u64,
-    connections: HashMap<u64, mpsc::UnboundedSender<ConnectionCommand>>,
+    connections: HashMap<u64, mpsc::UnboundedSender<ClientData>>,
     udp_sockets: HashMap<u64, Arc<UdpSocket>>,
     /// Relays that wait for their open response to be queued before sending any data.
     starts: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
@@ -49,6 +45,35 @@ struct Session {
     outbox: Outbox,
     files: Arc<Mutex<FileTable>>,
     relays: Arc<Mutex<Relays>>,
+    /// This client's port subscriptions; their redirects are removed when it leaves.
+    subscriptions: Mutex<HashMap<u16, Subscription>>,
+}
+
+impl IncomingSink for Session {
+    fn register(&self) -> (ConnectionId, mpsc::UnboundedReceiver<ClientData>) {
+        let (data_tx, data_rx) = mpsc::unbounded_channel();
+        let mut relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        relays.next_id += 1;
+        let id = relays.next_id;
+        relays.connections.insert(id, data_tx);
+        (ConnectionId(id), data_rx)
+    }
+
+    fn forget(&self, connection_id: ConnectionId) {
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connections
+            .remove(&connection_id.0);
+    }
+
+    fn send(&self, message: AgentToClient) -> impl std::future::Future<Output = bool> + Send {
+        let outbox = self.outbox.clone();
+        async move { outbox.send(message).await.is_ok() }
+    }
 }
 
 /// Serves one client until it disconnects.
@@ -87,6 +112,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<AgentContext>) {
         outbox,
         files: Arc::new(Mutex::new(FileTable::default())),
         relays: Arc::new(Mutex::new(Relays::default())),
+        subscriptions: Mutex::new(HashMap::new()),
     });
     loop {
         let message = match decoder.pop::<ClientToAgent>() {
@@ -110,6 +136,7 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<AgentContext>) {
         session.dispatch(message).await;
     }
     tracing::info!(?peer, "client disconnected");
+    session.unsubscribe_all();
     drop(session);
     writer_task.abort();
 }
@@ -182,10 +209,10 @@ impl Session {
                 connection_id,
                 data,
             }) => {
-                self.command(connection_id, ConnectionCommand::Data(data.into_vec()));
+                self.command(connection_id, ClientData::Data(data.into_vec()));
             }
             ClientToAgent::OutgoingShutdown { connection_id } => {
-                self.command(connection_id, ConnectionCommand::Shutdown)
+                self.command(connection_id, ClientData::Shutdown)
             }
             ClientToAgent::OutgoingClose { connection_id } => {
                 self.relays
@@ -219,13 +246,20 @@ impl Session {
                     .udp_sockets
                     .remove(&socket_id.0);
             }
-            ClientToAgent::IncomingData(_)
-            | ClientToAgent::IncomingShutdown { .. }
-            | ClientToAgent::IncomingClose { .. } => {}
+            ClientToAgent::IncomingData(ConnectionData {
+                connection_id,
+                data,
+            }) => {
+                self.command(connection_id, ClientData::Data(data.into_vec()));
+            }
+            ClientToAgent::IncomingShutdown { connection_id } => {
+                self.command(connection_id, ClientData::Shutdown)
+            }
+            ClientToAgent::IncomingClose { connection_id } => self.forget(connection_id),
         }
     }
 
-    fn command(&self, connection_id: ConnectionId, command: ConnectionCommand) {
+    fn command(&self, connection_id: ConnectionId, command: ClientData) {
         let relays = self
             .relays
             .lock()
@@ -269,12 +303,75 @@ impl Session {
             AgentRequest::UdpOpen(request) => {
                 self.udp_open(request).await.map(AgentResponse::UdpOpened)
             }
-            AgentRequest::PortSubscribe(_) | AgentRequest::PortUnsubscribe { .. } => {
-                Err(RemoteError::new(
-                    ErrorCode::Unsupported,
-                    "incoming traffic is not supported by this agent yet",
-                ))
+            AgentRequest::PortSubscribe(subscription) => self
+                .subscribe(subscription)
+                .await
+                .map(|()| AgentResponse::PortSubscribed),
+            AgentRequest::PortUnsubscribe { port } => {
+                self.unsubscribe(port);
+                Ok(AgentResponse::PortUnsubscribed)
             }
+        }
+    }
+
+    async fn subscribe(
+        self: &Arc<Self>,
+        subscription: mirrord_protocol::incoming::PortSubscription,
+    ) -> RemoteResult<()> {
+        let port = subscription.port;
+        if !self.context.claim_port(port) {
+            return Err(RemoteError::new(
+                ErrorCode::AddrInUse,
+                format!("port {port} of the target is already taken by another mirrord session"),
+            ));
+        }
+        let result = async {
+            let handle =
+                incoming::subscribe(&self.context.namespace, &subscription, Arc::clone(self))
+                    .await?;
+            self.context.redirect(port, handle.listener_port).await?;
+            Ok(handle)
+        }
+        .await;
+        match result {
+            Ok(handle) => {
+                tracing::info!(port, mode = ?subscription.mode, "port subscribed");
+                self.subscriptions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(port, handle);
+                Ok(())
+            }
+            Err(error) => {
+                self.context.release_port(port);
+                Err(error)
+            }
+        }
+    }
+
+    fn unsubscribe(&self, port: u16) {
+        let removed = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&port);
+        if removed.is_some() {
+            self.context.unredirect(port);
+            self.context.release_port(port);
+            tracing::info!(port, "port unsubscribed");
+        }
+    }
+
+    fn unsubscribe_all(&self) {
+        let ports: Vec<u16> = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        for port in ports {
+            self.unsubscribe(port);
         }
     }
 
@@ -329,12 +426,12 @@ impl Session {
         tokio::spawn(async move {
             while let Some(command) = commands_rx.recv().await {
                 match command {
-                    ConnectionCommand::Data(data) => {
+                    ClientData::Data(data) => {
                         if write_half.write_all(&data).await.is_err() {
                             break;
                         }
                     }
-                    ConnectionCommand::Shutdown => {
+                    ClientData::Shutdown => {
                         let _ = write_half.shutdown().await;
                     }
                 }

@@ -1,0 +1,361 @@
+//! Redirect rules in the target's network namespace, as an nftables table that belongs to the
+//! agent: it is created through netlink with the `owner` flag, so the kernel deletes it the moment
+//! the agent's netlink socket closes — on a clean exit, a crash, or SIGKILL. Rules can therefore
+//! never outlive the agent, and each agent's table (`mirrord_agent_<pid>`) is its own, so two agents
+//! on one target never touch each other's rules.
+//!
+//! The netlink messages are built by hand (a handful of nf_tables attributes); no C library and no
+//! `nft` binary are needed in the target.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+// Netlink and nf_tables numbers (linux/netlink.h, linux/netfilter/nfnetlink.h, nf_tables.h).
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLMSG_ERROR: u16 = 0x2;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_DELRULE: u16 = 8;
+const NFPROTO_INET: u8 = 1;
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_FLAGS: u16 = 2;
+const NFT_TABLE_F_OWNER: u32 = 0x2;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NF_INET_PRE_ROUTING: u32 = 0;
+const NF_IP_PRI_NAT_DST: i32 = -100;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+const NFT_META_L4PROTO: u32 = 16;
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFT_CMP_EQ: u32 = 0;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_REDIR_REG_PROTO_MIN: u16 = 1;
+const NFT_REG_1: u32 = 1;
+const NLA_F_NESTED: u16 = 0x8000;
+
+/// The agent's redirect table in the target's network namespace. Dropping it (or the agent
+/// dying) removes every rule it holds.
+#[derive(Debug)]
+pub(crate) struct RedirectTable {
+    socket: OwnedFd,
+    table: String,
+    sequence: u32,
+}
+
+impl RedirectTable {
+    /// Creates the owned table on `socket`, a `NETLINK_NETFILTER` socket made in the target's
+    /// network namespace.
+    pub(crate) fn create(socket: OwnedFd, table: String) -> io::Result<RedirectTable> {
+        let mut this = RedirectTable {
+            socket,
+            table,
+            sequence: 0,
+        };
+        let mut attributes = Vec::new();
+        put_str(&mut attributes, NFTA_TABLE_NAME, &this.table);
+        put_u32(&mut attributes, NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
+        this.transaction(&[(NFT_MSG_NEWTABLE, NLM_F_CREATE, attributes)])?;
+        Ok(this)
+    }
+
+    /// The table's name, as `nft list ruleset` shows it (`table inet NAME`).
+    pub(crate) fn name(&self) -> &str {
+        &self.table
+    }
+
+    /// Redirects TCP connections that arrive from outside the namespace for `port` to `to_port`
+    /// on the same host (`tcp dport PORT redirect to :TO_PORT` in a prerouting nat chain).
+    /// Connections made from inside the namespace, including the agent's own connections to the
+    /// target's service, never pass prerouting and are left alone.
+    pub(crate) fn redirect(&mut self, port: u16, to_port: u16) -> io::Result<()> {
+        let chain = chain_name(port);
+        let mut chain_attributes = Vec::new();
+        put_str(&mut chain_attributes, NFTA_CHAIN_TABLE, &self.table);
+        put_str(&mut chain_attributes, NFTA_CHAIN_NAME, &chain);
+        let mut hook = Vec::new();
+        put_u32(&mut hook, NFTA_HOOK_HOOKNUM, NF_INET_PRE_ROUTING);
+        put_u32(&mut hook, NFTA_HOOK_PRIORITY, NF_IP_PRI_NAT_DST as u32);
+        put_nested(&mut chain_attributes, NFTA_CHAIN_HOOK, &hook);
+        put_str(&mut chain_attributes, NFTA_CHAIN_TYPE, "nat");
+
+        let rule = self.redirect_rule(&chain, port, to_port);
+        self.transaction(&[
+            (NFT_MSG_NEWCHAIN, NLM_F_CREATE, chain_attributes),
+            (NFT_MSG_NEWRULE, NLM_F_CREATE, rule),
+        ])
+    }
+
+    /// Removes the redirect of `port` (a missing one is not an error).
+    pub(crate) fn remove(&mut self, port: u16) -> io::Result<()> {
+        for chain in [chain_name(port)] {
+            let mut flush = Vec::new();
+            put_str(&mut flush, NFTA_RULE_TABLE, &self.table);
+            put_str(&mut flush, NFTA_RULE_CHAIN, &chain);
+            let mut delete = Vec::new();
+            put_str(&mut delete, NFTA_CHAIN_TABLE, &self.table);
+            put_str(&mut delete, NFTA_CHAIN_NAME, &chain);
+            match self.transaction(&[(NFT_MSG_DELRULE, 0, flush), (NFT_MSG_DELCHAIN, 0, delete)]) {
+                Ok(()) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// `meta l4proto tcp tcp dport PORT redirect to :TO_PORT`.
+    fn redirect_rule(&self, chain: &str, port: u16, to_port: u16) -> Vec<u8> {
+        let mut expressions = Vec::new();
+        put_expression(&mut expressions, "meta", |data| {
+            put_u32(data, NFTA_META_KEY, NFT_META_L4PROTO);
+            put_u32(data, NFTA_META_DREG, NFT_REG_1);
+        });
+        put_expression(&mut expressions, "cmp", |data| {
+            put_u32(data, NFTA_CMP_SREG, NFT_REG_1);
+            put_u32(data, NFTA_CMP_OP, NFT_CMP_EQ);
+            let mut value = Vec::new();
+            put_bytes(&mut value, NFTA_DATA_VALUE, &[libc::IPPROTO_TCP as u8]);
+            put_nested(data, NFTA_CMP_DATA, &value);
+        });
+        put_expression(&mut expressions, "payload", |data| {
+            put_u32(data, NFTA_PAYLOAD_DREG, NFT_REG_1);
+            put_u32(data, NFTA_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+            put_u32(data, NFTA_PAYLOAD_OFFSET, 2);
+            put_u32(data, NFTA_PAYLOAD_LEN, 2);
+        });
+        put_expression(&mut expressions, "cmp", |data| {
+            put_u32(data, NFTA_CMP_SREG, NFT_REG_1);
+            put_u32(data, NFTA_CMP_OP, NFT_CMP_EQ);
+            let mut value = Vec::new();
+            put_bytes(&mut value, NFTA_DATA_VALUE, &port.to_be_bytes());
+            put_nested(data, NFTA_CMP_DATA, &value);
+        });
+        put_expression(&mut expressions, "immediate", |data| {
+            put_u32(data, NFTA_IMMEDIATE_DREG, NFT_REG_1);
+            let mut value = Vec::new();
+            put_bytes(&mut value, NFTA_DATA_VALUE, &to_port.to_be_bytes());
+            put_nested(data, NFTA_IMMEDIATE_DATA, &value);
+        });
+        put_expression(&mut expressions, "redir", |data| {
+            put_u32(data, NFTA_REDIR_REG_PROTO_MIN, NFT_REG_1);
+        });
+        let mut rule = Vec::new();
+        put_str(&mut rule, NFTA_RULE_TABLE, &self.table);
+        put_str(&mut rule, NFTA_RULE_CHAIN, chain);
+        put_nested(&mut rule, NFTA_RULE_EXPRESSIONS, &expressions);
+        rule
+    }
+
+    /// Sends `messages` as one nf_tables batch and waits for every acknowledgement.
+    fn transaction(&mut self, messages: &[(u16, u16, Vec<u8>)]) -> io::Result<()> {
+        let mut batch = Vec::new();
+        let first = self.next_sequence();
+        push_message(
+            &mut batch,
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            first,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            &[],
+        );
+        let mut acknowledged = Vec::new();
+        for (kind, flags, attributes) in messages {
+            let sequence = self.next_sequence();
+            acknowledged.push(sequence);
+            let message_type = (NFNL_SUBSYS_NFTABLES << 8) | kind;
+            push_message(
+                &mut batch,
+                message_type,
+                NLM_F_REQUEST | NLM_F_ACK | flags,
+                sequence,
+                NFPROTO_INET,
+                0,
+                attributes,
+            );
+        }
+        let last = self.next_sequence();
+        push_message(
+            &mut batch,
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            last,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            &[],
+        );
+        // SAFETY: the socket is open and `batch` is a valid buffer of `batch.len()` bytes.
+        let sent = unsafe {
+            libc::send(
+                self.socket.as_raw_fd(),
+                batch.as_ptr().cast(),
+                batch.len(),
+                0,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buffer = vec![0u8; 8192];
+        let mut first_error = None;
+        while !acknowledged.is_empty() {
+            // SAFETY: the buffer is valid for writes of `buffer.len()` bytes.
+            let received = unsafe {
+                libc::recv(
+                    self.socket.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                    0,
+                )
+            };
+            if received < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut offset = 0;
+            let received = received as usize;
+            while offset + 16 <= received {
+                let length =
+                    u32::from_ne_bytes(buffer[offset..offset + 4].try_into().expect("4 bytes"))
+                        as usize;
+                let message_type =
+                    u16::from_ne_bytes(buffer[offset + 4..offset + 6].try_into().expect("2 bytes"));
+                let sequence = u32::from_ne_bytes(
+                    buffer[offset + 8..offset + 12].try_into().expect("4 bytes"),
+                );
+                if length < 16 || offset + length > received {
+                    break;
+                }
+                if message_type == NLMSG_ERROR && length >= 20 {
+                    let code = i32::from_ne_bytes(
+                        buffer[offset + 16..offset + 20]
+                            .try_into()
+                            .expect("4 bytes"),
+                    );
+                    acknowledged.retain(|&s| s != sequence);
+                    if code != 0 && first_error.is_none() {
+                        first_error = Some(io::Error::from_raw_os_error(-code));
+                    }
+                }
+                offset += (length + 3) & !3;
+            }
+            if first_error.is_some() {
+                break;
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn next_sequence(&mut self) -> u32 {
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sequence
+    }
+}
+
+fn chain_name(port: u16) -> String {
+    format!("port_{port}")
+}
+
+fn push_message(
+    out: &mut Vec<u8>,
+    message_type: u16,
+    flags: u16,
+    sequence: u32,
+    family: u8,
+    resource: u16,
+    attributes: &[u8],
+) {
+    let length = 16 + 4 + attributes.len();
+    out.extend_from_slice(&(length as u32).to_ne_bytes());
+    out.extend_from_slice(&message_type.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&sequence.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.push(family);
+    out.push(0); // NFNETLINK_V0
+    out.extend_from_slice(&resource.to_be_bytes());
+    out.extend_from_slice(attributes);
+    pad(out);
+}
+
+fn pad(out: &mut Vec<u8>) {
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+    out.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(payload);
+    pad(out);
+}
+
+fn put_str(out: &mut Vec<u8>, kind: u16, text: &str) {
+    let mut payload = text.as_bytes().to_vec();
+    payload.push(0);
+    put_bytes(out, kind, &payload);
+}
+
+/// nf_tables attributes carry integers in network byte order.
+fn put_u32(out: &mut Vec<u8>, kind: u16, value: u32) {
+    put_bytes(out, kind, &value.to_be_bytes());
+}
+
+fn put_nested(out: &mut Vec<u8>, kind: u16, inner: &[u8]) {
+    put_bytes(out, kind | NLA_F_NESTED, inner);
+}
+
+fn put_expression(out: &mut Vec<u8>, name: &str, build: impl FnOnce(&mut Vec<u8>)) {
+    let mut element = Vec::new();
+    put_str(&mut element, NFTA_EXPR_NAME, name);
+    let mut data = Vec::new();
+    build(&mut data);
+    put_nested(&mut element, NFTA_EXPR_DATA, &data);
+    put_nested(out, NFTA_LIST_ELEM, &element);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_padded_to_four_bytes() {
+        let mut out = Vec::new();
+        put_str(&mut out, NFTA_TABLE_NAME, "ab");
+        assert_eq!(out.len(), 8);
+        assert_eq!(&out[..4], &[7, 0, 1, 0]);
+        let mut nested = Vec::new();
+        put_nested(&mut nested, NFTA_CHAIN_HOOK, &out);
+        assert_eq!(
+            u16::from_ne_bytes([nested[2], nested[3]]),
+            NFTA_CHAIN_HOOK | NLA_F_NESTED
+        );
+    }
+}

@@ -10,6 +10,7 @@ use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient
 use mirrord_protocol::frame::{FrameDecoder, encode};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
 use mirrord_protocol::ids::RequestId;
+use mirrord_protocol::incoming::NewIncomingConnection;
 use mirrord_protocol::token::SessionToken;
 use mirrord_protocol::{RemoteError, RemoteResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,13 +48,19 @@ struct LinkState {
 enum RelayKind {
     Tcp,
     Udp,
+    Incoming,
 }
+
+/// A connection the agent delivers for a subscribed port, with its event stream.
+pub(crate) type IncomingDelivery = (NewIncomingConnection, mpsc::UnboundedReceiver<RelayEvent>);
 
 /// The agent connection.
 pub struct AgentLink {
     outbox: mpsc::Sender<ClientToAgent>,
     state: Mutex<LinkState>,
     lost_tx: watch::Sender<Option<String>>,
+    incoming_tx: mpsc::UnboundedSender<IncomingDelivery>,
+    incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingDelivery>>>,
 }
 
 impl std::fmt::Debug for AgentLink {
@@ -132,10 +139,13 @@ impl AgentLink {
 
         let (outbox, mut outbox_rx) = mpsc::channel::<ClientToAgent>(256);
         let (lost_tx, _) = watch::channel(None);
+        let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let link = Arc::new(AgentLink {
             outbox,
             state: Mutex::new(LinkState::default()),
             lost_tx,
+            incoming_tx,
+            incoming_rx: Mutex::new(Some(incoming_rx)),
         });
         let writer_link = Arc::clone(&link);
         tokio::spawn(async move {
@@ -236,11 +246,31 @@ impl AgentLink {
                 }
                 return;
             }
-            AgentToClient::Pong { .. }
-            | AgentToClient::IncomingConnection(_)
-            | AgentToClient::IncomingData(_)
-            | AgentToClient::IncomingShutdown { .. }
-            | AgentToClient::IncomingClosed(_) => return,
+            AgentToClient::IncomingConnection(new) => {
+                let (events_tx, events_rx) = mpsc::unbounded_channel();
+                state
+                    .relays
+                    .insert((RelayKind::Incoming, new.connection_id.0), events_tx);
+                let _ = self.incoming_tx.send((new, events_rx));
+                return;
+            }
+            AgentToClient::IncomingData(data) => (
+                (RelayKind::Incoming, data.connection_id.0),
+                RelayEvent::Data(data.data.into_vec()),
+            ),
+            AgentToClient::IncomingShutdown { connection_id } => {
+                ((RelayKind::Incoming, connection_id.0), RelayEvent::Shutdown)
+            }
+            AgentToClient::IncomingClosed(closed) => {
+                if let Some(relay) = state
+                    .relays
+                    .remove(&(RelayKind::Incoming, closed.connection_id.0))
+                {
+                    let _ = relay.send(RelayEvent::Closed(closed.error));
+                }
+                return;
+            }
+            AgentToClient::Pong { .. } => return,
         };
         if let Some(relay) = state.relays.get(&key) {
             let _ = relay.send(event);
@@ -311,6 +341,21 @@ impl AgentLink {
     /// Forgets a relay (after it closed on our side).
     pub(crate) fn forget_tcp(&self, connection_id: u64) {
         self.state().relays.remove(&(RelayKind::Tcp, connection_id));
+    }
+
+    /// Forgets an incoming connection.
+    pub(crate) fn forget_incoming(&self, connection_id: u64) {
+        self.state()
+            .relays
+            .remove(&(RelayKind::Incoming, connection_id));
+    }
+
+    /// The connections the agent delivers for subscribed ports (taken once, by the dispatcher).
+    pub(crate) fn take_incoming(&self) -> Option<mpsc::UnboundedReceiver<IncomingDelivery>> {
+        self.incoming_rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Forgets a UDP relay.

@@ -16,10 +16,16 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::agent_link::AgentLink;
+use crate::incoming::IncomingRegistry;
 use crate::relay;
 
 /// Serves one layer until it disconnects.
-pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: SessionToken) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    link: Arc<AgentLink>,
+    incoming: Arc<IncomingRegistry>,
+    token: SessionToken,
+) {
     let (mut reader, mut writer) = stream.into_split();
     let mut decoder = FrameDecoder::new();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -74,6 +80,7 @@ pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: Sessio
         }
     });
     let relays = relay::RelayOwner::default();
+    let subscribed: Arc<std::sync::Mutex<Vec<u16>>> = Arc::default();
 
     loop {
         let message = match decoder.pop::<LayerToProxy>() {
@@ -94,8 +101,9 @@ pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: Sessio
             }
             LayerToProxy::Request { id, request } => {
                 let (link, outbox, relays) = (Arc::clone(&link), outbox.clone(), relays.clone());
+                let (incoming, subscribed) = (Arc::clone(&incoming), Arc::clone(&subscribed));
                 tokio::spawn(async move {
-                    let result = handle(&link, &relays, request).await;
+                    let result = handle(&link, &relays, &incoming, &subscribed, request).await;
                     let _ = outbox.send(ProxyToLayer::Response { id, result }).await;
                 });
             }
@@ -103,6 +111,15 @@ pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: Sessio
     }
     tracing::info!(?pid, "layer disconnected");
     relays.close_all(&link).await;
+    let ports = std::mem::take(
+        &mut *subscribed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for port in ports {
+        incoming.unlisten(port);
+        let _ = link.request(AgentRequest::PortUnsubscribe { port }).await;
+    }
     lost_task.abort();
     drop(outbox);
     let _ = writer_task.await;
@@ -111,6 +128,8 @@ pub(crate) async fn serve(stream: TcpStream, link: Arc<AgentLink>, token: Sessio
 async fn handle(
     link: &Arc<AgentLink>,
     relays: &relay::RelayOwner,
+    incoming: &IncomingRegistry,
+    subscribed: &std::sync::Mutex<Vec<u16>>,
     request: LayerRequest,
 ) -> RemoteResult<LayerResponse> {
     let forward = |request| async move { link.request(request).await.result };
@@ -165,12 +184,45 @@ async fn handle(
                 (other, _) => Err(unexpected(&other)),
             }
         }
-        LayerRequest::PortSubscribe(_)
-        | LayerRequest::PortUnsubscribe(_)
-        | LayerRequest::IncomingConnectionInfo(_) => Err(RemoteError::new(
-            ErrorCode::Unsupported,
-            "incoming traffic is not supported yet",
-        )),
+        LayerRequest::PortSubscribe(request) => {
+            let port = request.subscription.port;
+            incoming.listen(port, request.listening_on);
+            match forward(AgentRequest::PortSubscribe(request.subscription)).await {
+                Ok(AgentResponse::PortSubscribed) => {
+                    subscribed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(port);
+                    Ok(LayerResponse::PortSubscribed)
+                }
+                Ok(other) => Err(unexpected(&other)),
+                Err(error) => {
+                    incoming.unlisten(port);
+                    Err(error)
+                }
+            }
+        }
+        LayerRequest::PortUnsubscribe(request) => {
+            let port = request.port;
+            incoming.unlisten(port);
+            subscribed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|&p| p != port);
+            match forward(AgentRequest::PortUnsubscribe { port }).await? {
+                AgentResponse::PortUnsubscribed => Ok(LayerResponse::PortUnsubscribed),
+                other => Err(unexpected(&other)),
+            }
+        }
+        LayerRequest::IncomingConnectionInfo(request) => incoming
+            .peer(request.intproxy_addr)
+            .map(LayerResponse::IncomingConnectionInfo)
+            .ok_or_else(|| {
+                RemoteError::new(
+                    ErrorCode::NotFound,
+                    "no incoming connection from that address",
+                )
+            }),
     }
 }
 

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod agent_link;
+mod incoming;
 mod layer_session;
 mod relay;
 
@@ -64,6 +65,7 @@ pub struct Intproxy {
     listener: tokio::net::TcpListener,
     link: Arc<AgentLink>,
     options: IntproxyOptions,
+    incoming: Arc<incoming::IncomingRegistry>,
 }
 
 impl Intproxy {
@@ -76,10 +78,19 @@ impl Intproxy {
                 address: options.listen,
                 source,
             })?;
+        let incoming = Arc::new(incoming::IncomingRegistry::default());
+        if let Some(deliveries) = link.take_incoming() {
+            tokio::spawn(incoming::dispatch(
+                Arc::clone(&link),
+                Arc::clone(&incoming),
+                deliveries,
+            ));
+        }
         Ok(Intproxy {
             listener,
             link,
             options,
+            incoming,
         })
     }
 
@@ -102,8 +113,9 @@ impl Intproxy {
                     ever_connected = true;
                     layers.fetch_add(1, Ordering::SeqCst);
                     let (layers, link, token) = (Arc::clone(&layers), Arc::clone(&self.link), self.options.token.clone());
+                    let incoming = Arc::clone(&self.incoming);
                     tokio::spawn(async move {
-                        layer_session::serve(stream, link, token).await;
+                        layer_session::serve(stream, link, incoming, token).await;
                         layers.fetch_sub(1, Ordering::SeqCst);
                     });
                 }

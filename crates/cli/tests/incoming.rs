@@ -139,6 +139,8 @@ fn session(sandbox: &Sandbox) -> Session {
             "10",
         ])
         .env("MIRRORD_AGENT_TOKEN", token.to_string());
+    // Like `mirrord exec`, the agent gets a process group of its own.
+    std::os::unix::process::CommandExt::process_group(&mut agent, 0);
     let agent = spawn_announcing(agent, "MIRRORD_AGENT_LISTENING=");
     let mut intproxy = Command::new(MIRRORD);
     intproxy
@@ -408,9 +410,9 @@ fn filtered_steal_routes_each_request_by_its_header_on_one_connection() {
     assert!(curl(None).starts_with("sandbox inc-filter"));
 }
 
-#[test]
-fn killing_the_agent_gives_the_port_back_within_a_second_and_leaves_no_rule() {
-    let sandbox = Sandbox::up("inc-kill");
+/// Kills the agent one way, then checks the target answers again within 1 s and no rule is left.
+fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
+    let sandbox = Sandbox::up(name);
     let mut session = session(&sandbox);
     let (app, _seen) = local_app();
     let _subscription = subscribe(&session, 80, SubscriptionMode::Steal, app);
@@ -418,13 +420,13 @@ fn killing_the_agent_gives_the_port_back_within_a_second_and_leaves_no_rule() {
         get(sandbox.address(), "/stolen"),
         "local app: GET /stolen\n"
     );
-    session.agent.child.kill().unwrap();
+    kill(&mut session.agent.child);
     session.agent.child.wait().unwrap();
     let killed = Instant::now();
     let mut answered_by_sandbox = false;
     while killed.elapsed() < Duration::from_secs(1) {
         if let Ok(body) = std::panic::catch_unwind(|| get(sandbox.address(), "/back")) {
-            if body.starts_with("sandbox inc-kill") {
+            if body.starts_with(&format!("sandbox {name}")) {
                 answered_by_sandbox = true;
                 break;
             }
@@ -433,7 +435,7 @@ fn killing_the_agent_gives_the_port_back_within_a_second_and_leaves_no_rule() {
     }
     assert!(
         answered_by_sandbox,
-        "the sandbox's own service did not answer within 1 s of SIGKILL"
+        "the sandbox's own service did not answer within 1 s of the kill"
     );
     let ruleset = nft_ruleset(&sandbox.netns());
     assert!(!ruleset.contains("mirrord"), "rules left behind: {ruleset}");
@@ -442,4 +444,72 @@ fn killing_the_agent_gives_the_port_back_within_a_second_and_leaves_no_rule() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&iptables.stdout).contains("mirrord"));
+}
+
+#[test]
+fn killing_the_agent_gives_the_port_back_within_a_second_and_leaves_no_rule() {
+    check_recovery_after("inc-kill", |agent| agent.kill().unwrap());
+}
+
+#[test]
+fn killing_the_agents_process_group_leaves_no_rule_either() {
+    check_recovery_after("inc-killpg", |agent| {
+        let group = format!("-{}", agent.id());
+        let status = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+}
+
+#[test]
+fn filtered_steal_under_load_routes_every_request_by_its_header() {
+    let sandbox = Sandbox::up("inc-load");
+    let session = session(&sandbox);
+    let (app, _seen) = local_app();
+    let filter = HttpFilter::Header("^x-mirrord-user: me$".to_owned());
+    let _subscription = subscribe(&session, 80, SubscriptionMode::StealHttp(filter), app);
+    const CONNECTIONS: usize = 32;
+    const REQUESTS: usize = 10_000;
+    let address = sandbox.address();
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|worker| {
+            std::thread::spawn(move || {
+                let count = REQUESTS / CONNECTIONS + usize::from(worker < REQUESTS % CONNECTIONS);
+                let mine: &[(&str, &str)] = &[("x-mirrord-user", "me")];
+                let requests: Vec<(String, bool)> = (0..count)
+                    .map(|i| (format!("/w{worker}/r{i}"), (worker + i) % 2 == 0))
+                    .collect();
+                let batch: Vec<(&str, &[(&str, &str)])> = requests
+                    .iter()
+                    .map(|(path, stolen)| (path.as_str(), if *stolen { mine } else { &[][..] }))
+                    .collect();
+                let bodies = keep_alive_requests(address, &batch);
+                let mut wrong = 0;
+                for ((path, stolen), body) in requests.iter().zip(&bodies) {
+                    let expected = if *stolen {
+                        format!("local app: GET {path}\n")
+                    } else {
+                        format!("sandbox inc-load: GET {path}\n")
+                    };
+                    if body != &expected {
+                        wrong += 1;
+                    }
+                }
+                (bodies.len(), wrong)
+            })
+        })
+        .collect();
+    let (mut answered, mut wrong) = (0, 0);
+    for worker in workers {
+        let (count, misrouted) = worker.join().expect("a worker failed a request");
+        answered += count;
+        wrong += misrouted;
+    }
+    assert_eq!(answered, REQUESTS, "every request is answered");
+    assert_eq!(
+        wrong, 0,
+        "every request is answered by the side its header names"
+    );
 }

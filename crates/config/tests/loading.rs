@@ -356,3 +356,16 @@ fn invalid_utf8_is_a_diagnostic_at_the_bad_byte() {
         (1, 17)
     );
 }
+
+#[test]
+fn whole_numbers_written_as_floats_are_integers_like_json_schema_says() {
+    let text = r#"{ "agent": { "ttl": 30.0, "startup_timeout": 1e2 }, "feature": { "network": { "incoming": { "port_mapping": [[80.0, 8080]] } } } }"#;
+    let loaded = load_str(text, Format::Json, &Overrides::default());
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let config = loaded.config.unwrap();
+    assert_eq!(config.agent.ttl, 30);
+    assert_eq!(config.agent.startup_timeout, 100);
+    assert_eq!(config.feature.network.incoming.port_mapping, [(80, 8080)]);
+    let fractional = load_str(r#"{ "agent": { "ttl": 30.5 } }"#, Format::Json, &Overrides::default());
+    assert!(fractional.diagnostics[0].message.contains("expected integer"), "{:?}", fractional.diagnostics);
+}

@@ -106,7 +106,13 @@ impl Node {
         match &self.kind {
             NodeKind::Null => serde_json::Value::Null,
             NodeKind::Bool(value) => (*value).into(),
-            NodeKind::Number(number) => serde_json::Value::Number(number.clone()),
+            // JSON Schema counts 30.0 and 1e2 as integers; give serde the integer too.
+            NodeKind::Number(number) => match number.as_f64() {
+                Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 9_007_199_254_740_992.0 => {
+                    serde_json::Value::Number((float as i64).into())
+                }
+                _ => serde_json::Value::Number(number.clone()),
+            },
             NodeKind::String(text) => text.clone().into(),
             NodeKind::Array(items) => items.iter().map(Node::to_json).collect(),
             NodeKind::Object(entries) => entries

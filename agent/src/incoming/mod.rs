@@ -248,43 +248,60 @@ pub(crate) async fn relay_to_client<
     mut from_client: mpsc::UnboundedReceiver<ClientData>,
     sink: &S,
 ) {
+    // The directions run independently: writing to a slow reader must never stop us reading.
     let (mut read_half, mut write_half) = tokio::io::split(stream);
-    let mut buffer = vec![0u8; 128 * 1024];
-    let (mut peer_done, mut client_done) = (false, false);
-    let mut error = None;
-    while !(peer_done && client_done) {
-        tokio::select! {
-            read = read_half.read(&mut buffer), if !peer_done => match read {
+    let peer_to_client = async {
+        let mut buffer = vec![0u8; 128 * 1024];
+        loop {
+            match read_half.read(&mut buffer).await {
                 Ok(0) => {
-                    peer_done = true;
-                    sink.send(AgentToClient::IncomingShutdown { connection_id }).await;
+                    sink.send(AgentToClient::IncomingShutdown { connection_id })
+                        .await;
+                    return Ok(());
                 }
                 Ok(length) => {
-                    let data = ConnectionData { connection_id, data: Bytes::from(buffer[..length].to_vec()) };
+                    let data = ConnectionData {
+                        connection_id,
+                        data: Bytes::from(buffer[..length].to_vec()),
+                    };
                     if !sink.send(AgentToClient::IncomingData(data)).await {
-                        return;
+                        return Err(None);
                     }
                 }
-                Err(e) => {
-                    error = Some(RemoteError::from(&e));
-                    break;
-                }
-            },
-            data = from_client.recv(), if !client_done => match data {
-                Some(ClientData::Data(bytes)) => {
-                    if let Err(e) = write_half.write_all(&bytes).await {
-                        error = Some(RemoteError::from(&e));
-                        break;
-                    }
-                }
-                Some(ClientData::Shutdown) => {
-                    client_done = true;
-                    let _ = write_half.shutdown().await;
-                }
-                None => break,
-            },
+                Err(e) => return Err(Some(RemoteError::from(&e))),
+            }
         }
-    }
+    };
+    let client_to_peer = async {
+        while let Some(data) = from_client.recv().await {
+            match data {
+                ClientData::Data(bytes) => {
+                    if let Err(e) = write_half.write_all(&bytes).await {
+                        return Err(Some(RemoteError::from(&e)));
+                    }
+                }
+                ClientData::Shutdown => {
+                    let _ = write_half.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+        // The client closed the connection.
+        Err(None)
+    };
+    let mut peer_to_client = std::pin::pin!(peer_to_client);
+    let mut client_to_peer = std::pin::pin!(client_to_peer);
+    let outcome: Result<(), Option<RemoteError>> = tokio::select! {
+        done = &mut peer_to_client => match done {
+            Ok(()) => client_to_peer.await,
+            Err(error) => Err(error),
+        },
+        done = &mut client_to_peer => match done {
+            Ok(()) => peer_to_client.await,
+            Err(error) => Err(error),
+        },
+    };
+    let error = outcome.err().flatten();
     sink.send(AgentToClient::IncomingClosed(ConnectionClosed {
         connection_id,
         error,

@@ -9,11 +9,11 @@ use mirrord_protocol::Bytes;
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::incoming::{IncomingConnectionInfo, NewIncomingConnection};
 use mirrord_protocol::outgoing::ConnectionData;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::agent_link::{AgentLink, IncomingDelivery, RelayEvent};
+use crate::pump;
 
 /// Subscribed ports and delivered connections of the whole session.
 #[derive(Debug, Default)]
@@ -73,7 +73,7 @@ async fn deliver(
     link: Arc<AgentLink>,
     registry: Arc<IncomingRegistry>,
     new: NewIncomingConnection,
-    mut events: mpsc::UnboundedReceiver<RelayEvent>,
+    events: mpsc::UnboundedReceiver<RelayEvent>,
 ) {
     let connection_id = new.connection_id;
     let close = |link: Arc<AgentLink>| async move {
@@ -110,36 +110,20 @@ async fn deliver(
             .unwrap_or_else(PoisonError::into_inner)
             .insert(our_end, info);
     }
-    let (mut read_half, mut write_half) = stream.into_split();
-    let mut buffer = vec![0u8; 128 * 1024];
-    let (mut user_done, mut agent_done) = (false, false);
-    while !(user_done && agent_done) {
-        tokio::select! {
-            read = read_half.read(&mut buffer), if !user_done => match read {
-                Ok(0) | Err(_) => {
-                    user_done = true;
-                    link.send(ClientToAgent::IncomingShutdown { connection_id }).await;
-                }
-                Ok(length) => {
-                    let data = ConnectionData { connection_id, data: Bytes::from(buffer[..length].to_vec()) };
-                    link.send(ClientToAgent::IncomingData(data)).await;
-                }
-            },
-            event = events.recv(), if !agent_done => match event {
-                Some(RelayEvent::Data(data)) => {
-                    if write_half.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
-                Some(RelayEvent::Shutdown) => {
-                    agent_done = true;
-                    let _ = write_half.shutdown().await;
-                }
-                Some(RelayEvent::Closed(_)) | None => break,
-                Some(RelayEvent::Datagram(_)) => {}
-            },
-        }
-    }
+    let (read_half, write_half) = stream.into_split();
+    let data = |bytes: Vec<u8>| {
+        ClientToAgent::IncomingData(ConnectionData {
+            connection_id,
+            data: Bytes::from(bytes),
+        })
+    };
+    let user_to_agent = pump::user_to_agent(
+        read_half,
+        &link,
+        data,
+        ClientToAgent::IncomingShutdown { connection_id },
+    );
+    pump::both(user_to_agent, pump::agent_to_user(events, write_half)).await;
     if let Some(our_end) = our_end {
         registry
             .peers

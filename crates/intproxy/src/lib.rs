@@ -16,6 +16,7 @@
 mod agent_link;
 mod incoming;
 mod layer_session;
+mod pump;
 mod relay;
 
 use std::net::SocketAddr;

@@ -6,17 +6,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mirrord_protocol::agent_channel::ClientToAgent;
-use mirrord_protocol::frame::MAX_IO_CHUNK;
 use mirrord_protocol::ids::UdpSocketId;
 use mirrord_protocol::outgoing::{
     ConnectionData, OutgoingConnected, TcpConnected, UdpOpened, UdpSend,
 };
 use mirrord_protocol::{Bytes, RemoteError, RemoteResult};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::agent_link::{AgentLink, RelayEvent};
+use crate::pump;
 
 /// How long the user process has to connect its socket to our relay.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,7 +56,7 @@ fn local_error(error: &std::io::Error) -> RemoteError {
 pub(crate) async fn start_tcp(
     link: Arc<AgentLink>,
     connected: TcpConnected,
-    mut events: mpsc::UnboundedReceiver<RelayEvent>,
+    events: mpsc::UnboundedReceiver<RelayEvent>,
 ) -> RemoteResult<OutgoingConnected> {
     let connection_id = connected.connection_id;
     let listener = match TcpListener::bind(loopback()).await {
@@ -85,40 +84,20 @@ pub(crate) async fn start_tcp(
         };
         drop(listener);
         let _ = stream.set_nodelay(true);
-        let (mut read_half, mut write_half) = stream.into_split();
-        let mut buffer = vec![0u8; (MAX_IO_CHUNK as usize).min(256 * 1024)];
-        let (mut user_done, mut agent_done) = (false, false);
-        while !(user_done && agent_done) {
-            tokio::select! {
-                read = read_half.read(&mut buffer), if !user_done => match read {
-                    Ok(0) | Err(_) => {
-                        user_done = true;
-                        link.send(ClientToAgent::OutgoingShutdown { connection_id }).await;
-                    }
-                    Ok(length) => {
-                        let data = ConnectionData { connection_id, data: Bytes::from(buffer[..length].to_vec()) };
-                        link.send(ClientToAgent::OutgoingData(data)).await;
-                    }
-                },
-                event = events.recv(), if !agent_done => match event {
-                    Some(RelayEvent::Data(data)) => {
-                        if write_half.write_all(&data).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(RelayEvent::Shutdown) => {
-                        agent_done = true;
-                        let _ = write_half.shutdown().await;
-                    }
-                    Some(RelayEvent::Closed(error)) => {
-                        tracing::debug!(?connection_id, ?error, "the agent closed the connection");
-                        break;
-                    }
-                    None => break,
-                    Some(RelayEvent::Datagram(_)) => {}
-                },
-            }
-        }
+        let (read_half, write_half) = stream.into_split();
+        let data = |bytes: Vec<u8>| {
+            ClientToAgent::OutgoingData(ConnectionData {
+                connection_id,
+                data: Bytes::from(bytes),
+            })
+        };
+        let user_to_agent = pump::user_to_agent(
+            read_half,
+            &link,
+            data,
+            ClientToAgent::OutgoingShutdown { connection_id },
+        );
+        pump::both(user_to_agent, pump::agent_to_user(events, write_half)).await;
         link.forget_tcp(connection_id.0);
         link.send(ClientToAgent::OutgoingClose { connection_id })
             .await;

@@ -1,10 +1,11 @@
 //! Stealing only the HTTP requests that match a filter.
 //!
 //! The agent serves the redirected connection as an HTTP server itself (HTTP/1.1, keep-alive and
-//! pipelining, or HTTP/2 with prior knowledge), and routes each request on its own: a matching
-//! request is delivered to the client as a connection of its own carrying that one request (as
-//! HTTP/1.1), and its response comes back the same way; every other request goes to the target's
-//! own service. An upgrade (WebSocket) on a stolen request becomes a raw stream to the client.
+//! pipelining, or HTTP/2 with prior knowledge), and routes each request on its own: matching
+//! requests go to the client over a delivered connection (HTTP/1.1, kept alive and reused for the
+//! matching requests of the same remote connection), and their responses come back the same way;
+//! every other request goes to the target's own service. An upgrade (WebSocket) on a stolen
+//! request gets a delivered connection of its own, which becomes a raw stream.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,6 +100,9 @@ struct ConnectionState<S> {
     sink: Arc<S>,
     /// The upstream connection to the target's service, reused while it stays open.
     upstream: Mutex<Option<hyper::client::conn::http1::SendRequest<Incoming>>>,
+    /// The connection delivered to the client for this connection's stolen requests, reused while
+    /// it stays open (the local app sees a keep-alive client, and we skip a connect per request).
+    stolen: Mutex<Option<hyper::client::conn::http1::SendRequest<Incoming>>>,
 }
 
 /// Serves one redirected connection, routing request by request.
@@ -119,6 +123,7 @@ pub(crate) async fn serve_connection<S: IncomingSink>(
         namespace,
         sink,
         upstream: Mutex::new(None),
+        stolen: Mutex::new(None),
     });
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let state = Arc::clone(&state);
@@ -212,10 +217,10 @@ async fn pass_through<S: IncomingSink>(
     Ok(response.map(BodyExt::boxed))
 }
 
-async fn steal_request<S: IncomingSink>(
+/// A new connection to the client, carrying HTTP/1.1 requests to the local app.
+async fn open_stolen_connection<S: IncomingSink>(
     state: &ConnectionState<S>,
-    mut request: Request<Incoming>,
-) -> Result<Response<Body>, String> {
+) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
     let Some((connection_id, from_client)) = announce(
         &*state.sink,
         state.remote_peer,
@@ -226,25 +231,42 @@ async fn steal_request<S: IncomingSink>(
     else {
         return Err("the client is gone".to_owned());
     };
-    // The client sees a connection carrying just this request.
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
     let sink = Arc::clone(&state.sink);
     tokio::spawn(async move {
         relay_to_client(theirs, connection_id, from_client, &*sink).await;
         sink.forget(connection_id);
     });
-    let downstream_upgrade = hyper::upgrade::on(&mut request);
-    let request = as_http1(request);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         let _ = connection.with_upgrades().await;
     });
-    let mut response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("the local application did not answer: {e}"))?;
+    Ok(sender)
+}
+
+async fn steal_request<S: IncomingSink>(
+    state: &ConnectionState<S>,
+    mut request: Request<Incoming>,
+) -> Result<Response<Body>, String> {
+    let upgrading = request.headers().contains_key(http::header::UPGRADE);
+    let downstream_upgrade = hyper::upgrade::on(&mut request);
+    let request = as_http1(request);
+    let mut response = if upgrading {
+        // An upgraded connection becomes a raw stream: never share it.
+        let mut sender = open_stolen_connection(state).await?;
+        sender.send_request(request).await
+    } else {
+        let mut stolen = state.stolen.lock().await;
+        if !stolen.as_ref().is_some_and(|sender| !sender.is_closed()) {
+            *stolen = Some(open_stolen_connection(state).await?);
+        }
+        let sender = stolen.as_mut().expect("set above");
+        sender.ready().await.map_err(|e| e.to_string())?;
+        sender.send_request(request).await
+    }
+    .map_err(|e| format!("the local application did not answer: {e}"))?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         // An upgrade: splice the two upgraded streams into one raw stream.
         let upstream_upgrade = hyper::upgrade::on(&mut response);

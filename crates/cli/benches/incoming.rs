@@ -176,21 +176,33 @@ fn bulk(address: SocketAddr) -> f64 {
 
 /// p50 and p99 in µs of `samples` sequential requests on one keep-alive connection.
 fn latencies(address: SocketAddr, samples: usize, stolen: bool) -> (f64, f64) {
-    let mine: &[(&str, &str)] = &[("x-mirrord-user", "me")];
-    let headers = if stolen { mine } else { &[][..] };
-    // Warm up, then time each request on its own.
-    keep_alive_requests(address, &[("/warm", headers); 50]);
+    use std::io::{BufRead, BufReader};
+    let stream = TcpStream::connect(address).unwrap();
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let header = if stolen { "x-mirrord-user: me\r\n" } else { "" };
+    let request = format!("GET /sample HTTP/1.1\r\nhost: sandbox\r\n{header}\r\n");
     let mut times: Vec<f64> = Vec::with_capacity(samples);
-    let batch: Vec<(&str, &[(&str, &str)])> = vec![("/sample", headers)];
-    for _ in 0..samples / 100 {
-        // 100 requests per connection keeps connection set-up out of most samples.
-        let stream_batch: Vec<_> = std::iter::repeat_n(batch[0], 100).collect();
+    for round in 0..samples + 50 {
         let started = Instant::now();
-        keep_alive_requests(address, &stream_batch[..1]);
-        times.push(started.elapsed().as_secs_f64() * 1e6);
-        for request in &stream_batch[1..] {
-            let started = Instant::now();
-            keep_alive_requests(address, std::slice::from_ref(request));
+        writer.write_all(request.as_bytes()).unwrap();
+        let mut content_length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                content_length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; content_length];
+        reader.read_exact(&mut body).unwrap();
+        // The first 50 warm the path up.
+        if round >= 50 {
             times.push(started.elapsed().as_secs_f64() * 1e6);
         }
     }

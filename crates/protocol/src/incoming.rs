@@ -1,9 +1,10 @@
 //! Incoming traffic: port subscriptions (mirror or steal, optionally only HTTP requests that match a filter)
 //! and the connections the agent delivers for them.
 //!
-//! Under an HTTP filter the agent delivers each matching request as a connection of its own: its data is
-//! exactly that request, and what the client writes back is that request's response. Requests that do not
-//! match keep going to the target's own service.
+//! Under an HTTP filter the agent delivers matching requests on connections of their own (HTTP/1.1; the
+//! matching requests of one remote connection share one delivered connection, keep-alive, and an upgrade
+//! request gets one to itself): what the client writes back are those requests' responses. Requests that do
+//! not match keep going to the target's own service.
 
 use std::{fmt, net::SocketAddr};
 

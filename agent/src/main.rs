@@ -10,6 +10,7 @@
 //! logs go to stderr.
 
 mod dns;
+
 mod env;
 mod files;
 mod incoming;
@@ -30,8 +31,14 @@ use mirrord_protocol::token::SessionToken;
 #[command(name = "mirrord-agent", version)]
 struct Args {
     /// The target process; omit for a targetless session (this machine's own namespaces).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "container_id")]
     target_pid: Option<u32>,
+    /// The target container's ID (as Kubernetes reports it, with or without the `containerd://`
+    /// prefix): the agent finds the container's main process itself by scanning `/proc/*/cgroup`,
+    /// which works for containerd, CRI-O and Docker alike. Needs the host PID namespace (or the
+    /// target's, for an ephemeral container).
+    #[arg(long)]
+    container_id: Option<String>,
     /// Where to listen for clients.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -148,7 +155,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(mut args: Args) -> Result<(), String> {
+    if let Some(container_id) = &args.container_id {
+        let pid = container::find_main_pid(std::path::Path::new("/proc"), container_id)?;
+        tracing::info!(container_id = %container_id, pid, "found the target container's process");
+        args.target_pid = Some(pid);
+    }
     let token_text = std::env::var("MIRRORD_AGENT_TOKEN")
         .map_err(|_| "MIRRORD_AGENT_TOKEN is not set".to_owned())?;
     let token: SessionToken = token_text
@@ -250,4 +262,169 @@ fn announce(address: SocketAddr) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "MIRRORD_AGENT_LISTENING={address}")?;
     stdout.flush()
+}
+
+/// Finding a container's main process from its ID: every runtime (containerd, CRI-O, Docker, on
+/// cgroup v1 or v2) puts the container's processes in a cgroup whose path contains the ID, and
+/// `/proc/PID/cgroup` shows that path (relative, inside a cgroup namespace, but still with the ID).
+mod container {
+    use std::path::Path;
+
+    /// The ID without a `runtime://` prefix, if it looks like a container ID (hex, 12+ chars).
+    fn bare_id(container_id: &str) -> Result<&str, String> {
+        let id = container_id
+            .split_once("://")
+            .map_or(container_id, |(_, id)| id)
+            .trim();
+        if id.len() < 12 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`{container_id}` is not a container ID (expected hex, at least 12 characters, optionally prefixed like `containerd://`)"
+            ));
+        }
+        Ok(id)
+    }
+
+    /// The parent pid from `/proc/PID/stat` (the command name may hold spaces and parentheses).
+    fn parent_pid(proc_root: &Path, pid: u32) -> Option<u32> {
+        let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// The container's main process: of the processes whose cgroup path holds the ID, the one
+    /// whose parent is not in the container (its init); the lowest pid on a tie.
+    pub(crate) fn find_main_pid(proc_root: &Path, container_id: &str) -> Result<u32, String> {
+        let id = bare_id(container_id)?;
+        let entries = std::fs::read_dir(proc_root)
+            .map_err(|e| format!("cannot read {}: {e}", proc_root.display()))?;
+        let mut members: Vec<u32> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).is_ok_and(
+                    |cgroups| {
+                        cgroups
+                            .lines()
+                            .filter_map(|line| line.splitn(3, ':').nth(2))
+                            .any(|path| path.contains(id))
+                    },
+                )
+            })
+            .collect();
+        members.sort_unstable();
+        let main = members
+            .iter()
+            .copied()
+            .find(|pid| parent_pid(proc_root, *pid).is_none_or(|parent| !members.contains(&parent)))
+            .or_else(|| members.first().copied());
+        main.ok_or_else(|| {
+            format!(
+                "no process of container {id} in {}/*/cgroup; the agent must run in the host's PID namespace (or share the target container's)",
+                proc_root.display()
+            )
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const CONTAINERD_ID: &str =
+            "4f1c2a9e8b7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170605f4e3";
+        const CRIO_ID: &str = "9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e";
+        const DOCKER_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+        /// A fake `/proc` with `(pid, ppid, cgroup file)` entries.
+        fn fake_proc(processes: &[(u32, u32, &str)]) -> std::path::PathBuf {
+            let root = std::env::temp_dir().join(format!(
+                "mirrord-agent-proc-{}-{}",
+                std::process::id(),
+                processes.first().map_or(0, |p| p.0)
+            ));
+            let _ = std::fs::remove_dir_all(&root);
+            for (pid, ppid, cgroup) in processes {
+                let dir = root.join(pid.to_string());
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("cgroup"), cgroup).unwrap();
+                std::fs::write(
+                    dir.join("stat"),
+                    format!("{pid} (my (odd) app) S {ppid} 1 1 0 -1\n"),
+                )
+                .unwrap();
+            }
+            std::fs::create_dir_all(root.join("self")).unwrap();
+            root
+        }
+
+        #[test]
+        fn finds_containerd_cri_o_and_docker_containers() {
+            let proc_root = fake_proc(&[
+                (1, 0, "0::/init.scope\n"),
+                (
+                    4100,
+                    4090,
+                    &format!(
+                        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/cri-containerd-{CONTAINERD_ID}.scope\n"
+                    ),
+                ),
+                (
+                    4101,
+                    4100,
+                    &format!(
+                        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/cri-containerd-{CONTAINERD_ID}.scope\n"
+                    ),
+                ),
+                (
+                    5200,
+                    5190,
+                    &format!(
+                        "12:pids:/kubepods/besteffort/pod7a8b/crio-{CRIO_ID}\n11:memory:/kubepods/besteffort/pod7a8b/crio-{CRIO_ID}\n0::/\n"
+                    ),
+                ),
+                (
+                    6300,
+                    6290,
+                    &format!("0::/system.slice/docker-{DOCKER_ID}.scope\n"),
+                ),
+                (7400, 1, "0::/user.slice\n"),
+            ]);
+            let check = |id: &str, expected: u32| {
+                assert_eq!(find_main_pid(&proc_root, id).unwrap(), expected, "{id}");
+            };
+            check(CONTAINERD_ID, 4100);
+            check(&format!("containerd://{CONTAINERD_ID}"), 4100);
+            check(&format!("cri-o://{CRIO_ID}"), 5200);
+            check(&format!("docker://{DOCKER_ID}"), 6300);
+            check(&DOCKER_ID[..12], 6300);
+            let missing = find_main_pid(&proc_root, "containerd://ffffffffffffffff").unwrap_err();
+            assert!(
+                missing.contains("no process of container ffffffffffffffff"),
+                "{missing}"
+            );
+            let _ = std::fs::remove_dir_all(&proc_root);
+        }
+
+        /// Inside a cgroup namespace (an ephemeral container) other containers' paths are
+        /// relative (`/../…`) but still carry the ID.
+        #[test]
+        fn finds_containers_from_inside_a_cgroup_namespace() {
+            let proc_root = fake_proc(&[
+                (
+                    1,
+                    0,
+                    &format!("0::/../cri-containerd-{CONTAINERD_ID}.scope\n"),
+                ),
+                (40, 0, "0::/\n"),
+            ]);
+            assert_eq!(find_main_pid(&proc_root, CONTAINERD_ID).unwrap(), 1);
+            let _ = std::fs::remove_dir_all(&proc_root);
+        }
+
+        #[test]
+        fn rejects_what_is_not_a_container_id() {
+            let error = find_main_pid(Path::new("/proc"), "containerd://").unwrap_err();
+            assert!(error.contains("is not a container ID"), "{error}");
+            assert!(find_main_pid(Path::new("/proc"), "api").is_err());
+        }
+    }
 }

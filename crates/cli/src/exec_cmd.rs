@@ -161,16 +161,14 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
             }
             _ => String::new(),
         };
+        // One line per problem, starting with its severity like every other message.
         print_diagnostic(&format!(
-            "{place}{}: {}",
+            "{}: {place}{}",
             diagnostic.severity, diagnostic.message
         ));
     }
     let Some(config) = loaded.config else {
-        report_error(
-            "the config has errors; nothing was started",
-            Some("fix the problems above (`mirrord verify-config FILE` checks a file)"),
-        );
+        // The lines above said what is wrong; nothing was started.
         return Outcome::Failure;
     };
     let layer_path = match session::artifact(

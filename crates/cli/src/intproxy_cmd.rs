@@ -15,8 +15,12 @@ use mirrord_session::INTPROXY_TOKEN_ENV as TOKEN_ENV;
 #[derive(Debug, clap::Args)]
 pub(crate) struct IntproxyArgs {
     /// The agent's address.
-    #[arg(long)]
-    agent: SocketAddr,
+    #[arg(long, required_unless_present = "agent_pod")]
+    agent: Option<SocketAddr>,
+    /// Reach the agent through a Kubernetes port-forward to `NAMESPACE/POD:PORT` instead (the
+    /// cluster settings come from `$MIRRORD_KUBE_SETTINGS`).
+    #[arg(long, conflicts_with = "agent")]
+    agent_pod: Option<mirrord_kube::AgentPod>,
     /// Where to listen for layers.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -56,7 +60,9 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
         }
     };
     let options = IntproxyOptions {
-        agent_addr: args.agent,
+        agent_addr: args
+            .agent
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         token,
         listen: args.listen,
         start_idle_timeout: Duration::from_secs(args.start_idle_timeout),
@@ -74,7 +80,17 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
         }
     };
     runtime.block_on(async move {
-        let intproxy = match Intproxy::start(options).await {
+        let started = match &args.agent_pod {
+            Some(agent_pod) => match port_forward_link(agent_pod, options.token.clone()).await {
+                Ok(link) => Intproxy::start_with_link(options, link).await,
+                Err(message) => {
+                    report_error(&message, None);
+                    return Outcome::Failure;
+                }
+            },
+            None => Intproxy::start(options).await,
+        };
+        let intproxy = match started {
             Ok(intproxy) => intproxy,
             Err(error) => {
                 let source = std::error::Error::source(&error)
@@ -97,6 +113,35 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
         intproxy.serve().await;
         Outcome::Success
     })
+}
+
+/// Opens the agent link through a port-forward, retrying while the agent is still coming up.
+async fn port_forward_link(
+    agent_pod: &mirrord_kube::AgentPod,
+    token: SessionToken,
+) -> Result<std::sync::Arc<mirrord_intproxy::AgentLink>, String> {
+    let settings = mirrord_kube::KubeSettings::from_env().unwrap_or_default();
+    let cluster = mirrord_kube::Cluster::connect(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let peer = format!("port-forward to {agent_pod}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = match mirrord_kube::connect_agent(&cluster, agent_pod).await {
+            Ok(stream) => mirrord_intproxy::AgentLink::connect_stream(stream, token.clone(), &peer)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match attempt {
+            Ok(link) => return Ok(link),
+            Err(message) if std::time::Instant::now() < deadline => {
+                tracing::debug!(%message, "the agent is not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(message) => return Err(message),
+        }
+    }
 }
 
 #[allow(clippy::print_stdout, reason = "the one line `mirrord exec` reads")]

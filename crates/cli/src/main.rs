@@ -8,7 +8,9 @@
 
 mod exec_cmd;
 mod exit;
+mod ide_cmd;
 mod intproxy_cmd;
+mod ls_cmd;
 mod sandbox_cmd;
 mod schema_cmd;
 mod verify_config_cmd;
@@ -28,12 +30,16 @@ struct Cli {
 enum Command {
     /// Run a command in the context of a target: its files, environment, DNS and network.
     Exec(exec_cmd::ExecArgs),
+    /// List the targets: the cluster's pods and workloads, or the local sandboxes without a cluster.
+    Ls(ls_cmd::LsArgs),
     /// Check a mirrord config file and print every problem with its line and column.
     VerifyConfig(verify_config_cmd::VerifyConfigArgs),
     /// Print the JSON Schema of the mirrord config file (for editors and validators).
     Schema(schema_cmd::SchemaArgs),
     /// Manage the built-in sandbox pods: local targets made of network and mount namespaces.
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// The IDE sidecar: an LSP server on stdin/stdout for the editor plugins.
+    Ide(ide_cmd::IdeArgs),
     /// The per-session internal proxy (started by `mirrord exec`).
     #[command(hide = true)]
     Intproxy(intproxy_cmd::IntproxyArgs),
@@ -44,6 +50,8 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Exec(args) => exec_cmd::run(args),
         Command::Intproxy(args) => intproxy_cmd::run(args),
+        Command::Ide(args) => ide_cmd::run(args),
+        Command::Ls(args) => ls_cmd::run(args),
         Command::VerifyConfig(args) => verify_config_cmd::run(args),
         Command::Schema(args) => schema_cmd::run(args),
         Command::Sandbox(args) => sandbox_cmd::run(args),

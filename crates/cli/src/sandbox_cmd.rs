@@ -474,12 +474,10 @@ fn print_json<T: serde::Serialize>(value: &T) {
     print_line(&serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-#[allow(
-    clippy::print_stdout,
-    reason = "the sandbox command's output is for the user"
-)]
 fn print_line(line: &str) {
-    println!("{line}");
+    use std::io::Write;
+    // A closed pipe (`… | head`) is not an error worth a message.
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 #[cfg(test)]

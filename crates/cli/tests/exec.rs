@@ -1404,3 +1404,35 @@ fn links_in_the_target_cannot_make_the_user_app_read_host_files() {
     expect.line("file /app/inside", pod.first_line("/app/config.yaml"));
     expect.finish();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The README's first command.
+
+#[test]
+fn the_whoami_example_shows_the_target() {
+    let pod = Pod::up("whoami");
+    let example = repo_root().join("examples/whoami.py");
+    let run = pod.exec(&[], &[python(), example.to_str().unwrap()]);
+    run.assert_success();
+    let shown = |label: &str| {
+        run.stdout
+            .lines()
+            .find_map(|line| Some(line.strip_prefix(label)?.trim()))
+            .unwrap_or_else(|| panic!("no `{label}` line: {}", run.describe()))
+            .to_owned()
+    };
+    assert_eq!(shown("hostname"), pod.name);
+    assert_eq!(
+        shown("first line of /app/config.yaml"),
+        pod.first_line("/app/config.yaml")
+    );
+    assert_eq!(
+        shown("$SANDBOX_GREETING"),
+        format!("hello from sandbox {}", pod.name)
+    );
+    assert_eq!(shown("db.sandbox.svc resolves to"), pod.db_ip());
+    assert_eq!(
+        shown("tcp echo at db.sandbox.svc:7"),
+        "replied 'hello from whoami.py'"
+    );
+}

@@ -13,7 +13,7 @@ use mirrord_protocol::ids::RequestId;
 use mirrord_protocol::incoming::NewIncomingConnection;
 use mirrord_protocol::token::SessionToken;
 use mirrord_protocol::{RemoteError, RemoteResult};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -69,6 +69,12 @@ impl std::fmt::Debug for AgentLink {
     }
 }
 
+/// Which step of opening the link failed (mapped to a [`ConnectError`] by the transport).
+enum LinkFailure {
+    Io(std::io::Error),
+    Handshake,
+}
+
 /// Why the agent connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -86,6 +92,21 @@ pub enum ConnectError {
     Handshake {
         /// The agent's address.
         address: SocketAddr,
+    },
+    /// Reading or writing the stream to the agent failed.
+    #[error("cannot talk to the agent through {peer}")]
+    Stream {
+        /// What the stream leads through (e.g. `port-forward to default/agent:4000`).
+        peer: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stream closed or carried something else than a hello reply.
+    #[error("the agent did not answer the handshake through {peer}")]
+    StreamHandshake {
+        /// What the stream leads through.
+        peer: String,
     },
     /// The agent refused us.
     #[error("the agent refused the session: {reason}")]
@@ -109,27 +130,67 @@ impl AgentLink {
             })?
             .map_err(|source| ConnectError::Connect { address, source })?;
         let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+        let (reader, writer) = stream.into_split();
+        Self::run(reader, writer, token, |failure| match failure {
+            LinkFailure::Io(source) => ConnectError::Connect { address, source },
+            LinkFailure::Handshake => ConnectError::Handshake { address },
+        })
+        .await
+    }
+
+    /// Shakes hands over an already open byte stream to the agent (a Kubernetes port-forward,
+    /// for one) named `peer` in errors; then works exactly as over TCP.
+    pub async fn connect_stream<S>(
+        stream: S,
+        token: SessionToken,
+        peer: &str,
+    ) -> Result<Arc<AgentLink>, ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
+        Self::run(reader, writer, token, |failure| match failure {
+            LinkFailure::Io(source) => ConnectError::Stream {
+                peer: peer.to_owned(),
+                source,
+            },
+            LinkFailure::Handshake => ConnectError::StreamHandshake {
+                peer: peer.to_owned(),
+            },
+        })
+        .await
+    }
+
+    async fn run<R, W>(
+        mut reader: R,
+        mut writer: W,
+        token: SessionToken,
+        error: impl Fn(LinkFailure) -> ConnectError,
+    ) -> Result<Arc<AgentLink>, ConnectError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let hello = Hello::new(token, ClientKind::IntProxy);
-        let frame = encode(&hello).map_err(|_| ConnectError::Handshake { address })?;
+        let frame = encode(&hello).map_err(|_| error(LinkFailure::Handshake))?;
         writer
             .write_all(&frame)
             .await
-            .map_err(|source| ConnectError::Connect { address, source })?;
+            .map_err(|source| error(LinkFailure::Io(source)))?;
         let mut decoder = FrameDecoder::new();
         let mut buffer = vec![0u8; 256 * 1024];
         let reply: HelloReply = loop {
             match decoder.pop::<HelloReply>() {
                 Ok(Some(reply)) => break reply,
                 Ok(None) => {}
-                Err(_) => return Err(ConnectError::Handshake { address }),
+                Err(_) => return Err(error(LinkFailure::Handshake)),
             }
             let read = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer))
                 .await
-                .map_err(|_| ConnectError::Handshake { address })?
-                .map_err(|source| ConnectError::Connect { address, source })?;
+                .map_err(|_| error(LinkFailure::Handshake))?
+                .map_err(|source| error(LinkFailure::Io(source)))?;
             if read == 0 {
-                return Err(ConnectError::Handshake { address });
+                return Err(error(LinkFailure::Handshake));
             }
             decoder.push(&buffer[..read]);
         };

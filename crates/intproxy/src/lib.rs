@@ -73,6 +73,16 @@ impl Intproxy {
     /// Connects to the agent and opens the layer listener.
     pub async fn start(options: IntproxyOptions) -> Result<Intproxy, IntproxyError> {
         let link = AgentLink::connect(options.agent_addr, options.token.clone()).await?;
+        Intproxy::start_with_link(options, link).await
+    }
+
+    /// Like [`Intproxy::start`], over an agent link opened some other way (e.g.
+    /// [`AgentLink::connect_stream`] through a Kubernetes port-forward); `options.agent_addr` is
+    /// not used.
+    pub async fn start_with_link(
+        options: IntproxyOptions,
+        link: Arc<AgentLink>,
+    ) -> Result<Intproxy, IntproxyError> {
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| IntproxyError::Listen {

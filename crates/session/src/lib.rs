@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+pub use kube::{ListedTargets, list_targets};
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -44,6 +46,9 @@ pub enum SessionError {
         "Kubernetes targets are not supported yet ({0}); use a local target `pid/PID` or `sandbox/NAME`"
     )]
     KubernetesTarget(String),
+    /// A Kubernetes operation failed; the message ends with what the user can do, if anything.
+    #[error("{0}")]
+    Kubernetes(String),
     #[error("cannot start sandbox `{name}`: {message}")]
     Sandbox { name: String, message: String },
     #[error("cannot find {what} (looked at {looked_at}); set ${env} to its path")]
@@ -82,6 +87,64 @@ pub struct Session {
     pub target_pid: Option<u32>,
     pub agent_log: PathBuf,
     pub intproxy_log: PathBuf,
+    /// The agent and intproxy processes, to notice when they exit or to end the session early.
+    pub processes: SessionProcesses,
+}
+
+/// The helper processes of a session (children of the process that started it).
+#[derive(Debug, Default)]
+pub struct SessionProcesses {
+    agent: Option<Child>,
+    intproxy: Option<Child>,
+}
+
+/// Which helper processes of a session are still running (see [`Session::poll`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStatus {
+    pub agent_running: bool,
+    pub intproxy_running: bool,
+}
+
+impl Session {
+    /// The agent's process id, while this session holds it.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.processes.agent.as_ref().map(Child::id)
+    }
+
+    /// The intproxy's process id, while this session holds it.
+    pub fn intproxy_pid(&self) -> Option<u32> {
+        self.processes.intproxy.as_ref().map(Child::id)
+    }
+
+    /// Checks (without blocking) which helpers still run, reaping those that exited.
+    pub fn poll(&mut self) -> SessionStatus {
+        SessionStatus {
+            agent_running: still_running(&mut self.processes.agent),
+            intproxy_running: still_running(&mut self.processes.intproxy),
+        }
+    }
+
+    /// Ends the session now: kills the intproxy, then the agent, and reaps both. Layers still
+    /// connected see the agent lost; the agent's redirect rules go with it.
+    pub fn end(&mut self) {
+        for child in [&mut self.processes.intproxy, &mut self.processes.agent] {
+            if let Some(mut process) = child.take() {
+                let _ = process.kill();
+                let _ = process.wait();
+            }
+        }
+    }
+}
+
+fn still_running(child: &mut Option<Child>) -> bool {
+    match child.as_mut().map(Child::try_wait) {
+        Some(Ok(None)) => true,
+        Some(_) => {
+            *child = None;
+            false
+        }
+        None => false,
+    }
 }
 
 /// Starts the agent and the intproxy for `config`, reporting each step to `progress`.
@@ -91,9 +154,7 @@ pub fn start(
 ) -> Result<Session, SessionError> {
     let target_pid = match &config.target {
         Target::Targetless => None,
-        Target::Kube { .. } => {
-            return Err(SessionError::KubernetesTarget(config.target.to_string()));
-        }
+        Target::Kube { .. } => return kube::start(config, progress),
         Target::Pid { pid } => {
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 return Err(SessionError::NoSuchProcess(*pid));
@@ -144,7 +205,7 @@ pub fn start(
         .arg(&config.agent.log_level)
         .env("MIRRORD_AGENT_TOKEN", token.to_string());
     let startup = Duration::from_secs(config.agent.startup_timeout.max(1));
-    let agent_addr: SocketAddr = spawn_and_read(
+    let (agent_addr, mut agent_process): (SocketAddr, Child) = spawn_and_read(
         agent,
         "agent",
         "MIRRORD_AGENT_LISTENING=",
@@ -172,19 +233,30 @@ pub fn start(
         .arg("--log-level")
         .arg(&config.internal_proxy.log_level)
         .env(INTPROXY_TOKEN_ENV, token.to_string());
-    let intproxy_addr: SocketAddr = spawn_and_read(
+    let (intproxy_addr, intproxy_process): (SocketAddr, Child) = match spawn_and_read(
         intproxy,
         "internal proxy",
         "MIRRORD_INTPROXY_LISTENING=",
         &intproxy_log,
         Duration::from_secs(15),
-    )?;
+    ) {
+        Ok(started) => started,
+        Err(error) => {
+            let _ = agent_process.kill();
+            let _ = agent_process.wait();
+            return Err(error);
+        }
+    };
     Ok(Session {
         token,
         intproxy_addr,
         target_pid,
         agent_log,
         intproxy_log,
+        processes: SessionProcesses {
+            agent: Some(agent_process),
+            intproxy: Some(intproxy_process),
+        },
     })
 }
 
@@ -248,7 +320,7 @@ fn spawn_and_read<T: std::str::FromStr>(
     prefix: &str,
     log: &Path,
     timeout: Duration,
-) -> Result<T, SessionError> {
+) -> Result<(T, Child), SessionError> {
     let log_file =
         std::fs::File::create(log).map_err(|source| SessionError::Spawn { what, source })?;
     command
@@ -278,9 +350,17 @@ fn spawn_and_read<T: std::str::FromStr>(
         log: log.display().to_string(),
     };
     match line_rx.recv_timeout(timeout) {
-        Ok(Some(value)) => value.trim().parse().map_err(|_| startup()),
+        Ok(Some(value)) => match value.trim().parse() {
+            Ok(value) => Ok((value, child)),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(startup())
+            }
+        },
         _ => {
             let _ = child.kill();
+            let _ = child.wait();
             Err(startup())
         }
     }
@@ -428,6 +508,184 @@ pub fn env_request(config: &ResolvedConfig) -> GetEnvRequest {
     }
 }
 
+/// Kubernetes targets: resolve the target, run the agent next to it (see `mirrord-kube`), and
+/// start an intproxy that owns the port-forward to the agent (`mirrord exec` replaces itself with
+/// the user's command, so the port-forward cannot live in this process). Also the target listing
+/// shared by `mirrord ls` and the IDE sidecar.
+mod kube {
+    use std::path::PathBuf;
+    use std::process::{Child, Command};
+    use std::time::Duration;
+
+    use mirrord_config::ResolvedConfig;
+    use mirrord_kube::{
+        Cluster, KUBE_SETTINGS_ENV, KubeError, KubeSettings, ListOptions, TargetEntry,
+        TargetListing, TargetPath, resolve_target, spawn_agent,
+    };
+
+    use super::{
+        INTPROXY_TOKEN_ENV, Session, SessionError, SessionProcesses, current_exe, new_token,
+        spawn_and_read,
+    };
+
+    /// What `mirrord ls` shows: the listing, and a note for stderr when only local targets are
+    /// listed because no cluster is configured.
+    #[derive(Debug, Clone)]
+    pub struct ListedTargets {
+        /// The targets.
+        pub listing: TargetListing,
+        /// Why only local targets are listed, if that is the case.
+        pub note: Option<String>,
+    }
+
+    fn runtime() -> Result<tokio::runtime::Runtime, KubeError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| KubeError::Client(format!("cannot start the async runtime: {e}")))
+    }
+
+    /// Lists targets: the cluster's (in `options.namespace`, else the config's
+    /// `target.namespace`, else the kubeconfig's), or, when no cluster is configured, the running
+    /// sandbox pods. Never fails just because there is no kubeconfig.
+    pub fn list_targets(
+        config: &ResolvedConfig,
+        mut options: ListOptions,
+    ) -> Result<ListedTargets, KubeError> {
+        let settings = KubeSettings::from_config(config);
+        if !settings.cluster_configured() {
+            let targets = mirrord_sandbox::Sandbox::list()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|sandbox| TargetEntry {
+                    path: format!("sandbox/{}", sandbox.name),
+                    kind: "sandbox".to_owned(),
+                    namespace: String::new(),
+                    available: sandbox.is_running(),
+                })
+                .collect();
+            return Ok(ListedTargets {
+                listing: TargetListing {
+                    targets,
+                    ..TargetListing::default()
+                },
+                note: Some(
+                    "no Kubernetes cluster is configured (no kubeconfig found); listing local targets only"
+                        .to_owned(),
+                ),
+            });
+        }
+        if options.namespace.is_none() {
+            options.namespace = config.target_namespace.clone();
+        }
+        let listing = runtime()?.block_on(async {
+            let cluster = Cluster::connect(&settings).await?;
+            mirrord_kube::list_targets(&cluster, &options).await
+        })?;
+        Ok(ListedTargets {
+            listing,
+            note: None,
+        })
+    }
+
+    fn session_error(error: KubeError) -> SessionError {
+        let message = match error.help() {
+            Some(help) => format!("{error}\n  help: {help}"),
+            None => error.to_string(),
+        };
+        SessionError::Kubernetes(message)
+    }
+
+    /// Starts a session for a Kubernetes target.
+    pub(super) fn start(
+        config: &ResolvedConfig,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Session, SessionError> {
+        let Some(path) = TargetPath::from_target(&config.target) else {
+            return Err(SessionError::Kubernetes(format!(
+                "{} is not a Kubernetes target",
+                config.target
+            )));
+        };
+        let settings = KubeSettings::from_config(config);
+        let token = new_token()?;
+        let token_text = token.to_string();
+        let session_id = format!("{}-{}", std::process::id(), &token_text[..8]);
+        let agent = runtime()
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    progress("connecting to the cluster");
+                    let cluster = Cluster::connect(&settings).await?;
+                    progress(&format!("resolving {path}"));
+                    let target =
+                        resolve_target(&cluster, config.target_namespace.as_deref(), &path).await?;
+                    progress(&format!(
+                        "target: container {} of pod {}/{} on node {}",
+                        target.container_name,
+                        target.namespace,
+                        target.pod_name,
+                        target.node_name.as_deref().unwrap_or("?")
+                    ));
+                    spawn_agent(
+                        &cluster,
+                        config,
+                        &target,
+                        &token_text,
+                        &session_id,
+                        progress,
+                    )
+                    .await
+                })
+            })
+            .map_err(session_error)?;
+
+        progress("starting the internal proxy (port-forward to the agent)");
+        let log_dir = std::env::temp_dir().join("mirrord");
+        let _ = std::fs::create_dir_all(&log_dir);
+        let intproxy_log = match &config.internal_proxy.log_destination {
+            Some(destination) if destination.ends_with('/') => {
+                PathBuf::from(destination).join(format!("intproxy-{session_id}.log"))
+            }
+            Some(destination) => PathBuf::from(destination),
+            None => log_dir.join(format!("intproxy-{session_id}.log")),
+        };
+        let mut intproxy = Command::new(current_exe()?);
+        intproxy
+            .arg("intproxy")
+            .arg("--agent-pod")
+            .arg(agent.to_string())
+            .arg("--start-idle-timeout")
+            .arg(config.internal_proxy.start_idle_timeout.to_string())
+            .arg("--idle-timeout")
+            .arg(config.internal_proxy.idle_timeout.to_string())
+            .arg("--log-level")
+            .arg(&config.internal_proxy.log_level)
+            .env(INTPROXY_TOKEN_ENV, &token_text)
+            .env(KUBE_SETTINGS_ENV, settings.to_json());
+        let (intproxy_addr, intproxy_process): (std::net::SocketAddr, Child) = spawn_and_read(
+            intproxy,
+            "internal proxy",
+            "MIRRORD_INTPROXY_LISTENING=",
+            &intproxy_log,
+            Duration::from_secs(30),
+        )?;
+        Ok(Session {
+            token,
+            intproxy_addr,
+            target_pid: None,
+            agent_log: PathBuf::from(format!(
+                "`kubectl logs -n {} {}`",
+                agent.namespace, agent.pod_name
+            )),
+            intproxy_log,
+            processes: SessionProcesses {
+                agent: None,
+                intproxy: Some(intproxy_process),
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +697,7 @@ mod tests {
             target_pid: None,
             agent_log: PathBuf::new(),
             intproxy_log: PathBuf::new(),
+            processes: SessionProcesses::default(),
         }
     }
 

@@ -1,0 +1,59 @@
+//! `mirrord ide`: the IDE sidecar. Speaks LSP (JSON-RPC 2.0) on stdin/stdout for the editor
+//! plugins (see `crates/ide` and `docs/ide-protocol.md`). stdout carries only protocol; logs go
+//! to stderr, or to `--log-file`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::exit::{Outcome, report_error};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Started by the editor plugins; speaks LSP on stdin/stdout until the editor exits or closes stdin, then ends the sessions it started.\n\nExit status: 0 after a normal exit, 2 when stdin/stdout cannot be used or the log file cannot be opened."
+)]
+pub(crate) struct IdeArgs {
+    /// Write logs to this file instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Log filter (`RUST_LOG` syntax).
+    #[arg(long, env = "MIRRORD_IDE_LOG", default_value = "mirrord=info,warn")]
+    log_level: String,
+    /// Accepted for compatibility with clients that always pass it (stdio is the only transport).
+    #[arg(long, hide = true)]
+    stdio: bool,
+}
+
+pub(crate) fn run(args: IdeArgs) -> Outcome {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    match &args.log_file {
+        Some(path) => {
+            let file = match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(file) => file,
+                Err(error) => {
+                    report_error(
+                        &format!("cannot open the log file {}: {error}", path.display()),
+                        None,
+                    );
+                    return Outcome::UsageOrIo;
+                }
+            };
+            subscriber.with_writer(Mutex::new(file)).init();
+        }
+        None => subscriber.with_writer(std::io::stderr).init(),
+    }
+    match mirrord_ide::run_stdio() {
+        Ok(()) => Outcome::Success,
+        Err(error) => {
+            report_error(&format!("the IDE sidecar failed: {error}"), None);
+            Outcome::UsageOrIo
+        }
+    }
+}

@@ -1,0 +1,777 @@
+//! The language features for config documents, as LSP values: diagnostics (from
+//! `mirrord_config::check_str`, the engine of `mirrord verify-config`), completion, hover and
+//! quick fixes. Pure functions of the document text, so they are tested without a client.
+
+use mirrord_config::diagnostic::PathSegment;
+use mirrord_config::source::{LineIndex, Node, NodeKind};
+use mirrord_config::{Format, Severity};
+use serde_json::Value;
+use tower_lsp_server::ls_types::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, CompletionItem, CompletionItemKind,
+    CompletionItemLabelDetails, CompletionTextEdit, Diagnostic, DiagnosticRelatedInformation,
+    DiagnosticSeverity, Documentation, Hover, HoverContents, InsertTextFormat, Location,
+    MarkupContent, MarkupKind, NumberOrString, Position, Range, TextEdit, Uri, WorkspaceEdit,
+};
+
+use crate::cursor::{self, CursorContext, SlotKind};
+use crate::documents::Document;
+use crate::protocol::TargetInfo;
+use crate::schema_nav::{self, SchemaNav};
+
+/// The `source` of every diagnostic the sidecar publishes.
+pub const SOURCE: &str = "mirrord";
+
+/// An LSP range from a config diagnostic's range.
+pub fn lsp_range(range: &mirrord_config::Range) -> Range {
+    Range {
+        start: Position {
+            line: range.start.line,
+            character: range.start.character,
+        },
+        end: Position {
+            line: range.end.line,
+            character: range.end.character,
+        },
+    }
+}
+
+fn range_of(text: &str, index: &LineIndex, span: std::ops::Range<usize>) -> Range {
+    lsp_range(&mirrord_config::Range::from_span(text, index, &span))
+}
+
+/// Checks `text` and returns the config diagnostics (kept for quick fixes) and the LSP ones.
+pub fn check(
+    uri: &Uri,
+    text: &str,
+    format: Format,
+) -> (Vec<mirrord_config::Diagnostic>, Vec<Diagnostic>) {
+    let (_, diagnostics) = mirrord_config::check_str(text, format);
+    let lsp = to_lsp_diagnostics(uri, text, format, &diagnostics);
+    (diagnostics, lsp)
+}
+
+/// The diagnostic published for a document too large to check.
+pub fn too_large_diagnostic(size: usize) -> Diagnostic {
+    Diagnostic {
+        range: Range::default(),
+        severity: Some(DiagnosticSeverity::ERROR),
+        source: Some(SOURCE.to_owned()),
+        code: Some(NumberOrString::String("document-too-large".to_owned())),
+        message: format!(
+            "this document is {size} bytes; mirrord checks config files of at most {} bytes",
+            crate::documents::MAX_DOCUMENT_BYTES
+        ),
+        ..Diagnostic::default()
+    }
+}
+
+/// Config diagnostics as LSP diagnostics, with related locations where another place in the
+/// file explains the problem (the first of two duplicate keys, the other of two exclusive keys).
+pub fn to_lsp_diagnostics(
+    uri: &Uri,
+    text: &str,
+    format: Format,
+    diagnostics: &[mirrord_config::Diagnostic],
+) -> Vec<Diagnostic> {
+    let index = LineIndex::new(text);
+    let (tree, _) = mirrord_config::source::parse(text, format);
+    diagnostics
+        .iter()
+        .map(|diagnostic| {
+            let range = lsp_range(&diagnostic.range);
+            let related = tree
+                .as_ref()
+                .map(|tree| related_information(uri, text, &index, tree, diagnostic, range))
+                .filter(|related| !related.is_empty());
+            let mut data = serde_json::Map::new();
+            data.insert("path".to_owned(), diagnostic.path.clone().into());
+            if let Some(replacement) = &diagnostic.replacement {
+                data.insert("replacement".to_owned(), replacement.clone().into());
+            }
+            Diagnostic {
+                range,
+                severity: Some(match diagnostic.severity {
+                    Severity::Error => DiagnosticSeverity::ERROR,
+                    Severity::Warning => DiagnosticSeverity::WARNING,
+                }),
+                source: Some(SOURCE.to_owned()),
+                message: diagnostic.message.clone(),
+                related_information: related,
+                data: Some(Value::Object(data)),
+                ..Diagnostic::default()
+            }
+        })
+        .collect()
+}
+
+fn related_information(
+    uri: &Uri,
+    text: &str,
+    index: &LineIndex,
+    tree: &Node,
+    diagnostic: &mirrord_config::Diagnostic,
+    range: Range,
+) -> Vec<DiagnosticRelatedInformation> {
+    let mentioned: Vec<&str> = diagnostic.message.split('`').skip(1).step_by(2).collect();
+    let mut related = Vec::new();
+    visit_objects(tree, &mut |entries| {
+        let Some(own) = entries
+            .iter()
+            .position(|entry| range_of(text, index, entry.key_span.clone()) == range)
+        else {
+            return;
+        };
+        let own_key = &entries[own].key;
+        for (position, entry) in entries.iter().enumerate() {
+            if position == own {
+                continue;
+            }
+            let message =
+                if &entry.key == own_key && diagnostic.message.starts_with("duplicate key") {
+                    if position > own {
+                        continue;
+                    }
+                    format!("`{}` is first set here", entry.key)
+                } else if mentioned.contains(&entry.key.as_str()) && &entry.key != own_key {
+                    format!("`{}` is set here", entry.key)
+                } else {
+                    continue;
+                };
+            related.push(DiagnosticRelatedInformation {
+                location: Location {
+                    uri: uri.clone(),
+                    range: range_of(text, index, entry.key_span.clone()),
+                },
+                message,
+            });
+        }
+    });
+    related
+}
+
+fn visit_objects(node: &Node, visit: &mut dyn FnMut(&[mirrord_config::source::Entry])) {
+    match &node.kind {
+        NodeKind::Object(entries) => {
+            visit(entries);
+            for entry in entries {
+                visit_objects(&entry.value, visit);
+            }
+        }
+        NodeKind::Array(items) => {
+            for item in items {
+                visit_objects(item, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the client can render.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientSupport {
+    /// Snippets (`$1`, `${1|a,b|}`) in completion items.
+    pub snippets: bool,
+}
+
+/// Completion items at byte `offset`. `targets` is called only when the cursor is on the
+/// target's value.
+pub fn completion(
+    document: &Document,
+    offset: usize,
+    support: ClientSupport,
+    targets: &mut dyn FnMut() -> Vec<TargetInfo>,
+) -> Vec<CompletionItem> {
+    let Some(context) = cursor::context_at(&document.text, offset, document.format) else {
+        return Vec::new();
+    };
+    let replace = range_of(&document.text, &document.index, context.replace.clone());
+    match context.kind {
+        SlotKind::Key => key_items(document.format, &context, replace, support),
+        SlotKind::Value => value_items(document.format, &context, replace, support, targets),
+    }
+}
+
+fn key_items(
+    format: Format,
+    context: &CursorContext,
+    replace: Range,
+    support: ClientSupport,
+) -> Vec<CompletionItem> {
+    let nav = SchemaNav::mirrord();
+    nav.keys_at(&context.path)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, key)| !schema_nav::is_deprecated(key.schema))
+        .filter(|(_, key)| {
+            !context
+                .existing_keys
+                .iter()
+                .any(|existing| existing == key.name)
+        })
+        .map(|(position, key)| {
+            let unsupported = schema_nav::is_unsupported(&nav, key.schema);
+            let description = nav.description(key.schema);
+            let shape = ValueShape::of(&nav, key.schema);
+            let (insert, is_snippet) = key_insert_text(format, context, key.name, &shape, support);
+            let types = type_summary(&nav, key.schema);
+            CompletionItem {
+                label: key.name.to_owned(),
+                kind: Some(CompletionItemKind::PROPERTY),
+                detail: Some(if unsupported {
+                    format!("{types} (not supported here; ignored)")
+                } else {
+                    types
+                }),
+                label_details: description
+                    .as_deref()
+                    .and_then(schema_nav::default_from_description)
+                    .map(|default| CompletionItemLabelDetails {
+                        detail: None,
+                        description: Some(format!("default: {default}")),
+                    }),
+                documentation: description.map(|value| {
+                    Documentation::MarkupContent(MarkupContent {
+                        kind: MarkupKind::Markdown,
+                        value,
+                    })
+                }),
+                sort_text: Some(format!(
+                    "{}{position:04}",
+                    if unsupported { 'z' } else { 'a' }
+                )),
+                filter_text: Some(if context.quoted {
+                    format!("\"{}\"", key.name)
+                } else {
+                    key.name.to_owned()
+                }),
+                insert_text_format: Some(if is_snippet {
+                    InsertTextFormat::SNIPPET
+                } else {
+                    InsertTextFormat::PLAIN_TEXT
+                }),
+                text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+                    range: replace,
+                    new_text: insert,
+                })),
+                ..CompletionItem::default()
+            }
+        })
+        .collect()
+}
+
+/// The shape of the value a key takes, for the snippet inserted with the key.
+#[derive(Debug, Clone, PartialEq)]
+enum ValueShape {
+    Object,
+    Array,
+    String,
+    Choices(Vec<Value>),
+    Other,
+}
+
+impl ValueShape {
+    fn of(nav: &SchemaNav<'_>, schema: &Value) -> ValueShape {
+        let types = nav.types(schema);
+        let choices = nav.value_choices(schema);
+        if types == ["object"] {
+            ValueShape::Object
+        } else if !choices.is_empty() && !types.contains(&"object") {
+            ValueShape::Choices(choices.into_iter().map(|choice| choice.value).collect())
+        } else if types == ["array"] {
+            ValueShape::Array
+        } else if types == ["string"] {
+            ValueShape::String
+        } else {
+            ValueShape::Other
+        }
+    }
+}
+
+fn render_value(format: Format, value: &Value) -> String {
+    match (format, value) {
+        (Format::Yaml, Value::String(text)) => text.clone(),
+        (_, value) => value.to_string(),
+    }
+}
+
+fn key_insert_text(
+    format: Format,
+    context: &CursorContext,
+    key: &str,
+    shape: &ValueShape,
+    support: ClientSupport,
+) -> (String, bool) {
+    let inner_indent = " ".repeat(context.indent + 2);
+    let outer_indent = " ".repeat(context.indent);
+    let choices = |values: &[Value]| {
+        let rendered: Vec<String> = values
+            .iter()
+            .map(|value| {
+                render_value(format, value)
+                    .replace(',', "\\,")
+                    .replace('|', "\\|")
+            })
+            .collect();
+        format!("${{1|{}|}}", rendered.join(","))
+    };
+    match format {
+        Format::Json => {
+            let name = format!("\"{key}\"");
+            if context.has_separator {
+                return (name, false);
+            }
+            let comma = if context.needs_comma { "," } else { "" };
+            if !support.snippets {
+                return (format!("{name}: {comma}"), false);
+            }
+            let value = match shape {
+                ValueShape::Object => format!("{{\n{inner_indent}$1\n{outer_indent}}}"),
+                ValueShape::Array => "[$1]".to_owned(),
+                ValueShape::String => "\"$1\"".to_owned(),
+                ValueShape::Choices(values) => choices(values),
+                ValueShape::Other => "$1".to_owned(),
+            };
+            (format!("{name}: {value}{comma}"), true)
+        }
+        Format::Yaml => {
+            if !support.snippets {
+                return (format!("{key}: "), false);
+            }
+            let value = match shape {
+                ValueShape::Object => format!("\n{inner_indent}$1"),
+                ValueShape::Array => format!("\n{inner_indent}- $1"),
+                ValueShape::Choices(values) => format!(" {}", choices(values)),
+                ValueShape::String | ValueShape::Other => " $1".to_owned(),
+            };
+            (format!("{key}:{value}"), true)
+        }
+        Format::Toml => {
+            if !support.snippets {
+                return (format!("{key} = "), false);
+            }
+            let value = match shape {
+                ValueShape::Object => "{ $1 }".to_owned(),
+                ValueShape::Array => "[$1]".to_owned(),
+                ValueShape::String => "\"$1\"".to_owned(),
+                ValueShape::Choices(values) => choices(values),
+                ValueShape::Other => "$1".to_owned(),
+            };
+            (format!("{key} = {value}"), true)
+        }
+    }
+}
+
+fn is_target_path(path: &[PathSegment]) -> bool {
+    matches!(path, [PathSegment::Key(first)] if first == "target")
+        || matches!(path, [PathSegment::Key(first), PathSegment::Key(second)] if first == "target" && second == "path")
+}
+
+fn quote_value(format: Format, context: &CursorContext, value: &Value) -> String {
+    match value {
+        Value::String(text) => match format {
+            Format::Yaml if !context.quoted => text.clone(),
+            _ => Value::String(text.clone()).to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn value_items(
+    format: Format,
+    context: &CursorContext,
+    replace: Range,
+    support: ClientSupport,
+    targets: &mut dyn FnMut() -> Vec<TargetInfo>,
+) -> Vec<CompletionItem> {
+    let nav = SchemaNav::mirrord();
+    let mut items = Vec::new();
+    let item = |label: String,
+                insert: String,
+                detail: Option<String>,
+                documentation: Option<String>,
+                sort: usize,
+                kind: CompletionItemKind| {
+        CompletionItem {
+            filter_text: Some(insert.clone()),
+            label,
+            kind: Some(kind),
+            detail,
+            documentation: documentation.map(|value| {
+                Documentation::MarkupContent(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value,
+                })
+            }),
+            sort_text: Some(format!("{sort:05}")),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+                range: replace,
+                new_text: insert,
+            })),
+            ..CompletionItem::default()
+        }
+    };
+    if is_target_path(&context.path) {
+        for (position, target) in targets().into_iter().enumerate() {
+            let insert = quote_value(format, context, &Value::String(target.path.clone()));
+            let detail = if target.available {
+                target.detail.clone()
+            } else {
+                format!("{} (not available)", target.detail)
+            };
+            items.push(item(
+                target.path,
+                insert,
+                Some(detail),
+                None,
+                position,
+                CompletionItemKind::VALUE,
+            ));
+        }
+        return items;
+    }
+    let schemas = nav.at_path(&context.path);
+    let mut position = 0;
+    for schema in &schemas {
+        for choice in nav.value_choices(schema) {
+            let label = match &choice.value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            if items
+                .iter()
+                .any(|existing: &CompletionItem| existing.label == label)
+            {
+                continue;
+            }
+            let insert = quote_value(format, context, &choice.value);
+            items.push(item(
+                label,
+                insert,
+                None,
+                choice.description,
+                position,
+                CompletionItemKind::ENUM_MEMBER,
+            ));
+            position += 1;
+        }
+    }
+    let offers_object = schemas
+        .iter()
+        .any(|schema| nav.types(schema).contains(&"object"));
+    if offers_object && context.token.is_empty() && format != Format::Yaml {
+        let (text, snippet) = if support.snippets {
+            (
+                if format == Format::Json {
+                    "{$1}"
+                } else {
+                    "{ $1 }"
+                },
+                true,
+            )
+        } else {
+            ("{}", false)
+        };
+        let mut object = item(
+            "{}".to_owned(),
+            text.to_owned(),
+            Some("an object with settings".to_owned()),
+            None,
+            position,
+            CompletionItemKind::STRUCT,
+        );
+        if snippet {
+            object.insert_text_format = Some(InsertTextFormat::SNIPPET);
+        }
+        items.push(object);
+    }
+    items
+}
+
+fn type_summary(nav: &SchemaNav<'_>, schema: &Value) -> String {
+    let types = nav.types(schema);
+    if types.is_empty() {
+        "any".to_owned()
+    } else {
+        types.join(" | ")
+    }
+}
+
+/// Hover at byte `offset`: the key's path, type, allowed values, description and default.
+pub fn hover(document: &Document, offset: usize) -> Option<Hover> {
+    let context = cursor::context_at(&document.text, offset, document.format)?;
+    let nav = SchemaNav::mirrord();
+    let path: Vec<PathSegment> = match context.kind {
+        SlotKind::Key => {
+            if context.token.is_empty() {
+                return None;
+            }
+            let mut path = context.path.clone();
+            path.push(PathSegment::Key(context.token.clone()));
+            path
+        }
+        SlotKind::Value => context.path.clone(),
+    };
+    let schemas = nav.at_path(&path);
+    let schema = *schemas.first()?;
+    let dotted = mirrord_config::diagnostic::KeyPath::default();
+    let dotted = path.iter().fold(dotted, |acc, segment| match segment {
+        PathSegment::Key(key) => acc.key(key),
+        PathSegment::Index(index) => acc.index(*index),
+    });
+    let mut text = format!("**`{dotted}`**: `{}`", type_summary(&nav, schema));
+    let choices: Vec<String> = nav
+        .value_choices(schema)
+        .iter()
+        .filter(|choice| !choice.value.is_boolean())
+        .map(|choice| format!("`{}`", render_value(Format::Yaml, &choice.value)))
+        .collect();
+    if !choices.is_empty() {
+        text.push_str(&format!("\n\nValues: {}", choices.join(", ")));
+    }
+    let description = nav.description(schema);
+    if let Some(description) = &description {
+        text.push_str("\n\n");
+        text.push_str(description);
+    }
+    if context.kind == SlotKind::Value
+        && let Some(choice) = nav
+            .value_choices(schema)
+            .into_iter()
+            .find(|choice| choice.value.as_str() == Some(context.token.as_str()))
+        && let Some(meaning) = choice.description
+    {
+        text.push_str(&format!("\n\n`{}`: {meaning}", context.token));
+    }
+    if schema_nav::is_unsupported(&nav, schema) {
+        text.push_str("\n\nThis implementation does not support this key; it is ignored.");
+    }
+    Some(Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: text,
+        }),
+        range: Some(range_of(&document.text, &document.index, context.replace)),
+    })
+}
+
+fn overlaps(a: &Range, b: &Range) -> bool {
+    let before = |x: &Position, y: &Position| (x.line, x.character) < (y.line, y.character);
+    !before(&a.end, &b.start) && !before(&b.end, &a.start)
+}
+
+/// Quick fixes for the diagnostics in `range` that carry a replacement.
+pub fn code_actions(
+    uri: &Uri,
+    document: &Document,
+    range: Range,
+    diagnostics: &[mirrord_config::Diagnostic],
+) -> Vec<CodeActionOrCommand> {
+    let lsp = to_lsp_diagnostics(uri, &document.text, document.format, diagnostics);
+    diagnostics
+        .iter()
+        .zip(lsp)
+        .filter(|(diagnostic, _)| overlaps(&lsp_range(&diagnostic.range), &range))
+        .filter_map(|(diagnostic, lsp)| {
+            let replacement = diagnostic.replacement.as_ref()?;
+            let start = document.offset(
+                diagnostic.range.start.line,
+                diagnostic.range.start.character,
+            );
+            let end = document.offset(diagnostic.range.end.line, diagnostic.range.end.character);
+            let original = document.text.get(start..end)?;
+            let new_text = quote_like(original, replacement);
+            let title = if diagnostic.severity == Severity::Warning {
+                format!(
+                    "Rename `{}` to `{}`",
+                    original.trim_matches('"'),
+                    new_text.trim_matches('"')
+                )
+            } else {
+                format!(
+                    "Replace `{}` with `{}`",
+                    original.trim_matches('"'),
+                    new_text.trim_matches('"')
+                )
+            };
+            let edit = TextEdit {
+                range: lsp.range,
+                new_text,
+            };
+            Some(CodeActionOrCommand::CodeAction(CodeAction {
+                title,
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![lsp]),
+                edit: Some(WorkspaceEdit {
+                    changes: Some([(uri.clone(), vec![edit])].into_iter().collect()),
+                    ..WorkspaceEdit::default()
+                }),
+                is_preferred: Some(true),
+                ..CodeAction::default()
+            }))
+        })
+        .collect()
+}
+
+/// The replacement quoted the way the original text was (deprecated-key replacements come bare).
+fn quote_like(original: &str, replacement: &str) -> String {
+    for quote in ['"', '\''] {
+        if original.starts_with(quote) && !replacement.starts_with(quote) {
+            return format!("{quote}{replacement}{quote}");
+        }
+    }
+    replacement.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(format: Format, text: &str) -> Document {
+        Document::new(
+            "file:///w/mirrord.json".to_owned(),
+            None,
+            text.to_owned(),
+            1,
+        )
+        .with_format(format)
+    }
+
+    impl Document {
+        fn with_format(mut self, format: Format) -> Document {
+            self.format = format;
+            self
+        }
+    }
+
+    fn labels(format: Format, marked: &str) -> Vec<String> {
+        let offset = marked.find('|').unwrap();
+        let text = marked.replacen('|', "", 1);
+        completion(
+            &document(format, &text),
+            offset,
+            ClientSupport { snippets: true },
+            &mut || {
+                vec![TargetInfo {
+                    path: "sandbox/demo".into(),
+                    kind: "sandbox".into(),
+                    namespace: None,
+                    available: true,
+                    detail: "sandbox".into(),
+                }]
+            },
+        )
+        .into_iter()
+        .map(|item| item.label)
+        .collect()
+    }
+
+    #[test]
+    fn completes_keys_values_and_targets_in_every_format() {
+        let root = labels(Format::Json, "{ \"agent\": {}, | }");
+        assert!(root.contains(&"feature".to_owned()) && !root.contains(&"agent".to_owned()));
+        assert!(
+            labels(
+                Format::Json,
+                "{ \"feature\": { \"network\": { \"incoming\": { | } } } }"
+            )
+            .contains(&"ignore_ports".to_owned())
+        );
+        assert_eq!(
+            labels(Format::Json, "{ \"target\": \"|\" }"),
+            ["sandbox/demo"]
+        );
+        assert_eq!(labels(Format::Yaml, "target: |"), ["sandbox/demo"]);
+        assert!(
+            labels(Format::Yaml, "feature:\n  network:\n    incoming: |")
+                .contains(&"steal".to_owned())
+        );
+        assert!(
+            labels(Format::Toml, "[feature.network.incoming]\n|")
+                .contains(&"http_filter".to_owned())
+        );
+    }
+
+    #[test]
+    fn json_key_snippets_respect_quotes_and_commas() {
+        let text = "{ \"fe\" }";
+        let items = completion(
+            &document(Format::Json, text),
+            4,
+            ClientSupport { snippets: true },
+            &mut Vec::new,
+        );
+        let feature = items.iter().find(|item| item.label == "feature").unwrap();
+        let Some(CompletionTextEdit::Edit(edit)) = &feature.text_edit else {
+            panic!()
+        };
+        assert_eq!(edit.new_text, "\"feature\": {\n  $1\n}");
+        assert_eq!(
+            (edit.range.start.character, edit.range.end.character),
+            (2, 6)
+        );
+    }
+
+    #[test]
+    fn hover_shows_description_type_and_default() {
+        let text = "{ \"feature\": { \"network\": { \"incoming\": \"steal\" } } }";
+        let offset = text.find("incoming").unwrap() + 2;
+        let Some(Hover {
+            contents: HoverContents::Markup(markup),
+            ..
+        }) = hover(&document(Format::Json, text), offset)
+        else {
+            panic!()
+        };
+        assert!(
+            markup.value.contains("feature.network.incoming"),
+            "{}",
+            markup.value
+        );
+        assert!(markup.value.contains("Default"), "{}", markup.value);
+        assert!(markup.value.contains("`steal`"), "{}", markup.value);
+    }
+
+    #[test]
+    fn quick_fixes_use_the_replacement() {
+        let uri: Uri = "file:///w/mirrord.json".parse().unwrap();
+        for (text, expected) in [
+            ("{ \"tagret\": \"pid/1\" }", "\"target\""),
+            (
+                "{ \"feature\": { \"network\": { \"incoming\": { \"mode\": \"steal\", \"http_header_filter\": { \"filter\": \"x: y\" } } } } }",
+                "\"http_filter\"",
+            ),
+        ] {
+            let document = document(Format::Json, text);
+            let (diagnostics, _) = check(&uri, text, Format::Json);
+            let actions = code_actions(
+                &uri,
+                &document,
+                Range {
+                    start: Position::new(0, 0),
+                    end: Position::new(0, 500),
+                },
+                &diagnostics,
+            );
+            let Some(CodeActionOrCommand::CodeAction(action)) = actions.first() else {
+                panic!("{diagnostics:?}")
+            };
+            let edits = &action.edit.as_ref().unwrap().changes.as_ref().unwrap()[&uri];
+            assert_eq!(edits[0].new_text, expected);
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_point_at_the_first_one() {
+        let uri: Uri = "file:///w/mirrord.json".parse().unwrap();
+        let (_, lsp) = check(
+            &uri,
+            "{ \"target\": \"pod/a\", \"target\": \"pod/b\" }",
+            Format::Json,
+        );
+        let related = lsp[0]
+            .related_information
+            .as_ref()
+            .expect("related information");
+        assert_eq!(related[0].location.range.start.character, 2);
+    }
+}

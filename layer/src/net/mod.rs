@@ -1,0 +1,512 @@
+//! Outgoing traffic: the safe logic behind the socket shims.
+//!
+//! The layer never relays bytes. For a connection that should leave from the target it asks the intproxy
+//! (`OutgoingConnect`) and connects the user's own socket, with the original `connect`, to the loopback
+//! address the intproxy answers; reads and writes then stay plain system calls. Datagrams sent with an
+//! address get one relay per (socket, destination), and the sources of received datagrams are translated
+//! back. `getpeername`/`getsockname` report the remote peer and the agent's socket address.
+//!
+//! Loopback destinations, the unspecified address and the intproxy itself always stay local.
+
+pub(crate) mod filter;
+pub(crate) mod shims;
+pub(crate) mod udp;
+
+use std::{
+    any::Any,
+    collections::BTreeMap,
+    ffi::c_int,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs},
+    os::fd::RawFd,
+    sync::Mutex,
+};
+
+use mirrord_config::resolved::OutgoingConfig;
+use mirrord_protocol::{
+    LayerRequest, LayerResponse, RemoteError,
+    outgoing::{OutgoingConnectRequest, OutgoingConnected, TransportProtocol},
+};
+
+use self::{
+    filter::{AddressFilter, FilterError, Protocol, canonical},
+    udp::{Connected, SocketState},
+};
+use crate::{
+    connection::{request, unexpected},
+    detour::{Outcome, errno, lock},
+    fd_table::{FDS, FdEntry, SocketInfo},
+    process, setup,
+};
+
+/// What `feature.network.outgoing` asks for.
+#[derive(Debug)]
+pub(crate) struct OutgoingPolicy {
+    tcp: bool,
+    udp: bool,
+    filter: Option<AddressFilter>,
+    intproxy: SocketAddr,
+}
+
+impl OutgoingPolicy {
+    /// Compiles the config (the filter's entries are parsed once).
+    pub(crate) fn new(config: &OutgoingConfig, intproxy: SocketAddr) -> Result<Self, FilterError> {
+        Ok(Self {
+            tcp: config.tcp,
+            udp: config.udp,
+            filter: config.filter.as_ref().map(AddressFilter::new).transpose()?,
+            intproxy,
+        })
+    }
+
+    /// Whether any outgoing traffic goes through the target.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.tcp || self.udp
+    }
+
+    /// Whether traffic of `protocol` to `destination` goes through the target.
+    pub(crate) fn sends(
+        &self,
+        protocol: Protocol,
+        destination: SocketAddr,
+        resolve: &dyn Fn(&str) -> Vec<IpAddr>,
+    ) -> bool {
+        let enabled = match protocol {
+            Protocol::Tcp => self.tcp,
+            Protocol::Udp => self.udp,
+        };
+        let destination = canonical(destination);
+        let ip = destination.ip();
+        if !enabled
+            || ip.is_loopback()
+            || ip.is_unspecified()
+            || destination == canonical(self.intproxy)
+        {
+            return false;
+        }
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.sends_address(protocol, destination, resolve))
+    }
+}
+
+/// State of the sockets the layer manages, by fd.
+static SOCKETS: Mutex<BTreeMap<RawFd, SocketState>> = Mutex::new(BTreeMap::new());
+/// Names from filter entries, resolved once.
+static FILTER_NAMES: Mutex<BTreeMap<String, Vec<IpAddr>>> = Mutex::new(BTreeMap::new());
+
+/// Takes the socket lock for the duration of a `fork` (see [`crate::process`]).
+pub(crate) fn lock_for_fork() -> Box<dyn Any> {
+    Box::new(lock(&SOCKETS))
+}
+
+/// Forgets a managed socket's state (its fd was closed or replaced).
+pub(crate) fn forget(fd: RawFd) {
+    lock(&SOCKETS).remove(&fd);
+}
+
+/// Gives `new_fd` a copy of `old_fd`'s state (`dup`).
+pub(crate) fn copy_state(old_fd: RawFd, new_fd: RawFd) {
+    let mut sockets = lock(&SOCKETS);
+    if let Some(state) = sockets.get(&old_fd).cloned() {
+        sockets.insert(new_fd, state);
+    }
+}
+
+/// `socket()` made `fd`: remember the family and type of inet sockets.
+pub(crate) fn socket_created(fd: RawFd, domain: c_int, kind: c_int) {
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return;
+    }
+    let info = SocketInfo {
+        domain: domain as u8,
+        kind: (kind & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)) as u8,
+        managed: false,
+    };
+    if let Ok(Some(stale)) = FDS.set(fd, FdEntry::Socket(info)) {
+        crate::files::forget_entry(fd, stale);
+    }
+}
+
+/// The family and type of `fd`: from the table, else asked from the kernel (a socket made before the
+/// layer started, or by a function the layer does not hook).
+fn socket_info(fd: RawFd) -> Option<SocketInfo> {
+    if let Some(FdEntry::Socket(info)) = FDS.get(fd) {
+        return Some(info);
+    }
+    let option = |name: c_int| -> Option<c_int> {
+        let mut value: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are a writable int and its size, as getsockopt(2) requires.
+        let result = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&mut value as *mut c_int).cast(),
+                &mut len,
+            )
+        };
+        (result == 0).then_some(value)
+    };
+    let domain = option(libc::SO_DOMAIN)?;
+    let kind = option(libc::SO_TYPE)?;
+    (domain == libc::AF_INET || domain == libc::AF_INET6).then_some(SocketInfo {
+        domain: domain as u8,
+        kind: kind as u8,
+        managed: false,
+    })
+}
+
+fn protocol_of(info: SocketInfo) -> Option<Protocol> {
+    match c_int::from(info.kind) {
+        libc::SOCK_STREAM => Some(Protocol::Tcp),
+        libc::SOCK_DGRAM => Some(Protocol::Udp),
+        _ => None,
+    }
+}
+
+/// Marks `fd` as managed in the table.
+fn mark_managed(fd: RawFd, info: SocketInfo) {
+    let managed = SocketInfo {
+        managed: true,
+        ..info
+    };
+    let _ = FDS.set(fd, FdEntry::Socket(managed));
+}
+
+/// Resolves a filter entry's name: through the target when DNS for it goes there, else locally.
+fn resolve_filter_name(name: &str) -> Vec<IpAddr> {
+    if let Some(addresses) = lock(&FILTER_NAMES).get(name) {
+        return addresses.clone();
+    }
+    let remote = setup::layer().is_some_and(|layer| layer.dns.sends(name, None));
+    let addresses = if remote {
+        crate::dns::resolve_remote(name).unwrap_or_default()
+    } else {
+        (name, 0)
+            .to_socket_addrs()
+            .map(|addresses| addresses.map(|address| address.ip()).collect())
+            .unwrap_or_default()
+    };
+    lock(&FILTER_NAMES).insert(name.to_owned(), addresses.clone());
+    addresses
+}
+
+/// Asks the intproxy for a relay to `remote`.
+fn outgoing_connect(
+    remote: SocketAddr,
+    protocol: Protocol,
+) -> Result<OutgoingConnected, RemoteError> {
+    let protocol = match protocol {
+        Protocol::Tcp => TransportProtocol::Tcp,
+        Protocol::Udp => TransportProtocol::Udp,
+    };
+    match request(LayerRequest::OutgoingConnect(OutgoingConnectRequest {
+        remote: canonical(remote),
+        protocol,
+    }))? {
+        LayerResponse::OutgoingConnected(connected) => Ok(connected),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `connect`: through the intproxy when the destination goes through the target. `local` runs the
+/// original `connect` with another address.
+pub(crate) fn connect(
+    fd: RawFd,
+    address: &[u8],
+    local: impl FnOnce(&[u8]) -> c_int,
+) -> Outcome<c_int> {
+    let Some(layer) = setup::layer() else {
+        return Outcome::Bypass("inactive");
+    };
+    let Some(remote) = parse_sockaddr(address) else {
+        return Outcome::Bypass("not an inet address");
+    };
+    let Some(info) = socket_info(fd) else {
+        return Outcome::Bypass("not an inet socket");
+    };
+    let Some(protocol) = protocol_of(info) else {
+        return Outcome::Bypass("neither stream nor datagram");
+    };
+    if !layer.outgoing.sends(protocol, remote, &resolve_filter_name) {
+        return Outcome::Bypass("local destination");
+    }
+    if process::in_borrowed_memory() {
+        return Outcome::Bypass("vfork child");
+    }
+    let connected = match outgoing_connect(remote, protocol) {
+        Ok(connected) => connected,
+        Err(error) => {
+            tracing::debug!(%error, %remote, "outgoing connection refused");
+            return Outcome::Fail(error.errno());
+        }
+    };
+    let Some(relay) = sockaddr_bytes(connected.intproxy_addr, info.domain) else {
+        return Outcome::Fail(libc::EAFNOSUPPORT);
+    };
+    let result = local(&relay);
+    let connect_errno = errno();
+    if result == 0 || connect_errno == libc::EINPROGRESS {
+        lock(&SOCKETS).entry(fd).or_default().connected = Some(Connected {
+            remote,
+            agent_local: connected.agent_local_addr,
+            relay: connected.intproxy_addr,
+        });
+        mark_managed(fd, info);
+        tracing::debug!(%remote, relay = %connected.intproxy_addr, "connected through the target");
+    }
+    if result == 0 {
+        Outcome::Handled(0)
+    } else {
+        Outcome::Fail(connect_errno)
+    }
+}
+
+/// `getpeername` on a managed socket: the remote peer.
+pub(crate) fn peer_name(fd: RawFd) -> Outcome<(SocketAddr, u8)> {
+    connected_address(fd, |connected| connected.remote)
+}
+
+/// `getsockname` on a managed socket: the agent socket's address.
+pub(crate) fn socket_name(fd: RawFd) -> Outcome<(SocketAddr, u8)> {
+    connected_address(fd, |connected| connected.agent_local)
+}
+
+fn connected_address(
+    fd: RawFd,
+    pick: impl FnOnce(&Connected) -> SocketAddr,
+) -> Outcome<(SocketAddr, u8)> {
+    let Some(FdEntry::Socket(info)) = FDS.get(fd) else {
+        return Outcome::Bypass("not a managed socket");
+    };
+    match lock(&SOCKETS)
+        .get(&fd)
+        .and_then(|state| state.connected.as_ref())
+    {
+        Some(connected) => Outcome::Handled((pick(connected), info.domain)),
+        None => Outcome::Bypass("not connected through the target"),
+    }
+}
+
+/// `sendto`/`sendmsg` with a destination on a datagram socket: to the destination's relay when it goes
+/// through the target. `send` runs the original with another destination.
+pub(crate) fn send_to(
+    fd: RawFd,
+    destination: &[u8],
+    send: impl FnOnce(&[u8]) -> isize,
+) -> Outcome<isize> {
+    let Some(layer) = setup::layer() else {
+        return Outcome::Bypass("inactive");
+    };
+    let Some(remote) = parse_sockaddr(destination) else {
+        return Outcome::Bypass("not an inet address");
+    };
+    let Some(info) = socket_info(fd) else {
+        return Outcome::Bypass("not an inet socket");
+    };
+    if protocol_of(info) != Some(Protocol::Udp)
+        || !layer.outgoing.sends(Protocol::Udp, remote, &resolve_filter_name)
+    {
+        return Outcome::Bypass("local destination");
+    }
+    if process::in_borrowed_memory() {
+        return Outcome::Bypass("vfork child");
+    }
+    let known = lock(&SOCKETS)
+        .get(&fd)
+        .and_then(|state| state.relay_for(remote));
+    let relay = match known {
+        Some(relay) => relay,
+        None => match outgoing_connect(remote, Protocol::Udp) {
+            Ok(connected) => {
+                lock(&SOCKETS)
+                    .entry(fd)
+                    .or_default()
+                    .add_relay(remote, connected.intproxy_addr);
+                mark_managed(fd, info);
+                connected.intproxy_addr
+            }
+            Err(error) => {
+                tracing::debug!(%error, %remote, "datagram relay refused");
+                return Outcome::Fail(error.errno());
+            }
+        },
+    };
+    let Some(relay) = sockaddr_bytes(relay, info.domain) else {
+        return Outcome::Fail(libc::EAFNOSUPPORT);
+    };
+    let sent = send(&relay);
+    if sent < 0 {
+        Outcome::Fail(errno())
+    } else {
+        Outcome::Handled(sent)
+    }
+}
+
+/// The address to report for a datagram received from `source` on a managed socket, when `source` is
+/// one of its relays.
+pub(crate) fn remote_source(fd: RawFd, source: &[u8]) -> Option<(SocketAddr, u8)> {
+    let Some(FdEntry::Socket(info)) = FDS.get(fd) else {
+        return None;
+    };
+    let source = parse_sockaddr(source)?;
+    lock(&SOCKETS)
+        .get(&fd)
+        .and_then(|state| state.remote_source(source))
+        .map(|remote| (remote, info.domain))
+}
+
+/// Reads a `sockaddr_in`/`sockaddr_in6`.
+pub(crate) fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
+    let family = c_int::from(u16::from_ne_bytes(bytes.get(0..2)?.try_into().ok()?));
+    let port = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
+    match family {
+        libc::AF_INET if bytes.len() >= std::mem::size_of::<libc::sockaddr_in>() => {
+            let ip: [u8; 4] = bytes[4..8].try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        }
+        libc::AF_INET6 if bytes.len() >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            let flow_info = u32::from_ne_bytes(bytes[4..8].try_into().ok()?);
+            let ip: [u8; 16] = bytes[8..24].try_into().ok()?;
+            let scope_id = u32::from_ne_bytes(bytes[24..28].try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                u32::from_be(flow_info),
+                scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// `address` as a sockaddr for a socket of `domain` (an IPv4 address becomes IPv4-mapped on an IPv6
+/// socket); `None` when it cannot be expressed (IPv6 on an IPv4 socket).
+pub(crate) fn sockaddr_bytes(address: SocketAddr, domain: u8) -> Option<Vec<u8>> {
+    let domain = c_int::from(domain);
+    let address = match (address, domain) {
+        (SocketAddr::V4(v4), libc::AF_INET6) => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        (SocketAddr::V6(v6), libc::AF_INET) => {
+            let v4 = v6.ip().to_ipv4_mapped()?;
+            SocketAddr::V4(SocketAddrV4::new(v4, v6.port()))
+        }
+        (address, _) => address,
+    };
+    let mut bytes = Vec::with_capacity(std::mem::size_of::<libc::sockaddr_in6>());
+    match address {
+        SocketAddr::V4(v4) => {
+            bytes.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            bytes.extend_from_slice(&v4.port().to_be_bytes());
+            bytes.extend_from_slice(&v4.ip().octets());
+            bytes.resize(std::mem::size_of::<libc::sockaddr_in>(), 0);
+        }
+        SocketAddr::V6(v6) => {
+            bytes.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            bytes.extend_from_slice(&v6.port().to_be_bytes());
+            bytes.extend_from_slice(&v6.flowinfo().to_be().to_ne_bytes());
+            bytes.extend_from_slice(&v6.ip().octets());
+            bytes.extend_from_slice(&v6.scope_id().to_ne_bytes());
+        }
+    }
+    Some(bytes)
+}
+
+/// Whether `ip` is the canonical form of a loopback address (used by tests and logs).
+#[cfg(test)]
+fn is_loopback(ip: IpAddr) -> bool {
+    filter::canonical_ip(ip).is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use mirrord_config::resolved::ResolvedAddressFilter;
+
+    use super::*;
+
+    fn address(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn policy(filter: Option<ResolvedAddressFilter>) -> OutgoingPolicy {
+        OutgoingPolicy::new(
+            &OutgoingConfig {
+                tcp: true,
+                udp: false,
+                ignore_localhost: false,
+                filter,
+                unix_streams: Vec::new(),
+            },
+            address("127.0.0.1:4000"),
+        )
+        .unwrap()
+    }
+
+    fn no_names(_: &str) -> Vec<IpAddr> {
+        Vec::new()
+    }
+
+    #[test]
+    fn loopback_unspecified_and_the_intproxy_stay_local() {
+        let policy = policy(None);
+        for destination in [
+            "127.0.0.1:80",
+            "127.9.9.9:80",
+            "[::1]:80",
+            "[::ffff:127.0.0.1]:80",
+            "0.0.0.0:80",
+            "127.0.0.1:4000",
+        ] {
+            assert!(
+                !policy.sends(Protocol::Tcp, address(destination), &no_names),
+                "{destination}"
+            );
+        }
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(policy.sends(Protocol::Tcp, address("10.242.0.2:7"), &no_names));
+    }
+
+    #[test]
+    fn protocols_can_be_switched_off_and_filtered() {
+        let policy = policy(Some(ResolvedAddressFilter::Local(vec!["10.0.0.0/8".into()])));
+        assert!(!policy.sends(Protocol::Udp, address("192.168.1.1:53"), &no_names));
+        assert!(!policy.sends(Protocol::Tcp, address("10.242.0.2:7"), &no_names));
+        assert!(policy.sends(Protocol::Tcp, address("192.168.1.1:443"), &no_names));
+    }
+
+    #[test]
+    fn sockaddrs_round_trip_in_both_families() {
+        for (text, domain) in [
+            ("10.242.0.2:7", libc::AF_INET),
+            ("[fd00::1]:443", libc::AF_INET6),
+        ] {
+            let bytes = sockaddr_bytes(address(text), domain as u8).unwrap();
+            assert_eq!(parse_sockaddr(&bytes), Some(address(text)));
+        }
+        let mapped = sockaddr_bytes(address("127.0.0.1:9"), libc::AF_INET6 as u8).unwrap();
+        assert_eq!(mapped.len(), std::mem::size_of::<libc::sockaddr_in6>());
+        assert_eq!(
+            parse_sockaddr(&mapped),
+            Some(address("[::ffff:127.0.0.1]:9"))
+        );
+        assert_eq!(
+            sockaddr_bytes(address("[fd00::1]:1"), libc::AF_INET as u8),
+            None
+        );
+        assert_eq!(parse_sockaddr(&[0; 3]), None);
+        let unix = (libc::AF_UNIX as u16).to_ne_bytes();
+        assert_eq!(parse_sockaddr(&[unix[0], unix[1], 0, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn sockaddr_bytes_match_the_kernel_layout() {
+        let bytes = sockaddr_bytes(address("1.2.3.4:258"), libc::AF_INET as u8).unwrap();
+        // SAFETY: `bytes` has exactly the size of `sockaddr_in`; read_unaligned copes with any alignment.
+        let raw: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        assert_eq!(c_int::from(raw.sin_family), libc::AF_INET);
+        assert_eq!(u16::from_be(raw.sin_port), 258);
+        assert_eq!(raw.sin_addr.s_addr.to_ne_bytes(), [1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,326 @@
+//! The socket shims: `socket`, `connect`, `getpeername`, `getsockname`, `sendto`, `sendmsg`, `recvfrom`,
+//! `recvmsg`. Calls on sockets the layer does not manage cost one fd-table load (plus, for `connect` and
+//! `sendto` with an address, the decision that the destination stays local).
+
+use std::{
+    ffi::{c_int, c_void},
+    mem::MaybeUninit,
+    net::SocketAddr,
+};
+
+use libc::{msghdr, size_t, sockaddr, socklen_t, ssize_t};
+
+use crate::{
+    detour::{DetourGuard, Outcome, copy_out, errno, in_buffer, out_buffer, run, set_errno},
+    fd_table::{FDS, FdEntry},
+    hooks::{Hook, Installer},
+    net,
+};
+
+type SocketFn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
+type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
+type NameFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
+type SendtoFn =
+    unsafe extern "C" fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
+type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
+type RecvfromFn =
+    unsafe extern "C" fn(c_int, *mut c_void, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;
+type RecvmsgFn = unsafe extern "C" fn(c_int, *mut msghdr, c_int) -> ssize_t;
+
+static SOCKET: Hook<SocketFn> = Hook::new(c"socket");
+static CONNECT: Hook<ConnectFn> = Hook::new(c"connect");
+static GETPEERNAME: Hook<NameFn> = Hook::new(c"getpeername");
+static GETSOCKNAME: Hook<NameFn> = Hook::new(c"getsockname");
+static SENDTO: Hook<SendtoFn> = Hook::new(c"sendto");
+static SENDMSG: Hook<SendmsgFn> = Hook::new(c"sendmsg");
+static RECVFROM: Hook<RecvfromFn> = Hook::new(c"recvfrom");
+static RECVMSG: Hook<RecvmsgFn> = Hook::new(c"recvmsg");
+
+/// Installs the socket hooks.
+///
+/// # Safety
+///
+/// From the library constructor only (see [`Installer::install`]).
+pub(crate) unsafe fn install(installer: &mut Installer) {
+    // SAFETY: every shim below is written for the C signature of the hook it is paired with, and calls the
+    // original only through that hook; the caller guarantees the single-threaded constructor.
+    unsafe {
+        installer.hook(&SOCKET, socket_shim, &[]);
+        installer.hook(&CONNECT, connect_shim, &[]);
+        installer.hook(&GETPEERNAME, getpeername_shim, &[]);
+        installer.hook(&GETSOCKNAME, getsockname_shim, &[]);
+        installer.hook(&SENDTO, sendto_shim, &[]);
+        installer.hook(&SENDMSG, sendmsg_shim, &[]);
+        installer.hook(&RECVFROM, recvfrom_shim, &[]);
+        installer.hook(&RECVMSG, recvmsg_shim, &[]);
+    }
+}
+
+unsafe extern "C" fn socket_shim(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
+    // SAFETY: libc's socket with the caller's arguments (no pointers).
+    let fd = unsafe { (SOCKET.original())(domain, kind, protocol) };
+    if fd < 0 || (domain != libc::AF_INET && domain != libc::AF_INET6) {
+        return fd;
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return fd;
+    };
+    let saved = errno();
+    let _ = run("socket", || {
+        net::socket_created(fd, domain, kind);
+        Outcome::Handled(())
+    });
+    set_errno(saved);
+    fd
+}
+
+unsafe extern "C" fn connect_shim(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int {
+    let original = |address: *const sockaddr, len: socklen_t| {
+        // SAFETY: libc's connect with the caller's fd and the caller's address or a relay address that
+        // outlives the call.
+        unsafe { (CONNECT.original())(fd, address, len) }
+    };
+    let Some(_guard) = DetourGuard::enter() else {
+        return original(address, len);
+    };
+    // SAFETY: connect(2) requires `address` to be valid for `len` readable bytes.
+    let Some(address_view) = (unsafe { in_buffer(address.cast(), len as usize) }) else {
+        return original(address, len);
+    };
+    let saved = errno();
+    run("connect", || {
+        net::connect(fd, address_view, |relay| {
+            original(relay.as_ptr().cast(), relay.len() as socklen_t)
+        })
+    })
+    .finish(saved, || original(address, len), -1)
+}
+
+unsafe extern "C" fn getpeername_shim(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller's arguments under getpeername(2)'s contract.
+    unsafe { name_common(&GETPEERNAME, fd, address, len, net::peer_name) }
+}
+
+unsafe extern "C" fn getsockname_shim(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller's arguments under getsockname(2)'s contract.
+    unsafe { name_common(&GETSOCKNAME, fd, address, len, net::socket_name) }
+}
+
+/// # Safety
+///
+/// getpeername(2)'s contract: `len` points to the writable size of `address`'s buffer.
+unsafe fn name_common(
+    hook: &'static Hook<NameFn>,
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+    logic: fn(c_int) -> Outcome<(SocketAddr, u8)>,
+) -> c_int {
+    let original = || {
+        // SAFETY: libc's function with the caller's arguments.
+        unsafe { (hook.original())(fd, address, len) }
+    };
+    if !is_managed(fd) {
+        return original();
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return original();
+    };
+    // SAFETY: the caller passes a writable `socklen_t` with the buffer's size.
+    let Some(len_view) = (unsafe { len.as_mut() }) else {
+        return original();
+    };
+    // SAFETY: `address` is valid for `*len` writable bytes.
+    let Some(buffer) = (unsafe { out_buffer(address.cast(), *len_view as usize) }) else {
+        return original();
+    };
+    let saved = errno();
+    run("getpeername/getsockname", || {
+        logic(fd).map(|(address, domain)| write_address(buffer, len_view, address, domain))
+    })
+    .finish(saved, original, -1)
+}
+
+/// Writes `address` for a socket of `domain` into a caller's buffer, truncated as the kernel would, and
+/// the full length into `len`.
+fn write_address(
+    buffer: &mut [MaybeUninit<u8>],
+    len: &mut socklen_t,
+    address: SocketAddr,
+    domain: u8,
+) -> c_int {
+    match net::sockaddr_bytes(address, domain) {
+        Some(bytes) => {
+            copy_out(buffer, &bytes);
+            *len = bytes.len() as socklen_t;
+            0
+        }
+        None => 0,
+    }
+}
+
+fn is_managed(fd: c_int) -> bool {
+    matches!(FDS.get(fd), Some(FdEntry::Socket(info)) if info.managed)
+}
+
+unsafe extern "C" fn sendto_shim(
+    fd: c_int,
+    data: *const c_void,
+    len: size_t,
+    flags: c_int,
+    destination: *const sockaddr,
+    destination_len: socklen_t,
+) -> ssize_t {
+    let original = |destination: *const sockaddr, destination_len: socklen_t| {
+        // SAFETY: libc's sendto with the caller's data and the caller's or a relay destination.
+        unsafe { (SENDTO.original())(fd, data, len, flags, destination, destination_len) }
+    };
+    if destination.is_null() {
+        return original(destination, destination_len);
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return original(destination, destination_len);
+    };
+    // SAFETY: sendto(2) requires `destination` to be valid for `destination_len` readable bytes.
+    let Some(destination_view) =
+        (unsafe { in_buffer(destination.cast(), destination_len as usize) })
+    else {
+        return original(destination, destination_len);
+    };
+    let saved = errno();
+    run("sendto", || {
+        net::send_to(fd, destination_view, |relay| {
+            original(relay.as_ptr().cast(), relay.len() as socklen_t)
+        })
+    })
+    .finish(saved, || original(destination, destination_len), -1)
+}
+
+unsafe extern "C" fn sendmsg_shim(fd: c_int, message: *const msghdr, flags: c_int) -> ssize_t {
+    let original = |message: *const msghdr| {
+        // SAFETY: libc's sendmsg with the caller's message or a copy of it naming a relay.
+        unsafe { (SENDMSG.original())(fd, message, flags) }
+    };
+    // SAFETY: sendmsg(2) requires `message` to point to a valid `msghdr`; null is left to the original.
+    let Some(message_view) = (unsafe { message.as_ref() }) else {
+        return original(message);
+    };
+    if message_view.msg_name.is_null() {
+        return original(message);
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return original(message);
+    };
+    // SAFETY: `msg_name` is valid for `msg_namelen` readable bytes (sendmsg(2)).
+    let Some(name_view) = (unsafe {
+        in_buffer(
+            message_view.msg_name.cast_const(),
+            message_view.msg_namelen as usize,
+        )
+    }) else {
+        return original(message);
+    };
+    let saved = errno();
+    run("sendmsg", || {
+        net::send_to(fd, name_view, |relay| {
+            let mut copy = *message_view;
+            copy.msg_name = relay.as_ptr().cast_mut().cast();
+            copy.msg_namelen = relay.len() as socklen_t;
+            original(&copy)
+        })
+    })
+    .finish(saved, || original(message), -1)
+}
+
+unsafe extern "C" fn recvfrom_shim(
+    fd: c_int,
+    buffer: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    source: *mut sockaddr,
+    source_len: *mut socklen_t,
+) -> ssize_t {
+    // SAFETY: libc's recvfrom with the caller's arguments.
+    let original = || unsafe { (RECVFROM.original())(fd, buffer, len, flags, source, source_len) };
+    if source.is_null() || source_len.is_null() || !is_managed(fd) {
+        return original();
+    }
+    // SAFETY: recvfrom(2) requires `source_len` to point to the writable size of `source`'s buffer.
+    let capacity = unsafe { *source_len };
+    let received = original();
+    if received < 0 {
+        return received;
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return received;
+    };
+    // SAFETY: as above; recvfrom stored the address's full length there.
+    let Some(len_view) = (unsafe { source_len.as_mut() }) else {
+        return received;
+    };
+    // SAFETY: `source` is valid for `capacity` writable bytes, of which recvfrom initialised
+    // `min(capacity, *len)`.
+    let Some(source_view) = (unsafe { out_buffer(source.cast(), capacity as usize) }) else {
+        return received;
+    };
+    let saved = errno();
+    let _ = run("recvfrom", || {
+        translate_source(fd, source_view, len_view, capacity);
+        Outcome::Handled(())
+    });
+    set_errno(saved);
+    received
+}
+
+unsafe extern "C" fn recvmsg_shim(fd: c_int, message: *mut msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: libc's recvmsg with the caller's arguments.
+    let original = || unsafe { (RECVMSG.original())(fd, message, flags) };
+    if message.is_null() || !is_managed(fd) {
+        return original();
+    }
+    // SAFETY: recvmsg(2) requires a valid, writable `msghdr`.
+    let capacity = unsafe { (*message).msg_namelen };
+    let received = original();
+    if received < 0 {
+        return received;
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return received;
+    };
+    // SAFETY: as above.
+    let Some(message_view) = (unsafe { message.as_mut() }) else {
+        return received;
+    };
+    if message_view.msg_name.is_null() {
+        return received;
+    }
+    // SAFETY: `msg_name` is valid for `capacity` writable bytes (the size the caller gave).
+    let Some(source_view) = (unsafe { out_buffer(message_view.msg_name, capacity as usize) }) else {
+        return received;
+    };
+    let saved = errno();
+    let _ = run("recvmsg", || {
+        translate_source(fd, source_view, &mut message_view.msg_namelen, capacity);
+        Outcome::Handled(())
+    });
+    set_errno(saved);
+    received
+}
+
+/// Replaces a relay's address in a received datagram's source by the remote address it stands for.
+fn translate_source(
+    fd: c_int,
+    source: &mut [MaybeUninit<u8>],
+    len: &mut socklen_t,
+    capacity: socklen_t,
+) {
+    let filled = (*len).min(capacity) as usize;
+    let bytes: Vec<u8> = source[..filled.min(source.len())]
+        .iter()
+        // SAFETY: the kernel initialised the first `min(capacity, *len)` bytes.
+        .map(|byte| unsafe { byte.assume_init() })
+        .collect();
+    if let Some((remote, domain)) = net::remote_source(fd, &bytes) {
+        write_address(source, len, remote, domain);
+    }
+}

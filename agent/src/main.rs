@@ -126,13 +126,11 @@ impl AgentContext {
 
     /// Removes the redirect of `port`.
     pub(crate) fn unredirect(&self, port: u16) {
-        if let Ok(mut redirects) = self.redirects.try_lock() {
-            if let Some(table) = redirects.as_mut() {
-                if let Err(error) = table.remove(port) {
+        if let Ok(mut redirects) = self.redirects.try_lock()
+            && let Some(table) = redirects.as_mut()
+                && let Err(error) = table.remove(port) {
                     tracing::warn!(port, %error, "cannot remove a redirect");
                 }
-            }
-        }
     }
 }
 
@@ -167,11 +165,10 @@ fn run(mut args: Args) -> Result<(), String> {
         .trim()
         .parse()
         .map_err(|error| format!("MIRRORD_AGENT_TOKEN is not a session token: {error}"))?;
-    if let Some(pid) = args.target_pid {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+    if let Some(pid) = args.target_pid
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(format!("target process {pid} does not exist"));
         }
-    }
     let root = files::TargetRoot::open(args.target_pid)
         .map_err(|error| format!("cannot open the target's root: {error}"))?;
     let namespace = namespace::NamespaceWorker::start(args.target_pid).map_err(|error| {
@@ -234,12 +231,11 @@ async fn serve(
                 });
             }
             _ = tick.tick() => {
-                if let Some(pid) = context.target_pid {
-                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                if let Some(pid) = context.target_pid
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                         tracing::info!(pid, "the target process is gone; exiting");
                         return Ok(());
                     }
-                }
                 if clients.load(Ordering::SeqCst) == 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= idle_limit {

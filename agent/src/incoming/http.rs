@@ -163,13 +163,11 @@ async fn route<S: IncomingSink>(
 /// Requests travel on as HTTP/1.1 (the local app and the target's service need not speak HTTP/2).
 fn as_http1(mut request: Request<Incoming>) -> Request<Incoming> {
     if request.version() == Version::HTTP_2 {
-        if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned()) {
-            if !request.headers().contains_key(http::header::HOST) {
-                if let Ok(value) = HeaderValue::from_str(&authority) {
+        if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned())
+            && !request.headers().contains_key(http::header::HOST)
+                && let Ok(value) = HeaderValue::from_str(&authority) {
                     request.headers_mut().insert(http::header::HOST, value);
                 }
-            }
-        }
         let path = request
             .uri()
             .path_and_query()
@@ -259,7 +257,7 @@ async fn steal_request<S: IncomingSink>(
         sender.send_request(request).await
     } else {
         let mut stolen = state.stolen.lock().await;
-        if !stolen.as_ref().is_some_and(|sender| !sender.is_closed()) {
+        if stolen.as_ref().is_none_or(|sender| sender.is_closed()) {
             *stolen = Some(open_stolen_connection(state).await?);
         }
         let sender = stolen.as_mut().expect("set above");

@@ -114,7 +114,8 @@ impl RedirectTable {
 
     /// Removes the redirect of `port` (a missing one is not an error).
     pub(crate) fn remove(&mut self, port: u16) -> io::Result<()> {
-        for chain in [chain_name(port)] {
+        {
+            let chain = chain_name(port);
             let mut flush = Vec::new();
             put_str(&mut flush, NFTA_RULE_TABLE, &self.table);
             put_str(&mut flush, NFTA_RULE_CHAIN, &chain);
@@ -305,7 +306,7 @@ fn push_message(
 }
 
 fn pad(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }

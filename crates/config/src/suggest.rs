@@ -27,8 +27,8 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 0..=a.len() {
         table[i * width] = i;
     }
-    for j in 0..=b.len() {
-        table[j] = j;
+    for (j, cell) in table.iter_mut().enumerate().take(width) {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -75,8 +75,8 @@ impl<'s> Validator<'s> {
             }
         }
 
-        if let Some(expected) = keywords.get("type") {
-            if !type_matches(node, expected) {
+        if let Some(expected) = keywords.get("type")
+            && !type_matches(node, expected) {
                 out.push(RawDiagnostic::error(
                     path,
                     node.span.clone(),
@@ -89,19 +89,16 @@ impl<'s> Validator<'s> {
                 ));
                 return;
             }
-        }
-        if let Some(constant) = keywords.get("const") {
-            if &node.to_json() != constant {
-                self.bad_value(node, &[constant.clone()], path, out);
+        if let Some(constant) = keywords.get("const")
+            && &node.to_json() != constant {
+                self.bad_value(node, std::slice::from_ref(constant), path, out);
                 return;
             }
-        }
-        if let Some(allowed) = keywords.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(&node.to_json()) {
+        if let Some(allowed) = keywords.get("enum").and_then(Value::as_array)
+            && !allowed.contains(&node.to_json()) {
                 self.bad_value(node, allowed, path, out);
                 return;
             }
-        }
         if let Some(not) = keywords.get("not") {
             self.not(node, not, path, out);
         }
@@ -442,8 +439,8 @@ impl<'s> Validator<'s> {
         path: &KeyPath,
         out: &mut Vec<RawDiagnostic>,
     ) {
-        if let Some(min) = keywords.get("minItems").and_then(Value::as_u64) {
-            if (items.len() as u64) < min {
+        if let Some(min) = keywords.get("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < min {
                 out.push(RawDiagnostic::error(
                     path,
                     node.span.clone(),
@@ -455,9 +452,8 @@ impl<'s> Validator<'s> {
                     ),
                 ));
             }
-        }
-        if let Some(max) = keywords.get("maxItems").and_then(Value::as_u64) {
-            if items.len() as u64 > max {
+        if let Some(max) = keywords.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max {
                 out.push(RawDiagnostic::error(
                     path,
                     node.span.clone(),
@@ -469,7 +465,6 @@ impl<'s> Validator<'s> {
                     ),
                 ));
             }
-        }
         match keywords.get("items") {
             Some(Value::Array(tuple)) => {
                 for (index, (item, schema)) in items.iter().zip(tuple).enumerate() {
@@ -505,8 +500,8 @@ impl<'s> Validator<'s> {
                 out.push(RawDiagnostic::error(path, node.span.clone(), message));
             }
         }
-        if keywords.get("format").and_then(Value::as_str) == Some("regex") {
-            if let Err(error) = regex::Regex::new(text) {
+        if keywords.get("format").and_then(Value::as_str) == Some("regex")
+            && let Err(error) = regex::Regex::new(text) {
                 out.push(RawDiagnostic::error(
                     path,
                     node.span.clone(),
@@ -517,7 +512,6 @@ impl<'s> Validator<'s> {
                     ),
                 ));
             }
-        }
     }
 
     fn number(
@@ -529,8 +523,8 @@ impl<'s> Validator<'s> {
         out: &mut Vec<RawDiagnostic>,
     ) {
         let value = number.as_f64().unwrap_or(0.0);
-        if let Some(minimum) = keywords.get("minimum").and_then(Value::as_f64) {
-            if value < minimum {
+        if let Some(minimum) = keywords.get("minimum").and_then(Value::as_f64)
+            && value < minimum {
                 out.push(RawDiagnostic::error(
                     path,
                     node.span.clone(),
@@ -541,9 +535,8 @@ impl<'s> Validator<'s> {
                     ),
                 ));
             }
-        }
-        if let Some(maximum) = keywords.get("maximum").and_then(Value::as_f64) {
-            if value > maximum {
+        if let Some(maximum) = keywords.get("maximum").and_then(Value::as_f64)
+            && value > maximum {
                 out.push(RawDiagnostic::error(
                     path,
                     node.span.clone(),
@@ -554,7 +547,6 @@ impl<'s> Validator<'s> {
                     ),
                 ));
             }
-        }
     }
 }
 

@@ -19,7 +19,7 @@ use libc::{DIR, dirent64, iovec, mode_t, off_t, size_t, ssize_t, stat, statx};
 
 use super::{Stat, dirs};
 use crate::{
-    detour::{DetourGuard, Outcome, c_str, errno, in_buffer, leaf, out_buffer, run},
+    detour::{DetourGuard, Leaf, Outcome, c_str, errno, in_buffer, leaf, out_buffer, run},
     fd_table::{FDS, FdEntry},
     files,
     hooks::{Hook, Installer},
@@ -201,41 +201,53 @@ pub(crate) unsafe fn install_path_hooks(installer: &mut Installer) {
 
 unsafe extern "C" fn open_shim(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
     // SAFETY: the caller's arguments under open(2)'s contract.
-    unsafe { open_common(&OPEN, path, flags, mode) }
+    match unsafe { open_decide(&OPEN, path, flags, mode) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's open with the caller's arguments.
+        Leaf::Original => unsafe { (OPEN.original())(path, flags, mode) },
+    }
 }
 
 unsafe extern "C" fn open64_shim(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: as in `open_shim`.
-    unsafe { open_common(&OPEN64, path, flags, mode) }
+    // SAFETY: the caller's arguments under open(2)'s contract.
+    match unsafe { open_decide(&OPEN64, path, flags, mode) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's open with the caller's arguments.
+        Leaf::Original => unsafe { (OPEN64.original())(path, flags, mode) },
+    }
 }
 
 unsafe extern "C" fn open_nocancel_shim(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: as in `open_shim`.
-    unsafe { open_common(&OPEN_NOCANCEL, path, flags, mode) }
+    // SAFETY: the caller's arguments under open(2)'s contract.
+    match unsafe { open_decide(&OPEN_NOCANCEL, path, flags, mode) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's open with the caller's arguments.
+        Leaf::Original => unsafe { (OPEN_NOCANCEL.original())(path, flags, mode) },
+    }
 }
 
-unsafe extern "C" fn open64_nocancel_shim(
-    path: *const c_char,
-    flags: c_int,
-    mode: c_uint,
-) -> c_int {
-    // SAFETY: as in `open_shim`.
-    unsafe { open_common(&OPEN64_NOCANCEL, path, flags, mode) }
+unsafe extern "C" fn open64_nocancel_shim(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    // SAFETY: the caller's arguments under open(2)'s contract.
+    match unsafe { open_decide(&OPEN64_NOCANCEL, path, flags, mode) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's open with the caller's arguments.
+        Leaf::Original => unsafe { (OPEN64_NOCANCEL.original())(path, flags, mode) },
+    }
 }
 
 /// # Safety
 ///
 /// open(2)'s contract: `path` is null or NUL-terminated.
-#[inline(always)]
-unsafe fn open_common(
+#[inline(never)]
+unsafe fn open_decide(
     hook: &'static Hook<OpenFn>,
     path: *const c_char,
     flags: c_int,
     mode: c_uint,
-) -> c_int {
+) -> Leaf<c_int> {
     let original = |path: *const c_char| {
-        // SAFETY: libc's open with the caller's flags and mode, and the caller's path or a mapped one
-        // that is NUL-terminated and outlives the call.
+        // SAFETY: libc's open with the caller's flags and mode, and a mapped path that is NUL-terminated
+        // and outlives the call.
         unsafe { (hook.original())(path, flags, mode) }
     };
     leaf(
@@ -247,7 +259,6 @@ unsafe fn open_common(
             };
             files::open(None, path_view, flags, mode, |mapped| original(mapped.as_ptr()))
         },
-        || original(path),
         -1,
     )
 }
@@ -259,7 +270,11 @@ unsafe extern "C" fn openat_shim(
     mode: c_uint,
 ) -> c_int {
     // SAFETY: the caller's arguments under openat(2)'s contract.
-    unsafe { openat_common(&OPENAT, dirfd, path, flags, mode) }
+    match unsafe { openat_decide(&OPENAT, dirfd, path, flags, mode) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's openat with the caller's arguments.
+        Leaf::Original => unsafe { (OPENAT.original())(dirfd, path, flags, mode) },
+    }
 }
 
 unsafe extern "C" fn openat64_shim(
@@ -268,23 +283,27 @@ unsafe extern "C" fn openat64_shim(
     flags: c_int,
     mode: c_uint,
 ) -> c_int {
-    // SAFETY: as in `openat_shim`.
-    unsafe { openat_common(&OPENAT64, dirfd, path, flags, mode) }
+    // SAFETY: the caller's arguments under openat(2)'s contract.
+    match unsafe { openat_decide(&OPENAT64, dirfd, path, flags, mode) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's openat with the caller's arguments.
+        Leaf::Original => unsafe { (OPENAT64.original())(dirfd, path, flags, mode) },
+    }
 }
 
 /// # Safety
 ///
 /// openat(2)'s contract: `path` is null or NUL-terminated.
-#[inline(always)]
-unsafe fn openat_common(
+#[inline(never)]
+unsafe fn openat_decide(
     hook: &'static Hook<OpenatFn>,
     dirfd: c_int,
     path: *const c_char,
     flags: c_int,
     mode: c_uint,
-) -> c_int {
+) -> Leaf<c_int> {
     let original = |path: *const c_char| {
-        // SAFETY: libc's openat with the caller's arguments and the caller's or a mapped path.
+        // SAFETY: libc's openat with the caller's arguments and a mapped path.
         unsafe { (hook.original())(dirfd, path, flags, mode) }
     };
     leaf(
@@ -298,7 +317,6 @@ unsafe fn openat_common(
                 original(mapped.as_ptr())
             })
         },
-        || original(path),
         -1,
     )
 }
@@ -629,49 +647,79 @@ fn fcntl_common(hook: &'static Hook<FcntlFn>, fd: c_int, command: c_int, argumen
 
 unsafe extern "C" fn stat_shim(path: *const c_char, buffer: *mut stat) -> c_int {
     // SAFETY: the caller's arguments under stat(2)'s contract.
-    unsafe { stat_common(&STAT, path, buffer, true) }
+    match unsafe { stat_decide(&STAT, path, buffer, true) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's stat with the caller's arguments (see `stat_original`).
+        Leaf::Original => unsafe { stat_original(&STAT, path, buffer, true) },
+    }
 }
 
 unsafe extern "C" fn stat64_shim(path: *const c_char, buffer: *mut stat) -> c_int {
-    // SAFETY: as in `stat_shim`.
-    unsafe { stat_common(&STAT64, path, buffer, true) }
+    // SAFETY: the caller's arguments under stat(2)'s contract.
+    match unsafe { stat_decide(&STAT64, path, buffer, true) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's stat with the caller's arguments (see `stat_original`).
+        Leaf::Original => unsafe { stat_original(&STAT64, path, buffer, true) },
+    }
 }
 
 unsafe extern "C" fn lstat_shim(path: *const c_char, buffer: *mut stat) -> c_int {
-    // SAFETY: as in `stat_shim`.
-    unsafe { stat_common(&LSTAT, path, buffer, false) }
+    // SAFETY: the caller's arguments under stat(2)'s contract.
+    match unsafe { stat_decide(&LSTAT, path, buffer, false) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's stat with the caller's arguments (see `stat_original`).
+        Leaf::Original => unsafe { stat_original(&LSTAT, path, buffer, false) },
+    }
 }
 
 unsafe extern "C" fn lstat64_shim(path: *const c_char, buffer: *mut stat) -> c_int {
-    // SAFETY: as in `stat_shim`.
-    unsafe { stat_common(&LSTAT64, path, buffer, false) }
+    // SAFETY: the caller's arguments under stat(2)'s contract.
+    match unsafe { stat_decide(&LSTAT64, path, buffer, false) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's stat with the caller's arguments (see `stat_original`).
+        Leaf::Original => unsafe { stat_original(&LSTAT64, path, buffer, false) },
+    }
 }
 
 /// # Safety
 ///
 /// stat(2)'s contract: `path` is null or NUL-terminated; `buffer` is null or a writable `struct stat`.
+/// libc's `stat`/`lstat`. glibc's `stat` is `fstatat(AT_FDCWD, …)`: calling that original directly
+/// skips a second trip through the layer (libc's `stat` calls the patched `fstatat`).
+///
+/// # Safety
+///
+/// stat(2)'s contract: `path` is null or NUL-terminated; `buffer` is null or a writable `struct stat`.
 #[inline(always)]
-unsafe fn stat_common(
+unsafe fn stat_original(
     hook: &'static Hook<StatFn>,
     path: *const c_char,
     buffer: *mut stat,
     follow_symlinks: bool,
 ) -> c_int {
-    // glibc's `stat` is `fstatat(AT_FDCWD, …)`: calling that original directly skips a second trip
-    // through the layer (libc's `stat` calls the patched `fstatat`).
     let at_flags = if follow_symlinks {
         0
     } else {
         libc::AT_SYMLINK_NOFOLLOW
     };
-    let fstatat = fstatat_original();
-    let original = |path: *const c_char| match fstatat {
-        // SAFETY: libc's fstatat with the caller's buffer and the caller's or a mapped path, which is
-        // what libc's stat does.
+    match fstatat_original() {
+        // SAFETY: libc's fstatat with the caller's path and buffer, which is what libc's stat does.
         Some(fstatat) => unsafe { fstatat(libc::AT_FDCWD, path, buffer, at_flags) },
-        // SAFETY: libc's stat with the caller's buffer and the caller's or a mapped path.
+        // SAFETY: libc's stat with the caller's arguments.
         None => unsafe { (hook.original())(path, buffer) },
-    };
+    }
+}
+
+/// # Safety
+///
+/// stat(2)'s contract: `path` is null or NUL-terminated; `buffer` is null or a writable `struct stat`.
+#[inline(never)]
+unsafe fn stat_decide(
+    hook: &'static Hook<StatFn>,
+    path: *const c_char,
+    buffer: *mut stat,
+    follow_symlinks: bool,
+) -> Leaf<c_int> {
     leaf(
         "stat",
         || {
@@ -685,11 +733,11 @@ unsafe fn stat_common(
                 return Outcome::Bypass("null buffer");
             };
             files::stat_path(None, path_view, follow_symlinks, |mapped| {
-                original(mapped.as_ptr())
+                // SAFETY: as for the caller's path, with a mapped path that outlives the call.
+                unsafe { stat_original(hook, mapped.as_ptr(), buffer, follow_symlinks) }
             })
             .map(|found| write_stat(output, found))
         },
-        || original(path),
         -1,
     )
 }
@@ -757,7 +805,11 @@ unsafe extern "C" fn fstatat_shim(
     flags: c_int,
 ) -> c_int {
     // SAFETY: the caller's arguments under fstatat(2)'s contract.
-    unsafe { fstatat_common(&FSTATAT, dirfd, path, buffer, flags) }
+    match unsafe { fstatat_decide(&FSTATAT, dirfd, path, buffer, flags) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's fstatat with the caller's arguments.
+        Leaf::Original => unsafe { (FSTATAT.original())(dirfd, path, buffer, flags) },
+    }
 }
 
 unsafe extern "C" fn fstatat64_shim(
@@ -766,8 +818,12 @@ unsafe extern "C" fn fstatat64_shim(
     buffer: *mut stat,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: as in `fstatat_shim`.
-    unsafe { fstatat_common(&FSTATAT64, dirfd, path, buffer, flags) }
+    // SAFETY: the caller's arguments under fstatat(2)'s contract.
+    match unsafe { fstatat_decide(&FSTATAT64, dirfd, path, buffer, flags) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's fstatat with the caller's arguments.
+        Leaf::Original => unsafe { (FSTATAT64.original())(dirfd, path, buffer, flags) },
+    }
 }
 
 unsafe extern "C" fn newfstatat_shim(
@@ -776,23 +832,27 @@ unsafe extern "C" fn newfstatat_shim(
     buffer: *mut stat,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: as in `fstatat_shim`.
-    unsafe { fstatat_common(&NEWFSTATAT, dirfd, path, buffer, flags) }
+    // SAFETY: the caller's arguments under fstatat(2)'s contract.
+    match unsafe { fstatat_decide(&NEWFSTATAT, dirfd, path, buffer, flags) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's fstatat with the caller's arguments.
+        Leaf::Original => unsafe { (NEWFSTATAT.original())(dirfd, path, buffer, flags) },
+    }
 }
 
 /// # Safety
 ///
 /// fstatat(2)'s contract: `path` is null or NUL-terminated; `buffer` is null or a writable `struct stat`.
-#[inline(always)]
-unsafe fn fstatat_common(
+#[inline(never)]
+unsafe fn fstatat_decide(
     hook: &'static Hook<FstatatFn>,
     dirfd: c_int,
     path: *const c_char,
     buffer: *mut stat,
     flags: c_int,
-) -> c_int {
+) -> Leaf<c_int> {
     let original = |path: *const c_char| {
-        // SAFETY: libc's fstatat with the caller's arguments and the caller's or a mapped path.
+        // SAFETY: libc's fstatat with the caller's arguments and a mapped path.
         unsafe { (hook.original())(dirfd, path, buffer, flags) }
     };
     leaf(
@@ -809,7 +869,6 @@ unsafe fn fstatat_common(
             stat_at(dirfd, path_view, flags, |mapped| original(mapped.as_ptr()))
                 .map(|found| write_stat(output, found))
         },
-        || original(path),
         -1,
     )
 }

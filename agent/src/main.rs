@@ -128,9 +128,10 @@ impl AgentContext {
     pub(crate) fn unredirect(&self, port: u16) {
         if let Ok(mut redirects) = self.redirects.try_lock()
             && let Some(table) = redirects.as_mut()
-                && let Err(error) = table.remove(port) {
-                    tracing::warn!(port, %error, "cannot remove a redirect");
-                }
+            && let Err(error) = table.remove(port)
+        {
+            tracing::warn!(port, %error, "cannot remove a redirect");
+        }
     }
 }
 
@@ -166,9 +167,10 @@ fn run(mut args: Args) -> Result<(), String> {
         .parse()
         .map_err(|error| format!("MIRRORD_AGENT_TOKEN is not a session token: {error}"))?;
     if let Some(pid) = args.target_pid
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(format!("target process {pid} does not exist"));
-        }
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(format!("target process {pid} does not exist"));
+    }
     let root = files::TargetRoot::open(args.target_pid)
         .map_err(|error| format!("cannot open the target's root: {error}"))?;
     let namespace = namespace::NamespaceWorker::start(args.target_pid).map_err(|error| {

@@ -7,8 +7,8 @@
 #
 # System calls cost microseconds on a virtual machine and vary by more than the layer adds, so each
 # libc call is timed against the same system call made with syscall(2) (which the layer never sees) in
-# alternating batches, and the layer's cost is how much that gap grows with the layer loaded ("added").
-# Native and layered runs alternate too, and every column keeps its best.
+# back-to-back batches; the median of those per-batch gaps cancels the machine's drift, and the layer's
+# cost is how much the gap grows with the layer loaded ("added"). Native and layered runs alternate.
 #
 # Target (DESIGN.md section 4): at most 50 ns added per local open+close.
 set -euo pipefail
@@ -26,7 +26,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cat >"$work/local_calls.c" <<'C_SOURCE'
 /* Times libc calls (hooked when the layer is loaded) against the same system calls made with
- * syscall(2), in alternating batches; prints the best ns/call of each, per operation. */
+ * syscall(2), in back-to-back batches; per operation prints the best ns/call of each and the median of
+ * the per-batch differences (libc - raw), which cancels the machine's drift between batches. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -64,22 +65,32 @@ static double batch(void (*call)(void)) {
     return (now_ns() - start) / BATCH;
 }
 
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     path = argv[1];
     long batches = atol(argv[2]) / BATCH;
+    if (batches < 1) batches = 1;
+    double *differences = malloc(sizeof(double) * batches);
     zero = open("/dev/zero", O_RDONLY);
     void (*calls[3][2])(void) = {
         {libc_open_close, raw_open_close}, {libc_stat, raw_stat}, {libc_read, raw_read}};
     for (int op = 0; op < 3; op++) {
         double best[2] = {1e18, 1e18};
         for (long b = 0; b < batches; b++) {
+            double ns[2];
             for (int kind = 0; kind < 2; kind++) {
-                double ns = batch(calls[op][kind]);
-                if (ns < best[kind]) best[kind] = ns;
+                ns[kind] = batch(calls[op][kind]);
+                if (ns[kind] < best[kind]) best[kind] = ns[kind];
             }
+            differences[b] = ns[0] - ns[1];
         }
-        printf("%.1f %.1f ", best[0], best[1]);
+        qsort(differences, batches, sizeof(double), by_value);
+        printf("%.1f %.1f %.1f ", best[0], best[1], differences[batches / 2]);
     }
     printf("\n");
     return 0;
@@ -88,24 +99,18 @@ C_SOURCE
 cc -O2 -o "$work/local_calls" "$work/local_calls.c"
 echo "local file" >"$work/file.txt"
 
-# The per-column minimum of two result lines.
-keep_best() {
-    printf '%s\n%s\n' "$1" "$2" | awk 'NF {
-        for (i = 1; i <= NF; i++) if (!(i in m) || $i < m[i]) m[i] = $i
-    } END { for (i = 1; i <= 6; i++) printf "%.1f ", m[i] }'
-}
-
-native=""
-layered=""
+# Every run's result line, one per line.
+native_runs=""
+layered_runs=""
 for _ in $(seq "$rounds"); do
-    native="$(keep_best "$native" "$("$work/local_calls" "$work/file.txt" "$iterations")")"
-    layered="$(keep_best "$layered" "$(env \
+    native_runs+="$("$work/local_calls" "$work/file.txt" "$iterations")"$'\n'
+    layered_runs+="$(env \
         LD_PRELOAD="$layer" \
         MIRRORD_LAYER_INTPROXY_ADDR=127.0.0.1:9 \
         MIRRORD_LAYER_SESSION_TOKEN="$(printf '%064d' 0)" \
         MIRRORD_RESOLVED_CONFIG="$config" \
         MIRRORD_LAYER_LOG="$work/layer.log" \
-        "$work/local_calls" "$work/file.txt" "$iterations")")"
+        "$work/local_calls" "$work/file.txt" "$iterations")"$'\n'
 done
 
 if ! grep -q "layer active" "$work/layer.log"; then
@@ -114,9 +119,30 @@ if ! grep -q "layer active" "$work/layer.log"; then
     exit 1
 fi
 
-echo "layer cost on local calls: best of $rounds runs x $iterations calls, batches of 1000 (ns/call)"
-echo "(raw: the same system calls through syscall(2), which the layer never sees)"
-printf '%-12s %9s %9s %9s %9s %9s\n' call native raw layered raw added
+# Per column: the minimum for the timings, the median of the runs for the differences.
+summary() {
+    awk 'NF { for (i = 1; i <= NF; i++) v[i, NR] = $i; n = NR; cols = NF }
+        END {
+            for (i = 1; i <= cols; i++) {
+                if (i % 3 == 0) {
+                    # median of the runs
+                    m = 0; for (r = 1; r <= n; r++) a[++m] = v[i, r]
+                    for (x = 1; x <= m; x++) for (y = x + 1; y <= m; y++) if (a[y] < a[x]) { t = a[x]; a[x] = a[y]; a[y] = t }
+                    printf "%.1f ", a[int((m + 1) / 2)]
+                } else {
+                    best = v[i, 1]; for (r = 2; r <= n; r++) if (v[i, r] < best) best = v[i, r]
+                    printf "%.1f ", best
+                }
+            }
+        }'
+}
+native="$(summary <<<"$native_runs")"
+layered="$(summary <<<"$layered_runs")"
+
+echo "layer cost on local calls: $rounds runs x $iterations calls each, in batches of 1000 (ns/call)"
+echo "(raw: the same system calls through syscall(2), which the layer never sees; gap: median of"
+echo " the per-batch libc-minus-raw differences; added: how much the gap grows with the layer)"
+printf '%-12s %9s %9s %9s %9s %9s %9s %9s\n' call native raw gap layered raw gap added
 printf 'open+close\nstat\nread-1-byte\n' |
-    paste - <(xargs -n2 <<<"$native") <(xargs -n2 <<<"$layered") |
-    awk '{ printf "%-12s %9.1f %9.1f %9.1f %9.1f %9.1f\n", $1, $2, $3, $4, $5, ($4 - $5) - ($2 - $3) }'
+    paste - <(xargs -n3 <<<"$native") <(xargs -n3 <<<"$layered") |
+    awk '{ printf "%-12s %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", $1, $2, $3, $4, $5, $6, $7, $7 - $4 }'

@@ -138,12 +138,6 @@ fn agent_lost(message: impl Into<String>) -> RemoteError {
     RemoteError::agent_lost(message)
 }
 
-/// Whether remote calls fail fast already.
-#[cfg(test)]
-pub(crate) fn agent_is_lost() -> bool {
-    AGENT_LOST.load(Ordering::Acquire)
-}
-
 /// This process's slot; a new one in a process that forked from the one that made the current slot.
 fn slot() -> &'static Slot {
     let pid = process::pid();

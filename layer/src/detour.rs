@@ -110,9 +110,10 @@ pub(crate) enum Leaf<T> {
 }
 
 /// The decision half of a shim for a function whose original calls no other hooked function (a plain
-/// system call wrapper such as `open`, `fstatat`, `access`): takes the guard (or answers
-/// [`Leaf::Original`] at once when it is held), runs `logic` through [`run`], releases the guard, and sets
-/// errno.
+/// system call wrapper such as `open`, `fstatat`, `access`): first `shortcut`, a pure check that calls no
+/// libc function (so it needs no guard) and says "certainly the original" for the hot local cases; then it
+/// takes the guard (or answers [`Leaf::Original`] at once when it is held), runs `logic` through [`run`],
+/// releases the guard, and sets errno. Both closures run under `catch_unwind`.
 ///
 /// The shim calls the original itself, after this returned and in tail position with nothing of its own
 /// on the stack, so the compiler emits a jump and the system call returns straight to the caller: every
@@ -121,9 +122,13 @@ pub(crate) enum Leaf<T> {
 #[inline(always)]
 pub(crate) fn leaf<T>(
     function: &'static str,
+    shortcut: impl FnOnce() -> bool,
     logic: impl FnOnce() -> Outcome<T>,
     failure: T,
 ) -> Leaf<T> {
+    if catch_unwind(AssertUnwindSafe(shortcut)).unwrap_or(false) {
+        return Leaf::Original;
+    }
     let (outcome, saved) = {
         let Some(_guard) = DetourGuard::enter() else {
             return Leaf::Original;

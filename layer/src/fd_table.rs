@@ -86,7 +86,9 @@ impl<const N: usize> FdTable<N> {
     }
 
     fn slot(&self, fd: i32) -> Option<&AtomicU64> {
-        usize::try_from(fd).ok().and_then(|index| self.slots.get(index))
+        usize::try_from(fd)
+            .ok()
+            .and_then(|index| self.slots.get(index))
     }
 
     /// What `fd` is; `None` for every fd the layer does not track. This is the hot path of every hooked

@@ -332,8 +332,21 @@ fn is_local_root(first: u64) -> bool {
     const BOOT: u64 = pack(b"boot");
     matches!(
         first,
-        PROC | SYS | DEV | LIB | LIB32 | LIB64 | LIBX32 | USR | BIN | SBIN | TMP | RUN | NIX | OPT
-            | SNAP | BOOT
+        PROC | SYS
+            | DEV
+            | LIB
+            | LIB32
+            | LIB64
+            | LIBX32
+            | USR
+            | BIN
+            | SBIN
+            | TMP
+            | RUN
+            | NIX
+            | OPT
+            | SNAP
+            | BOOT
     )
 }
 
@@ -504,8 +517,20 @@ const LOCAL_COMPONENTS: &[&[u8]] = &[
 
 /// File name endings of code, bytecode and shared objects.
 const LOCAL_SUFFIXES: &[&[u8]] = &[
-    b".so", b".pyc", b".pyo", b".pyi", b".pth", b".py", b".js", b".mjs", b".cjs", b".node",
-    b".jar", b".class", b".jmod", b".egg-link",
+    b".so",
+    b".pyc",
+    b".pyo",
+    b".pyi",
+    b".pth",
+    b".py",
+    b".js",
+    b".mjs",
+    b".cjs",
+    b".node",
+    b".jar",
+    b".class",
+    b".jmod",
+    b".egg-link",
 ];
 
 /// Whether a file name is code or a shared object (`libfoo.so.1.2` too) or a virtualenv marker.
@@ -625,12 +650,11 @@ fn is_normal(path: &[u8]) -> bool {
         return false;
     }
     if len < 8 {
-        return path
-            .windows(2)
-            .enumerate()
-            .all(|(index, pair)| pair[0] != b'/' || !matches!(pair[1], b'/' | b'.') || {
+        return path.windows(2).enumerate().all(|(index, pair)| {
+            pair[0] != b'/' || !matches!(pair[1], b'/' | b'.') || {
                 pair[1] == b'.' && component_is_plain(path, index + 1)
-            });
+            }
+        });
     }
     if len < BLOCK {
         // Two overlapping words cover every adjacent pair.
@@ -728,7 +752,10 @@ fn pairs_are_plain(path: &[u8], start: usize, block: &[u8; BLOCK]) -> bool {
 /// Whether the component starting at `at` (with a dot) is a name rather than `.` or `..`.
 fn component_is_plain(path: &[u8], at: usize) -> bool {
     let rest = &path[at..];
-    let end = rest.iter().position(|byte| *byte == b'/').unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|byte| *byte == b'/')
+        .unwrap_or(rest.len());
     !matches!(&rest[..end], b"." | b"..")
 }
 
@@ -782,7 +809,11 @@ mod tests {
                 ("/app/config.yaml", Read, Remote),
                 ("/app/config.yaml", Write, Local),
                 ("/etc/app/settings.json", Read, Remote),
-                ("/var/run/secrets/kubernetes.io/serviceaccount/token", Read, Remote),
+                (
+                    "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                    Read,
+                    Remote,
+                ),
             ],
         );
     }
@@ -914,7 +945,11 @@ mod tests {
         config.not_found = vec![r"^/app/secret".into()];
         config.local = vec![r"\.log$".into(), r"^/app/secret-but-local".into()];
         config.read_only = vec![r"^/data/".into()];
-        config.read_write = vec![r"^/data/".into(), r"^/var/lib/app/".into(), "^/tmp/shared/".into()];
+        config.read_write = vec![
+            r"^/data/".into(),
+            r"^/var/lib/app/".into(),
+            "^/tmp/shared/".into(),
+        ];
         check(
             &policy(config),
             &[
@@ -932,9 +967,10 @@ mod tests {
     #[test]
     fn mapping_rewrites_before_deciding() {
         let mut config = config(FsMode::Read);
-        config
-            .mapping
-            .insert(r"^/home/dev/project/remote-config".into(), "/etc/app".into());
+        config.mapping.insert(
+            r"^/home/dev/project/remote-config".into(),
+            "/etc/app".into(),
+        );
         config
             .mapping
             .insert(r"^/data/(\w+)/(.*)$".into(), "/srv/$1/../$2".into());
@@ -995,7 +1031,16 @@ mod tests {
 
     #[test]
     fn is_normal_agrees_with_its_definition_across_word_boundaries() {
-        let parts: [&[u8]; 8] = [b"", b".", b"..", b".hidden", b"..x", b"a", b"abcdefghij", b"lib.so"];
+        let parts: [&[u8]; 8] = [
+            b"",
+            b".",
+            b"..",
+            b".hidden",
+            b"..x",
+            b"a",
+            b"abcdefghij",
+            b"lib.so",
+        ];
         let mut checked = 0;
         for first in parts {
             for second in parts {

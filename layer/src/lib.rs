@@ -53,13 +53,12 @@ mod process;
 mod setup;
 
 /// Runs [`setup::initialize`] when the dynamic loader initialises this library, before the process's
-/// `main`, while it is still single-threaded. Not in unit-test builds: a test binary must not hook itself.
-#[cfg(not(test))]
+/// `main`, while it is still single-threaded. In unit-test builds the static is kept but not placed in
+/// `.init_array`: a test binary must not hook itself.
 #[used]
-#[unsafe(link_section = ".init_array")]
+#[cfg_attr(not(test), unsafe(link_section = ".init_array"))]
 static LAYER_CONSTRUCTOR: extern "C" fn() = layer_constructor;
 
-#[cfg(not(test))]
 extern "C" fn layer_constructor() {
     // An unwind must not leave an `extern "C"` function (it would abort the user's process): a layer that
     // fails to start leaves the process alone.

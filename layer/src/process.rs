@@ -37,7 +37,10 @@ pub(crate) fn initialize() {
         )
     };
     if result != 0 {
-        tracing::warn!(result, "pthread_atfork failed; forked children may stall on a layer lock");
+        tracing::warn!(
+            result,
+            "pthread_atfork failed; forked children may stall on a layer lock"
+        );
     }
 }
 

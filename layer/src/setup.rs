@@ -3,13 +3,7 @@
 //! before `main` and while the process is single-threaded. It never blocks: the intproxy connection is
 //! opened later, by the first remote call.
 
-use std::{
-    ffi::OsStr,
-    net::SocketAddr,
-    os::unix::ffi::OsStrExt,
-    path::Path,
-    sync::OnceLock,
-};
+use std::{ffi::OsStr, net::SocketAddr, os::unix::ffi::OsStrExt, path::Path, sync::OnceLock};
 
 use mirrord_config::{
     ResolvedConfig,
@@ -87,7 +81,10 @@ pub(crate) fn initialize() {
     let layer = match Layer::from_environment() {
         Ok(layer) => layer,
         Err(Inactive::Missing(variable)) => {
-            tracing::debug!(variable, "the layer stays inactive: the variable is not set");
+            tracing::debug!(
+                variable,
+                "the layer stays inactive: the variable is not set"
+            );
             return;
         }
         Err(reason) => {
@@ -124,30 +121,27 @@ pub(crate) fn initialize() {
 
 impl Layer {
     fn from_environment() -> Result<Self, Inactive> {
-        let variable = |name: &'static str| std::env::var(name).map_err(|_| Inactive::Missing(name));
-        let address: SocketAddr =
-            variable(INTPROXY_ADDR_VARIABLE)?
-                .parse()
-                .map_err(|error: std::net::AddrParseError| Inactive::Invalid {
-                    variable: INTPROXY_ADDR_VARIABLE,
-                    message: error.to_string(),
-                })?;
-        let token: SessionToken =
-            variable(SESSION_TOKEN_VARIABLE)?
-                .trim()
-                .parse()
-                .map_err(|error: mirrord_protocol::token::ParseSessionTokenError| {
-                    Inactive::Invalid {
-                        variable: SESSION_TOKEN_VARIABLE,
-                        message: error.to_string(),
-                    }
-                })?;
-        let config = ResolvedConfig::from_json(&variable(RESOLVED_CONFIG_VARIABLE)?).map_err(
-            |error| Inactive::Invalid {
-                variable: RESOLVED_CONFIG_VARIABLE,
+        let variable =
+            |name: &'static str| std::env::var(name).map_err(|_| Inactive::Missing(name));
+        let address: SocketAddr = variable(INTPROXY_ADDR_VARIABLE)?.parse().map_err(
+            |error: std::net::AddrParseError| Inactive::Invalid {
+                variable: INTPROXY_ADDR_VARIABLE,
                 message: error.to_string(),
             },
         )?;
+        let token: SessionToken = variable(SESSION_TOKEN_VARIABLE)?.trim().parse().map_err(
+            |error: mirrord_protocol::token::ParseSessionTokenError| Inactive::Invalid {
+                variable: SESSION_TOKEN_VARIABLE,
+                message: error.to_string(),
+            },
+        )?;
+        let config =
+            ResolvedConfig::from_json(&variable(RESOLVED_CONFIG_VARIABLE)?).map_err(|error| {
+                Inactive::Invalid {
+                    variable: RESOLVED_CONFIG_VARIABLE,
+                    message: error.to_string(),
+                }
+            })?;
         if let Some(name) = skipped_process(&config, &process_names()) {
             return Err(Inactive::Skipped(name));
         }
@@ -199,7 +193,7 @@ fn process_paths() -> ProcessPaths {
         startup_cwd: std::env::current_dir().ok().and_then(|cwd| absolute(&cwd)),
         local_dirs: LOCAL_DIR_VARIABLES
             .iter()
-            .filter_map(|name| std::env::var_os(name))
+            .filter_map(std::env::var_os)
             .filter_map(|dir| absolute(Path::new(&dir)))
             .collect(),
     }
@@ -230,7 +224,10 @@ fn skipped_process(config: &ResolvedConfig, names: &[String]) -> Option<String> 
             config.skip_processes.iter().any(|skipped| skipped == *name)
                 || (config.skip_build_tools
                     && (BUILD_TOOLS.contains(&name.as_str())
-                        || config.skip_extra_build_tools.iter().any(|tool| tool == *name)))
+                        || config
+                            .skip_extra_build_tools
+                            .iter()
+                            .any(|tool| tool == *name)))
         })
         .cloned()
 }
@@ -245,9 +242,11 @@ mod tests {
 
     #[test]
     fn skip_processes_match_the_executable_or_argv0() {
-        let mut config = ResolvedConfig::default();
-        config.skip_processes = vec!["bash".into()];
-        config.skip_build_tools = false;
+        let config = ResolvedConfig {
+            skip_processes: vec!["bash".into()],
+            skip_build_tools: false,
+            ..ResolvedConfig::default()
+        };
         assert_eq!(
             skipped_process(&config, &names(&["bash", "sh"])),
             Some("bash".into())
@@ -256,16 +255,27 @@ mod tests {
             skipped_process(&config, &names(&["dash", "bash"])),
             Some("bash".into())
         );
-        assert_eq!(skipped_process(&config, &names(&["python3.11", "python3"])), None);
+        assert_eq!(
+            skipped_process(&config, &names(&["python3.11", "python3"])),
+            None
+        );
     }
 
     #[test]
     fn build_tools_are_skipped_only_when_asked() {
-        let mut config = ResolvedConfig::default();
-        config.skip_build_tools = true;
-        config.skip_extra_build_tools = vec!["bazel".into()];
-        assert_eq!(skipped_process(&config, &names(&["cargo"])), Some("cargo".into()));
-        assert_eq!(skipped_process(&config, &names(&["bazel"])), Some("bazel".into()));
+        let mut config = ResolvedConfig {
+            skip_build_tools: true,
+            skip_extra_build_tools: vec!["bazel".into()],
+            ..ResolvedConfig::default()
+        };
+        assert_eq!(
+            skipped_process(&config, &names(&["cargo"])),
+            Some("cargo".into())
+        );
+        assert_eq!(
+            skipped_process(&config, &names(&["bazel"])),
+            Some("bazel".into())
+        );
         config.skip_build_tools = false;
         assert_eq!(skipped_process(&config, &names(&["cargo", "bazel"])), None);
     }

@@ -241,7 +241,11 @@ fn not_found(path: &str) -> RemoteError {
     RemoteError::new(ErrorCode::NotFound, format!("{path} does not exist"))
 }
 
-fn answer(request: LayerRequest, files: &mut RemoteFiles, relays: Relays) -> RemoteResult<LayerResponse> {
+fn answer(
+    request: LayerRequest,
+    files: &mut RemoteFiles,
+    relays: Relays,
+) -> RemoteResult<LayerResponse> {
     match request {
         LayerRequest::File(request) => answer_file(request, files).map(LayerResponse::File),
         LayerRequest::GetAddrInfo(query) => match query.node.as_deref() {
@@ -280,7 +284,10 @@ fn answer(request: LayerRequest, files: &mut RemoteFiles, relays: Relays) -> Rem
                 agent_local_addr: "10.242.0.9:40000".parse().unwrap(),
             }))
         }
-        _ => Err(RemoteError::new(ErrorCode::Unsupported, "not in the stand-in")),
+        _ => Err(RemoteError::new(
+            ErrorCode::Unsupported,
+            "not in the stand-in",
+        )),
     }
 }
 
@@ -376,7 +383,10 @@ fn answer_file(request: FileRequest, files: &mut RemoteFiles) -> RemoteResult<Fi
         FileRequest::Readlink { path } | FileRequest::Unlink { path } => {
             Err(not_found(&path.to_string()))
         }
-        _ => Err(RemoteError::new(ErrorCode::Unsupported, "not in the stand-in")),
+        _ => Err(RemoteError::new(
+            ErrorCode::Unsupported,
+            "not in the stand-in",
+        )),
     }
 }
 
@@ -550,11 +560,13 @@ fn isolate_network() {
         *slot = *byte as libc::c_char;
     }
     // SAFETY: SIOCGIFFLAGS fills the flags of the interface named in `request`.
-    assert_eq!(unsafe { libc::ioctl(socket, libc::SIOCGIFFLAGS, &mut request) }, 0);
+    let got = unsafe { libc::ioctl(socket, libc::SIOCGIFFLAGS, &mut request) };
+    assert_eq!(got, 0, "SIOCGIFFLAGS on lo");
     // SAFETY: the flags member is the one SIOCGIFFLAGS filled.
     unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: SIOCSIFFLAGS reads the interface name and flags from `request`.
-    assert_eq!(unsafe { libc::ioctl(socket, libc::SIOCSIFFLAGS, &request) }, 0);
+    let set = unsafe { libc::ioctl(socket, libc::SIOCSIFFLAGS, &request) };
+    assert_eq!(set, 0, "SIOCSIFFLAGS on lo");
     // SAFETY: `socket` was opened above.
     unsafe { libc::close(socket) };
 }
@@ -616,7 +628,10 @@ print(json.dumps(out))
     assert_eq!(result["seek_read"], "data\n");
     assert_eq!(result["size"], CONFIG_YAML.len());
     assert_eq!(result["app_is_dir"], true);
-    assert_eq!(result["listdir"], serde_json::json!(["config.yaml", "data.txt"]));
+    assert_eq!(
+        result["listdir"],
+        serde_json::json!(["config.yaml", "data.txt"])
+    );
     assert_eq!(
         result["scandir"],
         serde_json::json!([["config.yaml", true], ["data.txt", true]])
@@ -639,6 +654,65 @@ print(json.dumps(out))
 }
 
 #[test]
+fn stdio_reads_and_gethostbyname_go_to_the_target() {
+    let session = Session::new(Behaviour::Serve);
+    // GNU sed reads through stdio (fopen, whose internal open is the patched one, and fclose, whose
+    // internal close is `__close_nocancel`).
+    let output = session.run(Path::new("sed"), &["-n", "1p", "/app/config.yaml"]);
+    assert_eq!(
+        session.expect_success(&output),
+        CONFIG_YAML.lines().next().unwrap().to_owned() + "\n"
+    );
+    // Perl's gethostbyname is libc's.
+    let output = session.run(
+        Path::new("perl"),
+        &[
+            "-e",
+            r#"print join(".", unpack("C4", (gethostbyname("db.sandbox.svc"))[4])), "\n""#,
+        ],
+    );
+    assert_eq!(session.expect_success(&output).trim(), "10.242.0.2");
+}
+
+#[test]
+fn node_reads_the_targets_file_and_resolves_its_names() {
+    let session = Session::new(Behaviour::Serve);
+    let node = which("node").expect("node is needed by this test (CI installs it)");
+    let output = session.run(
+        &node,
+        &[
+            "-e",
+            r#"
+const fs = require('fs');
+const dns = require('dns');
+const config = fs.readFileSync('/app/config.yaml', 'utf8');
+dns.lookup('db.sandbox.svc', { family: 4 }, (error, address) => {
+  if (error) { console.error(error); process.exit(1); }
+  console.log(JSON.stringify({ config, address, entries: fs.readdirSync('/app').sort() }));
+});
+"#,
+        ],
+    );
+    let stdout = session.expect_success(&output);
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["config"], CONFIG_YAML);
+    assert_eq!(result["address"], "10.242.0.2");
+    assert_eq!(
+        result["entries"],
+        serde_json::json!(["config.yaml", "data.txt"])
+    );
+}
+
+/// The full path of a program on `PATH`.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+#[test]
 fn udp_datagrams_are_relayed_and_their_source_translated() {
     let session = Session::new(Behaviour::Serve);
     let output = session.python(
@@ -651,7 +725,10 @@ data, source = s.recvfrom(100)
 print(data.decode(), source[0], source[1])
 "#,
     );
-    assert_eq!(session.expect_success(&output).trim(), "query 10.242.0.3 53");
+    assert_eq!(
+        session.expect_success(&output).trim(),
+        "query 10.242.0.3 53"
+    );
 }
 
 #[test]
@@ -678,7 +755,12 @@ print(os.getpid(), pid, os.waitstatus_to_exitcode(status))
     let [parent, child, status] = fields[..] else {
         panic!("unexpected output {stdout}");
     };
-    assert_eq!(status, 0, "the child read the remote file\n{}", session.log());
+    assert_eq!(
+        status,
+        0,
+        "the child read the remote file\n{}",
+        session.log()
+    );
     let hellos = session.stand_in.hellos();
     assert!(
         hellos.contains(&ClientKind::Layer {
@@ -753,9 +835,16 @@ print(first, second, local, round(max(first_time, second_time), 3))
         let output = session.python(&script);
         let stdout = session.expect_success(&output);
         let fields: Vec<&str> = stdout.split_whitespace().collect();
-        assert_eq!(&fields[..4], ["EIO", "EIO", "still", "local"], "{behaviour:?}: {stdout}");
+        assert_eq!(
+            &fields[..4],
+            ["EIO", "EIO", "still", "local"],
+            "{behaviour:?}: {stdout}"
+        );
         let slowest: f64 = fields[4].parse().unwrap();
-        assert!(slowest < 2.0, "{behaviour:?}: a remote call took {slowest} s");
+        assert!(
+            slowest < 2.0,
+            "{behaviour:?}: a remote call took {slowest} s"
+        );
         if behaviour == Behaviour::AgentLost {
             assert_eq!(
                 session.stand_in.file_requests().len(),

@@ -221,6 +221,19 @@ test('config files changed outside the editor are checked again', async () => {
   await sidecar.waitForDiagnostics(uri, { predicate: (d) => d.length === 0 });
 });
 
+test('diagnostics after edits are debounced: a burst of changes is checked once', async () => {
+  const own = await startSidecar({ workspace, initializationOptions: { diagnosticsDelayMs: 150 } });
+  const uri = fileUri(path.join(workspace, 'burst.mirrord.json'));
+  const published = () => own.publishLog.filter((p) => p.uri === uri).map((p) => p.version);
+  const opened = await own.open(uri, '{}');
+  await own.waitFor(() => published().includes(opened), 'the diagnostics of the opened document');
+  let last;
+  for (const text of ['{ "t', '{ "ta', '{ "tar', '{ "target": "pid/1" }']) last = await own.change(uri, text);
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  assert.deepEqual(published(), [opened, last]);
+  own.kill();
+});
+
 test('shutdown and exit end the sidecar cleanly', async () => {
   const own = await startSidecar({ workspace });
   const status = await own.stop();

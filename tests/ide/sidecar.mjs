@@ -49,6 +49,7 @@ export async function startSidecar({ workspace, initializationOptions, env } = {
     new rpc.StreamMessageWriter(child.stdin),
   );
   const diagnostics = new Map();
+  const publishLog = [];
   const listeners = new Set();
   const notify = () => {
     for (const listener of [...listeners]) listener();
@@ -57,6 +58,7 @@ export async function startSidecar({ workspace, initializationOptions, env } = {
   const progress = [];
   connection.onNotification('textDocument/publishDiagnostics', (params) => {
     diagnostics.set(params.uri, params);
+    publishLog.push(params);
     notify();
   });
   connection.onNotification('mirrord/sessionEvent', (params) => {
@@ -115,6 +117,7 @@ export async function startSidecar({ workspace, initializationOptions, env } = {
     events,
     progress,
     diagnostics,
+    publishLog,
     stderr: () => stderr,
     exited,
     waitFor,

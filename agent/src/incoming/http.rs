@@ -165,9 +165,10 @@ fn as_http1(mut request: Request<Incoming>) -> Request<Incoming> {
     if request.version() == Version::HTTP_2 {
         if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned())
             && !request.headers().contains_key(http::header::HOST)
-                && let Ok(value) = HeaderValue::from_str(&authority) {
-                    request.headers_mut().insert(http::header::HOST, value);
-                }
+            && let Ok(value) = HeaderValue::from_str(&authority)
+        {
+            request.headers_mut().insert(http::header::HOST, value);
+        }
         let path = request
             .uri()
             .path_and_query()

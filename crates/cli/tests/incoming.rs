@@ -122,10 +122,11 @@ fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
     let mut answered_by_sandbox = false;
     while killed.elapsed() < Duration::from_secs(1) {
         if let Ok(body) = std::panic::catch_unwind(|| get(sandbox.address(), "/back"))
-            && body.starts_with(&format!("sandbox {name}")) {
-                answered_by_sandbox = true;
-                break;
-            }
+            && body.starts_with(&format!("sandbox {name}"))
+        {
+            answered_by_sandbox = true;
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(

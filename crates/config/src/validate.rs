@@ -76,29 +76,32 @@ impl<'s> Validator<'s> {
         }
 
         if let Some(expected) = keywords.get("type")
-            && !type_matches(node, expected) {
-                out.push(RawDiagnostic::error(
-                    path,
-                    node.span.clone(),
-                    format!(
-                        "wrong type for {}: expected {}, found {}",
-                        describe(path),
-                        type_list(expected),
-                        node.type_name()
-                    ),
-                ));
-                return;
-            }
+            && !type_matches(node, expected)
+        {
+            out.push(RawDiagnostic::error(
+                path,
+                node.span.clone(),
+                format!(
+                    "wrong type for {}: expected {}, found {}",
+                    describe(path),
+                    type_list(expected),
+                    node.type_name()
+                ),
+            ));
+            return;
+        }
         if let Some(constant) = keywords.get("const")
-            && &node.to_json() != constant {
-                self.bad_value(node, std::slice::from_ref(constant), path, out);
-                return;
-            }
+            && &node.to_json() != constant
+        {
+            self.bad_value(node, std::slice::from_ref(constant), path, out);
+            return;
+        }
         if let Some(allowed) = keywords.get("enum").and_then(Value::as_array)
-            && !allowed.contains(&node.to_json()) {
-                self.bad_value(node, allowed, path, out);
-                return;
-            }
+            && !allowed.contains(&node.to_json())
+        {
+            self.bad_value(node, allowed, path, out);
+            return;
+        }
         if let Some(not) = keywords.get("not") {
             self.not(node, not, path, out);
         }
@@ -440,31 +443,33 @@ impl<'s> Validator<'s> {
         out: &mut Vec<RawDiagnostic>,
     ) {
         if let Some(min) = keywords.get("minItems").and_then(Value::as_u64)
-            && (items.len() as u64) < min {
-                out.push(RawDiagnostic::error(
-                    path,
-                    node.span.clone(),
-                    format!(
-                        "{} must have at least {min} item{}, found {}",
-                        describe(path),
-                        plural(min),
-                        items.len()
-                    ),
-                ));
-            }
+            && (items.len() as u64) < min
+        {
+            out.push(RawDiagnostic::error(
+                path,
+                node.span.clone(),
+                format!(
+                    "{} must have at least {min} item{}, found {}",
+                    describe(path),
+                    plural(min),
+                    items.len()
+                ),
+            ));
+        }
         if let Some(max) = keywords.get("maxItems").and_then(Value::as_u64)
-            && items.len() as u64 > max {
-                out.push(RawDiagnostic::error(
-                    path,
-                    node.span.clone(),
-                    format!(
-                        "{} must have at most {max} item{}, found {}",
-                        describe(path),
-                        plural(max),
-                        items.len()
-                    ),
-                ));
-            }
+            && items.len() as u64 > max
+        {
+            out.push(RawDiagnostic::error(
+                path,
+                node.span.clone(),
+                format!(
+                    "{} must have at most {max} item{}, found {}",
+                    describe(path),
+                    plural(max),
+                    items.len()
+                ),
+            ));
+        }
         match keywords.get("items") {
             Some(Value::Array(tuple)) => {
                 for (index, (item, schema)) in items.iter().zip(tuple).enumerate() {
@@ -501,17 +506,18 @@ impl<'s> Validator<'s> {
             }
         }
         if keywords.get("format").and_then(Value::as_str) == Some("regex")
-            && let Err(error) = regex::Regex::new(text) {
-                out.push(RawDiagnostic::error(
-                    path,
-                    node.span.clone(),
-                    format!(
-                        "invalid regular expression in {}: {}",
-                        describe(path),
-                        regex_error_summary(&error)
-                    ),
-                ));
-            }
+            && let Err(error) = regex::Regex::new(text)
+        {
+            out.push(RawDiagnostic::error(
+                path,
+                node.span.clone(),
+                format!(
+                    "invalid regular expression in {}: {}",
+                    describe(path),
+                    regex_error_summary(&error)
+                ),
+            ));
+        }
     }
 
     fn number(
@@ -524,29 +530,31 @@ impl<'s> Validator<'s> {
     ) {
         let value = number.as_f64().unwrap_or(0.0);
         if let Some(minimum) = keywords.get("minimum").and_then(Value::as_f64)
-            && value < minimum {
-                out.push(RawDiagnostic::error(
-                    path,
-                    node.span.clone(),
-                    format!(
-                        "{} must be at least {}, found {number}",
-                        describe(path),
-                        display_number(minimum)
-                    ),
-                ));
-            }
+            && value < minimum
+        {
+            out.push(RawDiagnostic::error(
+                path,
+                node.span.clone(),
+                format!(
+                    "{} must be at least {}, found {number}",
+                    describe(path),
+                    display_number(minimum)
+                ),
+            ));
+        }
         if let Some(maximum) = keywords.get("maximum").and_then(Value::as_f64)
-            && value > maximum {
-                out.push(RawDiagnostic::error(
-                    path,
-                    node.span.clone(),
-                    format!(
-                        "{} must be at most {}, found {number}",
-                        describe(path),
-                        display_number(maximum)
-                    ),
-                ));
-            }
+            && value > maximum
+        {
+            out.push(RawDiagnostic::error(
+                path,
+                node.span.clone(),
+                format!(
+                    "{} must be at most {}, found {number}",
+                    describe(path),
+                    display_number(maximum)
+                ),
+            ));
+        }
     }
 }
 

@@ -366,6 +366,16 @@ fn whole_numbers_written_as_floats_are_integers_like_json_schema_says() {
     assert_eq!(config.agent.ttl, 30);
     assert_eq!(config.agent.startup_timeout, 100);
     assert_eq!(config.feature.network.incoming.port_mapping, [(80, 8080)]);
-    let fractional = load_str(r#"{ "agent": { "ttl": 30.5 } }"#, Format::Json, &Overrides::default());
-    assert!(fractional.diagnostics[0].message.contains("expected integer"), "{:?}", fractional.diagnostics);
+    let fractional = load_str(
+        r#"{ "agent": { "ttl": 30.5 } }"#,
+        Format::Json,
+        &Overrides::default(),
+    );
+    assert!(
+        fractional.diagnostics[0]
+            .message
+            .contains("expected integer"),
+        "{:?}",
+        fractional.diagnostics
+    );
 }

@@ -511,12 +511,14 @@ impl LanguageServer for Backend {
             }
             let generation = self.bump_generation(&key);
             let delay = self.settings().diagnostics_delay;
-            let backend = self.clone();
             let uri = params.text_document.uri;
+            if delay.is_zero() {
+                self.check_open_document(&uri, generation).await;
+                return;
+            }
+            let backend = self.clone();
             tokio::spawn(async move {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
+                tokio::time::sleep(delay).await;
                 if backend.generation(&key) == generation {
                     backend.check_open_document(&uri, generation).await;
                 }

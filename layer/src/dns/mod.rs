@@ -354,7 +354,14 @@ mod tests {
             filter: None,
         })
         .unwrap();
-        for name in ["10.0.0.1", "::1", "localhost", "LOCALHOST.", "app.localhost", ""] {
+        for name in [
+            "10.0.0.1",
+            "::1",
+            "localhost",
+            "LOCALHOST.",
+            "app.localhost",
+            "",
+        ] {
             assert!(!policy.sends(name, None), "{name}");
         }
         assert!(policy.sends("db.sandbox.svc", Some(80)));
@@ -399,7 +406,8 @@ mod tests {
             let first = &*head;
             assert_eq!(first.ai_family, libc::AF_INET);
             assert_eq!(first.ai_socktype, libc::SOCK_STREAM);
-            let address = std::slice::from_raw_parts(first.ai_addr.cast::<u8>(), first.ai_addrlen as usize);
+            let address =
+                std::slice::from_raw_parts(first.ai_addr.cast::<u8>(), first.ai_addrlen as usize);
             assert_eq!(
                 crate::net::parse_sockaddr(address),
                 Some("10.242.0.2:80".parse().unwrap())

@@ -14,16 +14,29 @@ use crate::{
     hooks::{Hook, Installer},
 };
 
-type GetaddrinfoFn =
-    unsafe extern "C" fn(*const c_char, *const c_char, *const addrinfo, *mut *mut addrinfo) -> c_int;
+type GetaddrinfoFn = unsafe extern "C" fn(
+    *const c_char,
+    *const c_char,
+    *const addrinfo,
+    *mut *mut addrinfo,
+) -> c_int;
 type FreeaddrinfoFn = unsafe extern "C" fn(*mut addrinfo);
 type GethostbynameFn = unsafe extern "C" fn(*const c_char) -> *mut hostent;
 type GethostnameFn = unsafe extern "C" fn(*mut c_char, size_t) -> c_int;
+type GethostbynameRFn = unsafe extern "C" fn(
+    *const c_char,
+    *mut hostent,
+    *mut c_char,
+    size_t,
+    *mut *mut hostent,
+    *mut c_int,
+) -> c_int;
 
 static GETADDRINFO: Hook<GetaddrinfoFn> = Hook::new(c"getaddrinfo");
 static FREEADDRINFO: Hook<FreeaddrinfoFn> = Hook::new(c"freeaddrinfo");
 static GETHOSTBYNAME: Hook<GethostbynameFn> = Hook::new(c"gethostbyname");
 static GETHOSTNAME: Hook<GethostnameFn> = Hook::new(c"gethostname");
+static GETHOSTBYNAME_R: Hook<GethostbynameRFn> = Hook::new(c"gethostbyname_r");
 
 unsafe extern "C" {
     /// glibc's per-thread `h_errno`.
@@ -43,6 +56,7 @@ pub(crate) unsafe fn install(installer: &mut Installer, hostname: bool) {
         installer.hook(&GETADDRINFO, getaddrinfo_shim, &[]);
         installer.hook(&FREEADDRINFO, freeaddrinfo_shim, &[]);
         installer.hook(&GETHOSTBYNAME, gethostbyname_shim, &[]);
+        installer.hook(&GETHOSTBYNAME_R, gethostbyname_r_shim, &[]);
         if hostname {
             installer.hook(&GETHOSTNAME, gethostname_shim, &[]);
         }
@@ -228,6 +242,112 @@ unsafe extern "C" fn gethostname_shim(name: *mut c_char, len: size_t) -> c_int {
             set_errno(errno);
             -1
         }
-        other => other.map(|result| result.unwrap_or(-1)).finish(saved, original, -1),
+        other => other
+            .map(|result| result.unwrap_or(-1))
+            .finish(saved, original, -1),
     }
+}
+
+unsafe extern "C" fn gethostbyname_r_shim(
+    name: *const c_char,
+    entry: *mut hostent,
+    buffer: *mut c_char,
+    len: size_t,
+    result: *mut *mut hostent,
+    h_errno: *mut c_int,
+) -> c_int {
+    let original = || {
+        // SAFETY: libc's gethostbyname_r with the caller's arguments.
+        unsafe { (GETHOSTBYNAME_R.original())(name, entry, buffer, len, result, h_errno) }
+    };
+    let Some(_guard) = DetourGuard::enter() else {
+        return original();
+    };
+    // SAFETY: gethostbyname_r(3) takes a NUL-terminated name; null is left to the original.
+    let Some(name_view) = (unsafe { c_str(name) }) else {
+        return original();
+    };
+    let Ok(name_text) = name_view.to_str() else {
+        return original();
+    };
+    // SAFETY: gethostbyname_r(3) requires `entry` to be a writable `hostent`.
+    let Some(entry_view) = (unsafe { entry.as_mut() }) else {
+        return original();
+    };
+    // SAFETY: gethostbyname_r(3) requires `result` to be a writable `hostent *`.
+    let Some(result_view) = (unsafe { result.as_mut() }) else {
+        return original();
+    };
+    // SAFETY: gethostbyname_r(3) requires `h_errno` to be a writable int.
+    let Some(h_errno_view) = (unsafe { h_errno.as_mut() }) else {
+        return original();
+    };
+    if buffer.is_null() {
+        return original();
+    }
+    let saved = errno();
+    run("gethostbyname_r", || {
+        dns::gethostbyname(name_text).map(|answer| {
+            *result_view = std::ptr::null_mut();
+            match answer {
+                Ok(addresses) => match fill_hostent(entry_view, buffer, len, name_view, &addresses)
+                {
+                    true => {
+                        *result_view = entry_view as *mut hostent;
+                        0
+                    }
+                    false => libc::ERANGE,
+                },
+                Err(code) => {
+                    *h_errno_view = code;
+                    libc::ENOENT
+                }
+            }
+        })
+    })
+    .finish(saved, original, libc::EIO)
+}
+
+/// Lays out a `hostent` answer in the caller's buffer: the name, the addresses, then the (aligned)
+/// null-terminated pointer arrays. `false` when it does not fit (the caller retries with a bigger one).
+fn fill_hostent(
+    entry: &mut hostent,
+    buffer: *mut c_char,
+    len: size_t,
+    name: &std::ffi::CStr,
+    addresses: &[[u8; 4]],
+) -> bool {
+    let pointer_size = std::mem::size_of::<*mut c_char>();
+    let name_bytes = name.to_bytes_with_nul();
+    let addresses_at = name_bytes.len();
+    // The pointer arrays start at the first pointer-aligned address after the addresses.
+    let addresses_end = buffer as usize + addresses_at + 4 * addresses.len();
+    let pointers_at = addresses_end.next_multiple_of(pointer_size) - buffer as usize;
+    // The address pointers plus their terminator, then one null pointer for the aliases.
+    let needed = pointers_at + pointer_size * (addresses.len() + 2);
+    if needed > len {
+        return false;
+    }
+    let base = buffer.cast::<u8>();
+    // SAFETY: `buffer` is valid for `len` writable bytes (gethostbyname_r's contract) and every write
+    // below stays within the first `needed <= len` bytes; the pointer arrays start at a pointer-aligned
+    // address.
+    unsafe {
+        std::ptr::copy_nonoverlapping(name_bytes.as_ptr(), base, name_bytes.len());
+        let pointers = base.add(pointers_at).cast::<*mut c_char>();
+        for (index, address) in addresses.iter().enumerate() {
+            let slot = base.add(addresses_at + 4 * index);
+            std::ptr::copy_nonoverlapping(address.as_ptr(), slot, 4);
+            pointers.add(index).write(slot.cast());
+        }
+        pointers.add(addresses.len()).write(std::ptr::null_mut());
+        let aliases = pointers.add(addresses.len() + 1);
+        aliases.write(std::ptr::null_mut());
+        entry.h_name = base.cast();
+        entry.h_aliases = aliases;
+        entry.h_addrtype = libc::AF_INET;
+        entry.h_length = 4;
+        entry.h_addr_list = pointers;
+    }
+    true
 }

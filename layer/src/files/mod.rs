@@ -166,7 +166,10 @@ fn share(fd: RawFd, entry: FdEntry, source_fd: RawFd) {
         Ok(Some(stale)) => forget_entry(fd, stale),
         Ok(None) => {}
         Err(_) => {
-            tracing::warn!(fd, "fd beyond the layer's table; its duplicate is not tracked");
+            tracing::warn!(
+                fd,
+                "fd beyond the layer's table; its duplicate is not tracked"
+            );
             if let FdEntry::RemoteFile(id) = entry {
                 release(id);
             }
@@ -189,7 +192,10 @@ fn verified(fd: RawFd, id: u32) -> Option<Arc<RemoteFile>> {
         return Some(file);
     }
     if FDS.replace_if(fd, FdEntry::RemoteFile(id), None) {
-        tracing::debug!(fd, "forgetting a remote file whose fd was closed behind the layer's back");
+        tracing::debug!(
+            fd,
+            "forgetting a remote file whose fd was closed behind the layer's back"
+        );
         release(id);
     }
     None
@@ -225,6 +231,15 @@ fn remote<T>(result: Result<T, RemoteError>) -> Outcome<T> {
             Outcome::Fail(error.errno())
         }
     }
+}
+
+/// The hot-path shortcut: whether `path` is certainly local without any further look (see
+/// [`fs_policy::FsPolicy::is_plainly_local`]). Pure: calls no libc function, needs no guard.
+#[inline(always)]
+pub(crate) fn is_plainly_local(path: &CStr) -> bool {
+    setup::layer()
+        .and_then(|layer| layer.fs.as_ref())
+        .is_some_and(|policy| policy.is_plainly_local(path.to_bytes()))
 }
 
 /// Where a path argument leads.
@@ -283,9 +298,9 @@ fn resolve_slowly(
                 };
             }
             None => match std::env::current_dir() {
-                Ok(cwd) => Cow::Owned(
-                    fs_policy::absolute(bytes, cwd.as_os_str().as_bytes()).into_owned(),
-                ),
+                Ok(cwd) => {
+                    Cow::Owned(fs_policy::absolute(bytes, cwd.as_os_str().as_bytes()).into_owned())
+                }
                 Err(_) => return Resolved::Local,
             },
         }
@@ -437,7 +452,10 @@ pub(crate) fn read(fd: RawFd, id: u32, buffer: &mut [MaybeUninit<u8>]) -> Outcom
     let Some(file) = verified(fd, id) else {
         return Outcome::Bypass("stale fd");
     };
-    remote(file.read(buffer.len()).map(|bytes| copy_out(buffer, &bytes) as isize))
+    remote(
+        file.read(buffer.len())
+            .map(|bytes| copy_out(buffer, &bytes) as isize),
+    )
 }
 
 /// `readv` on a tracked fd: one remote read scattered over the buffers.
@@ -644,31 +662,36 @@ pub(crate) fn access(
     mode: c_int,
     local: impl FnOnce(&CStr) -> c_int,
 ) -> Outcome<c_int> {
-    path_operation(dirfd, path, Intent::Read, local, |path| FileRequest::Access {
-        path,
-        mode: AccessMode::from_raw(mode),
+    path_operation(dirfd, path, Intent::Read, local, |path| {
+        FileRequest::Access {
+            path,
+            mode: AccessMode::from_raw(mode),
+        }
     })
 }
 
 /// `mkdir`.
-pub(crate) fn mkdir(path: &CStr, mode: c_uint, local: impl FnOnce(&CStr) -> c_int) -> Outcome<c_int> {
-    path_operation(None, path, Intent::Write, local, |path| FileRequest::Mkdir {
-        path,
-        mode,
+pub(crate) fn mkdir(
+    path: &CStr,
+    mode: c_uint,
+    local: impl FnOnce(&CStr) -> c_int,
+) -> Outcome<c_int> {
+    path_operation(None, path, Intent::Write, local, |path| {
+        FileRequest::Mkdir { path, mode }
     })
 }
 
 /// `unlink`.
 pub(crate) fn unlink(path: &CStr, local: impl FnOnce(&CStr) -> c_int) -> Outcome<c_int> {
-    path_operation(None, path, Intent::Write, local, |path| FileRequest::Unlink {
-        path,
+    path_operation(None, path, Intent::Write, local, |path| {
+        FileRequest::Unlink { path }
     })
 }
 
 /// `rmdir`.
 pub(crate) fn rmdir(path: &CStr, local: impl FnOnce(&CStr) -> c_int) -> Outcome<c_int> {
-    path_operation(None, path, Intent::Write, local, |path| FileRequest::Rmdir {
-        path,
+    path_operation(None, path, Intent::Write, local, |path| {
+        FileRequest::Rmdir { path }
     })
 }
 

@@ -226,7 +226,11 @@ unsafe extern "C" fn open_nocancel_shim(path: *const c_char, flags: c_int, mode:
     }
 }
 
-unsafe extern "C" fn open64_nocancel_shim(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+unsafe extern "C" fn open64_nocancel_shim(
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
     // SAFETY: the caller's arguments under open(2)'s contract.
     match unsafe { open_decide(&OPEN64_NOCANCEL, path, flags, mode) } {
         Leaf::Return(result) => result,
@@ -253,11 +257,17 @@ unsafe fn open_decide(
     leaf(
         "open",
         || {
+            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
+        },
+        || {
             // SAFETY: open(2) takes a NUL-terminated path; a null one is left to the original (EFAULT).
             let Some(path_view) = (unsafe { c_str(path) }) else {
                 return Outcome::Bypass("null path");
             };
-            files::open(None, path_view, flags, mode, |mapped| original(mapped.as_ptr()))
+            files::open(None, path_view, flags, mode, |mapped| {
+                original(mapped.as_ptr())
+            })
         },
         -1,
     )
@@ -308,6 +318,10 @@ unsafe fn openat_decide(
     };
     leaf(
         "openat",
+        || {
+            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
+        },
         || {
             // SAFETY: openat(2) takes a NUL-terminated path; null is left to the original.
             let Some(path_view) = (unsafe { c_str(path) }) else {
@@ -567,7 +581,15 @@ fn close_common(hook: &'static Hook<CloseFn>, fd: c_int) -> c_int {
     let Some(entry) = FDS.get(fd) else {
         return original();
     };
-    leaf("close", || files::close(fd, entry), original, -1)
+    match close_decide(fd, entry) {
+        Leaf::Return(result) => result,
+        Leaf::Original => original(),
+    }
+}
+
+#[inline(never)]
+fn close_decide(fd: c_int, entry: FdEntry) -> Leaf<c_int> {
+    leaf("close", || false, || files::close(fd, entry), -1)
 }
 
 unsafe extern "C" fn dup_shim(fd: c_int) -> c_int {
@@ -723,6 +745,10 @@ unsafe fn stat_decide(
     leaf(
         "stat",
         || {
+            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
+        },
+        || {
             // SAFETY: stat(2) takes a NUL-terminated path; null is left to the original (EFAULT).
             let Some(path_view) = (unsafe { c_str(path) }) else {
                 return Outcome::Bypass("null path");
@@ -858,6 +884,10 @@ unsafe fn fstatat_decide(
     leaf(
         "fstatat",
         || {
+            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
+        },
+        || {
             // SAFETY: fstatat(2) takes a NUL-terminated path; null is left to the original.
             let Some(path_view) = (unsafe { c_str(path) }) else {
                 return Outcome::Bypass("null path");
@@ -897,12 +927,35 @@ unsafe extern "C" fn statx_shim(
     mask: c_uint,
     buffer: *mut statx,
 ) -> c_int {
+    // SAFETY: the caller's arguments under statx(2)'s contract.
+    match unsafe { statx_decide(dirfd, path, flags, mask, buffer) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's statx with the caller's arguments.
+        Leaf::Original => unsafe { (STATX.original())(dirfd, path, flags, mask, buffer) },
+    }
+}
+
+/// # Safety
+///
+/// statx(2)'s contract: `path` is null or NUL-terminated; `buffer` is null or a writable `struct statx`.
+#[inline(never)]
+unsafe fn statx_decide(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buffer: *mut statx,
+) -> Leaf<c_int> {
     let original = |path: *const c_char| {
-        // SAFETY: libc's statx with the caller's arguments and the caller's or a mapped path.
+        // SAFETY: libc's statx with the caller's arguments and a mapped path.
         unsafe { (STATX.original())(dirfd, path, flags, mask, buffer) }
     };
     leaf(
         "statx",
+        || {
+            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
+        },
         || {
             // SAFETY: statx(2) takes a NUL-terminated path; null is left to the original.
             let Some(path_view) = (unsafe { c_str(path) }) else {
@@ -922,7 +975,6 @@ unsafe extern "C" fn statx_shim(
                 }
             })
         },
-        || original(path),
         -1,
     )
 }
@@ -1087,20 +1139,46 @@ unsafe fn fxstatat_common(
 // access, readlink, mkdir, unlink, rmdir, rename
 
 unsafe extern "C" fn access_shim(path: *const c_char, mode: c_int) -> c_int {
-    let original = |path: *const c_char| {
-        // SAFETY: libc's access with the caller's mode and the caller's or a mapped path.
-        unsafe { (ACCESS.original())(path, mode) }
+    // SAFETY: the caller's arguments under access(2)'s contract.
+    match unsafe { access_decide(libc::AT_FDCWD, path, mode, None) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's access with the caller's arguments.
+        Leaf::Original => unsafe { (ACCESS.original())(path, mode) },
+    }
+}
+
+/// `access` (`flags` is `None`) and `faccessat`.
+///
+/// # Safety
+///
+/// access(2)'s contract: `path` is null or NUL-terminated.
+#[inline(never)]
+unsafe fn access_decide(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: c_int,
+    flags: Option<c_int>,
+) -> Leaf<c_int> {
+    let original = |path: *const c_char| match flags {
+        // SAFETY: libc's faccessat with the caller's arguments and a mapped path.
+        Some(flags) => unsafe { (FACCESSAT.original())(dirfd, path, mode, flags) },
+        // SAFETY: libc's access with the caller's mode and a mapped path.
+        None => unsafe { (ACCESS.original())(path, mode) },
     };
     leaf(
         "access",
+        || {
+            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
+        },
         || {
             // SAFETY: access(2) takes a NUL-terminated path; null is left to the original.
             let Some(path_view) = (unsafe { c_str(path) }) else {
                 return Outcome::Bypass("null path");
             };
-            files::access(None, path_view, mode, |mapped| original(mapped.as_ptr()))
+            let dirfd = flags.map(|_| dirfd);
+            files::access(dirfd, path_view, mode, |mapped| original(mapped.as_ptr()))
         },
-        || original(path),
         -1,
     )
 }
@@ -1111,24 +1189,12 @@ unsafe extern "C" fn faccessat_shim(
     mode: c_int,
     flags: c_int,
 ) -> c_int {
-    let original = |path: *const c_char| {
-        // SAFETY: libc's faccessat with the caller's arguments and the caller's or a mapped path.
-        unsafe { (FACCESSAT.original())(dirfd, path, mode, flags) }
-    };
-    leaf(
-        "faccessat",
-        || {
-            // SAFETY: faccessat(2) takes a NUL-terminated path; null is left to the original.
-            let Some(path_view) = (unsafe { c_str(path) }) else {
-                return Outcome::Bypass("null path");
-            };
-            files::access(Some(dirfd), path_view, mode, |mapped| {
-                original(mapped.as_ptr())
-            })
-        },
-        || original(path),
-        -1,
-    )
+    // SAFETY: the caller's arguments under faccessat(2)'s contract.
+    match unsafe { access_decide(dirfd, path, mode, Some(flags)) } {
+        Leaf::Return(result) => result,
+        // SAFETY: libc's faccessat with the caller's arguments.
+        Leaf::Original => unsafe { (FACCESSAT.original())(dirfd, path, mode, flags) },
+    }
 }
 
 unsafe extern "C" fn readlink_shim(

@@ -66,7 +66,10 @@ impl AddressFilter {
     /// Parses the config's entries.
     pub(crate) fn new(filter: &ResolvedAddressFilter) -> Result<Self, FilterError> {
         let parse = |entries: &[String]| -> Result<Vec<FilterEntry>, FilterError> {
-            entries.iter().map(|entry| FilterEntry::parse(entry)).collect()
+            entries
+                .iter()
+                .map(|entry| FilterEntry::parse(entry))
+                .collect()
         };
         Ok(match filter {
             ResolvedAddressFilter::Remote(entries) => Self::Remote(parse(entries)?),
@@ -95,7 +98,8 @@ impl AddressFilter {
 
     /// Whether resolving `name` (for `port`, when known) goes through the target.
     pub(crate) fn sends_name(&self, name: &str, port: Option<u16>) -> bool {
-        let matches = |entries: &[FilterEntry]| entries.iter().any(|entry| entry.matches_name(name, port));
+        let matches =
+            |entries: &[FilterEntry]| entries.iter().any(|entry| entry.matches_name(name, port));
         match self {
             Self::Remote(entries) => matches(entries),
             Self::Local(entries) => !matches(entries),
@@ -283,7 +287,10 @@ mod tests {
         assert!(!sends(Protocol::Tcp, "1.1.1.1:80"));
         assert!(sends(Protocol::Udp, "1.1.1.1:80"));
         assert!(sends(Protocol::Tcp, "11.0.0.1:443"));
-        assert!(!sends(Protocol::Tcp, "[::ffff:10.0.0.7]:443"), "mapped addresses are IPv4");
+        assert!(
+            !sends(Protocol::Tcp, "[::ffff:10.0.0.7]:443"),
+            "mapped addresses are IPv4"
+        );
     }
 
     #[test]

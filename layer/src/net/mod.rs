@@ -306,7 +306,9 @@ pub(crate) fn send_to(
         return Outcome::Bypass("not an inet socket");
     };
     if protocol_of(info) != Some(Protocol::Udp)
-        || !layer.outgoing.sends(Protocol::Udp, remote, &resolve_filter_name)
+        || !layer
+            .outgoing
+            .sends(Protocol::Udp, remote, &resolve_filter_name)
     {
         return Outcome::Bypass("local destination");
     }
@@ -470,7 +472,9 @@ mod tests {
 
     #[test]
     fn protocols_can_be_switched_off_and_filtered() {
-        let policy = policy(Some(ResolvedAddressFilter::Local(vec!["10.0.0.0/8".into()])));
+        let policy = policy(Some(ResolvedAddressFilter::Local(vec![
+            "10.0.0.0/8".into(),
+        ])));
         assert!(!policy.sends(Protocol::Udp, address("192.168.1.1:53"), &no_names));
         assert!(!policy.sends(Protocol::Tcp, address("10.242.0.2:7"), &no_names));
         assert!(policy.sends(Protocol::Tcp, address("192.168.1.1:443"), &no_names));

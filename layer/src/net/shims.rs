@@ -20,11 +20,23 @@ use crate::{
 type SocketFn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 type NameFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
-type SendtoFn =
-    unsafe extern "C" fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
+type SendtoFn = unsafe extern "C" fn(
+    c_int,
+    *const c_void,
+    size_t,
+    c_int,
+    *const sockaddr,
+    socklen_t,
+) -> ssize_t;
 type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
-type RecvfromFn =
-    unsafe extern "C" fn(c_int, *mut c_void, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;
+type RecvfromFn = unsafe extern "C" fn(
+    c_int,
+    *mut c_void,
+    size_t,
+    c_int,
+    *mut sockaddr,
+    *mut socklen_t,
+) -> ssize_t;
 type RecvmsgFn = unsafe extern "C" fn(c_int, *mut msghdr, c_int) -> ssize_t;
 
 static SOCKET: Hook<SocketFn> = Hook::new(c"socket");
@@ -96,12 +108,20 @@ unsafe extern "C" fn connect_shim(fd: c_int, address: *const sockaddr, len: sock
     .finish(saved, || original(address, len), -1)
 }
 
-unsafe extern "C" fn getpeername_shim(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+unsafe extern "C" fn getpeername_shim(
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
     // SAFETY: the caller's arguments under getpeername(2)'s contract.
     unsafe { name_common(&GETPEERNAME, fd, address, len, net::peer_name) }
 }
 
-unsafe extern "C" fn getsockname_shim(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+unsafe extern "C" fn getsockname_shim(
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
     // SAFETY: the caller's arguments under getsockname(2)'s contract.
     unsafe { name_common(&GETSOCKNAME, fd, address, len, net::socket_name) }
 }
@@ -295,7 +315,8 @@ unsafe extern "C" fn recvmsg_shim(fd: c_int, message: *mut msghdr, flags: c_int)
         return received;
     }
     // SAFETY: `msg_name` is valid for `capacity` writable bytes (the size the caller gave).
-    let Some(source_view) = (unsafe { out_buffer(message_view.msg_name, capacity as usize) }) else {
+    let Some(source_view) = (unsafe { out_buffer(message_view.msg_name, capacity as usize) })
+    else {
         return received;
     };
     let saved = errno();

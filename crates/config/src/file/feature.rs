@@ -70,7 +70,10 @@ pub struct FeatureFileConfig {
 /// `feature.env` as written: a switch or a detailed object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-#[allow(clippy::large_enum_variant, reason = "a config is parsed once per session; boxing would only add noise")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a config is parsed once per session; boxing would only add noise"
+)]
 pub enum EnvField {
     /// `true` loads the target's environment, `false` leaves the local one alone.
     Enabled(bool),
@@ -135,7 +138,10 @@ pub struct EnvFileConfig {
 /// `feature.fs` as written: a mode, a switch, or a detailed object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-#[allow(clippy::large_enum_variant, reason = "a config is parsed once per session; boxing would only add noise")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a config is parsed once per session; boxing would only add noise"
+)]
 pub enum FsField {
     /// `true` is `"read"`, `false` is `"local"`.
     Enabled(bool),

@@ -108,7 +108,11 @@ impl Node {
             NodeKind::Bool(value) => (*value).into(),
             // JSON Schema counts 30.0 and 1e2 as integers; give serde the integer too.
             NodeKind::Number(number) => match number.as_f64() {
-                Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 9_007_199_254_740_992.0 => {
+                Some(float)
+                    if number.is_f64()
+                        && float.fract() == 0.0
+                        && float.abs() < 9_007_199_254_740_992.0 =>
+                {
                     serde_json::Value::Number((float as i64).into())
                 }
                 _ => serde_json::Value::Number(number.clone()),

@@ -58,13 +58,14 @@ fun interface ProcessStarter {
 /** Starts the real binary. stderr is drained on a thread, keeping its last lines. */
 object OsProcessStarter : ProcessStarter {
     private const val KEPT_STDERR_LINES = 20
+    private const val STDERR_GRACE_MILLIS = 1_000L
 
     override fun start(command: SidecarCommand): SidecarProcess {
         val builder = ProcessBuilder(command.arguments()).directory(command.workspaceFolder.toFile())
         builder.environment().putAll(command.environment)
         val process = builder.start()
         val tail = ArrayDeque<String>()
-        Thread({
+        val stderrReader = Thread({
             process.errorStream.bufferedReader().useLines { lines ->
                 lines.forEach { line ->
                     synchronized(tail) {
@@ -73,11 +74,17 @@ object OsProcessStarter : ProcessStarter {
                     }
                 }
             }
-        }, "mirrord-sidecar-stderr").apply { isDaemon = true }.start()
+        }, "mirrord-sidecar-stderr").apply { isDaemon = true }
+        stderrReader.start()
         return object : SidecarProcess {
             override val fromSidecar: InputStream = process.inputStream
             override val toSidecar: OutputStream = process.outputStream
-            override val exit: CompletableFuture<Int> = process.onExit().thenApply { it.exitValue() }
+            // The last stderr lines explain the exit: let the reader catch up (children that
+            // inherited stderr may keep it open, hence the bound).
+            override val exit: CompletableFuture<Int> = process.onExit().thenApplyAsync {
+                stderrReader.join(STDERR_GRACE_MILLIS)
+                it.exitValue()
+            }
             override fun stderrTail(): List<String> = synchronized(tail) { tail.toList() }
             override fun kill() {
                 process.destroy()
@@ -216,17 +223,24 @@ class SidecarSupervisor(
         val client = SidecarClient.connect(started.fromSidecar, started.toSidecar, events)
         synchronized(lock) { process = started }
         started.exit.whenComplete { status, _ ->
-            client.close()
             val stderr = started.stderrTail().lastOrNull()?.let { ": $it" }.orEmpty()
             failed(myGeneration, "the sidecar exited with status $status$stderr", client.openSessions(), startedAt)
+            client.close()
         }
         client.initialize(InitializeOptions(command.workspaceFolder))
             .orTimeout(initializeTimeoutMillis, TimeUnit.MILLISECONDS)
             .whenComplete { info, error ->
                 if (error != null) {
+                    if ((error.cause ?: error) is SidecarUnavailableException) {
+                        // Its stdout closed: the exit handler reports the status and stderr. One
+                        // that keeps running without stdout is killed, which ends it too.
+                        started.exit.orTimeout(5, TimeUnit.SECONDS).exceptionally { started.kill(); null }
+                        return@whenComplete
+                    }
                     val cause = (error.cause ?: error).message ?: error.toString()
-                    started.kill()
+                    // Failed first, so that the exit the kill causes is not reported as a second failure.
                     failed(myGeneration, "the sidecar did not initialize: $cause", emptySet(), startedAt)
+                    started.kill()
                     return@whenComplete
                 }
                 val ready = synchronized(lock) {

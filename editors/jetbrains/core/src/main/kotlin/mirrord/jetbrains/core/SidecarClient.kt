@@ -3,11 +3,18 @@
 // (`$/progress`, `window/workDoneProgress/create`, `mirrord/sessionEvent`, log messages).
 package mirrord.jetbrains.core
 
+import com.google.gson.Gson
 import com.google.gson.JsonArray
 import com.google.gson.JsonElement
 import com.google.gson.JsonObject
+import com.google.gson.TypeAdapter
+import com.google.gson.TypeAdapterFactory
+import com.google.gson.reflect.TypeToken
+import com.google.gson.stream.JsonReader
+import com.google.gson.stream.JsonWriter
 import org.eclipse.lsp4j.jsonrpc.Launcher
 import org.eclipse.lsp4j.jsonrpc.ResponseErrorException
+import org.eclipse.lsp4j.jsonrpc.messages.Message
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification
 import org.eclipse.lsp4j.jsonrpc.services.JsonRequest
 import java.io.InputStream
@@ -221,6 +228,7 @@ class SidecarClient private constructor(
                 .setInput(input)
                 .setOutput(output)
                 .setExecutorService(client.executor)
+                .configureGson { gson -> gson.registerTypeAdapterFactory(OmitNullParams) }
                 .create()
             client.listening = client.launcher.startListening()
             client.executor.execute {
@@ -239,5 +247,55 @@ class SidecarClient private constructor(
 /** The sidecar is not running (it exited, failed to start, or the plugin gave up restarting it). */
 class SidecarUnavailableException(message: String, cause: Throwable? = null) : RuntimeException(message, cause)
 
-/** No typed remote proxy: requests go through `RemoteEndpoint.request`, results stay JSON. */
-internal interface SidecarRemote
+/**
+ * The requests this client sends. Requests go through `RemoteEndpoint.request`; these
+ * declarations only tell LSP4J the result type (JSON), without which it turns every result of a
+ * method it does not know into null.
+ */
+internal interface SidecarRemote {
+    @JsonRequest("initialize")
+    fun initialize(params: JsonObject): CompletableFuture<JsonElement>
+
+    @JsonRequest("shutdown")
+    fun shutdown(): CompletableFuture<JsonElement>
+
+    @JsonRequest(Methods.SCHEMA)
+    fun schema(): CompletableFuture<JsonElement>
+
+    @JsonRequest(Methods.LIST_TARGETS)
+    fun listTargets(params: JsonObject): CompletableFuture<JsonElement>
+
+    @JsonRequest(Methods.VERIFY_CONFIG)
+    fun verifyConfig(params: JsonObject): CompletableFuture<JsonElement>
+
+    @JsonRequest(Methods.PATCH_LAUNCH_CONFIG)
+    fun patchLaunchConfig(params: JsonObject): CompletableFuture<JsonElement>
+
+    @JsonRequest(Methods.END_SESSION)
+    fun endSession(params: JsonObject): CompletableFuture<JsonElement>
+}
+
+/**
+ * LSP4J writes `"params": null` for a request without parameters; the protocol says to omit the
+ * field (`mirrord/schema`, `shutdown`, `exit`). Also keeps JSON nulls inside messages (a
+ * `result: null`, an `env` value `null`), which Gson would otherwise drop from objects.
+ */
+private object OmitNullParams : TypeAdapterFactory {
+    override fun <T> create(gson: Gson, type: TypeToken<T>): TypeAdapter<T>? {
+        if (!Message::class.java.isAssignableFrom(type.rawType)) return null
+        val delegate = gson.getDelegateAdapter(this, type)
+        val elements = gson.getAdapter(JsonElement::class.java)
+        return object : TypeAdapter<T>() {
+            override fun write(out: JsonWriter, value: T) {
+                val tree = delegate.toJsonTree(value)
+                if (tree.isJsonObject && tree.asJsonObject.get("params")?.isJsonNull == true) tree.asJsonObject.remove("params")
+                val serializeNulls = out.serializeNulls
+                out.serializeNulls = true
+                elements.write(out, tree)
+                out.serializeNulls = serializeNulls
+            }
+
+            override fun read(reader: JsonReader): T = delegate.read(reader)
+        }
+    }
+}

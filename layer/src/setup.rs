@@ -18,7 +18,7 @@ use crate::{
     fs_policy::{self, FsPolicy, LOCAL_DIR_VARIABLES, ProcessPaths},
     hooks::Installer,
     logging,
-    net::OutgoingPolicy,
+    net::{OutgoingPolicy, incoming::IncomingPolicy},
     process,
 };
 
@@ -40,6 +40,8 @@ pub(crate) struct Layer {
     pub(crate) readonly_file_buffer: usize,
     /// Outgoing connections.
     pub(crate) outgoing: OutgoingPolicy,
+    /// Incoming traffic.
+    pub(crate) incoming: IncomingPolicy,
     /// Name resolution.
     pub(crate) dns: DnsPolicy,
     /// Whether `gethostname` answers the target's hostname.
@@ -104,8 +106,11 @@ pub(crate) fn initialize() {
             crate::files::shims::install_path_hooks(&mut installer);
         }
         crate::dns::shims::install(&mut installer, layer.hostname);
-        if layer.outgoing.is_enabled() {
+        if layer.outgoing.is_enabled() || layer.incoming.is_enabled() {
             crate::net::shims::install(&mut installer);
+        }
+        if layer.incoming.is_enabled() {
+            crate::net::shims::install_incoming(&mut installer);
         }
     }
     let (installed, failed) = installer.report();
@@ -166,6 +171,7 @@ impl Layer {
             readonly_file_buffer: usize::try_from(config.feature.fs.readonly_file_buffer)
                 .unwrap_or(usize::MAX),
             outgoing,
+            incoming: IncomingPolicy::new(&network.incoming),
             dns,
             hostname: config.feature.hostname,
         })

@@ -58,6 +58,17 @@ const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFTA_REDIR_REG_PROTO_MIN: u16 = 1;
 const NFT_REG_1: u32 = 1;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFT_CMP_NEQ: u32 = 1;
+/// `NF_CT_STATE_BIT(IP_CT_ESTABLISHED)`.
+const CT_STATE_ESTABLISHED: u32 = 1 << 1;
 const NLA_F_NESTED: u16 = 0x8000;
 
 /// The agent's redirect table in the target's network namespace. Dropping it (or the agent
@@ -81,7 +92,17 @@ impl RedirectTable {
         let mut attributes = Vec::new();
         put_str(&mut attributes, NFTA_TABLE_NAME, &this.table);
         put_u32(&mut attributes, NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
-        this.transaction(&[(NFT_MSG_NEWTABLE, NLM_F_CREATE, attributes)])?;
+        // The kernel tracks and translates the packets of already redirected connections only
+        // while something in the namespace needs connection tracking and nat: a nat chain whose
+        // one rule reads the conntrack state (and does nothing), for the table's whole life, keeps
+        // stolen connections working after their port's own chain and rule are gone.
+        let keep = this.nat_chain_attributes(KEEP_NAT_CHAIN);
+        let keep_rule = this.conntrack_rule(KEEP_NAT_CHAIN);
+        this.transaction(&[
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE, attributes),
+            (NFT_MSG_NEWCHAIN, NLM_F_CREATE, keep),
+            (NFT_MSG_NEWRULE, NLM_F_CREATE, keep_rule),
+        ])?;
         Ok(this)
     }
 
@@ -96,20 +117,25 @@ impl RedirectTable {
     /// target's service, never pass prerouting and are left alone.
     pub(crate) fn redirect(&mut self, port: u16, to_port: u16) -> io::Result<()> {
         let chain = chain_name(port);
-        let mut chain_attributes = Vec::new();
-        put_str(&mut chain_attributes, NFTA_CHAIN_TABLE, &self.table);
-        put_str(&mut chain_attributes, NFTA_CHAIN_NAME, &chain);
-        let mut hook = Vec::new();
-        put_u32(&mut hook, NFTA_HOOK_HOOKNUM, NF_INET_PRE_ROUTING);
-        put_u32(&mut hook, NFTA_HOOK_PRIORITY, NF_IP_PRI_NAT_DST as u32);
-        put_nested(&mut chain_attributes, NFTA_CHAIN_HOOK, &hook);
-        put_str(&mut chain_attributes, NFTA_CHAIN_TYPE, "nat");
-
+        let chain_attributes = self.nat_chain_attributes(&chain);
         let rule = self.redirect_rule(&chain, port, to_port);
         self.transaction(&[
             (NFT_MSG_NEWCHAIN, NLM_F_CREATE, chain_attributes),
             (NFT_MSG_NEWRULE, NLM_F_CREATE, rule),
         ])
+    }
+
+    /// A prerouting nat base chain named `chain` in the table.
+    fn nat_chain_attributes(&self, chain: &str) -> Vec<u8> {
+        let mut attributes = Vec::new();
+        put_str(&mut attributes, NFTA_CHAIN_TABLE, &self.table);
+        put_str(&mut attributes, NFTA_CHAIN_NAME, chain);
+        let mut hook = Vec::new();
+        put_u32(&mut hook, NFTA_HOOK_HOOKNUM, NF_INET_PRE_ROUTING);
+        put_u32(&mut hook, NFTA_HOOK_PRIORITY, NF_IP_PRI_NAT_DST as u32);
+        put_nested(&mut attributes, NFTA_CHAIN_HOOK, &hook);
+        put_str(&mut attributes, NFTA_CHAIN_TYPE, "nat");
+        attributes
     }
 
     /// Removes the redirect of `port` (a missing one is not an error).
@@ -129,6 +155,43 @@ impl RedirectTable {
             }
         }
         Ok(())
+    }
+
+    /// `ct state established`, with no statement: it matches and does nothing, but holds the
+    /// namespace's connection tracking.
+    fn conntrack_rule(&self, chain: &str) -> Vec<u8> {
+        let mut expressions = Vec::new();
+        put_expression(&mut expressions, "ct", |data| {
+            put_u32(data, NFTA_CT_KEY, NFT_CT_STATE);
+            put_u32(data, NFTA_CT_DREG, NFT_REG_1);
+        });
+        put_expression(&mut expressions, "bitwise", |data| {
+            put_u32(data, NFTA_BITWISE_SREG, NFT_REG_1);
+            put_u32(data, NFTA_BITWISE_DREG, NFT_REG_1);
+            put_u32(data, NFTA_BITWISE_LEN, 4);
+            let mut mask = Vec::new();
+            put_bytes(
+                &mut mask,
+                NFTA_DATA_VALUE,
+                &CT_STATE_ESTABLISHED.to_ne_bytes(),
+            );
+            put_nested(data, NFTA_BITWISE_MASK, &mask);
+            let mut xor = Vec::new();
+            put_bytes(&mut xor, NFTA_DATA_VALUE, &0u32.to_ne_bytes());
+            put_nested(data, NFTA_BITWISE_XOR, &xor);
+        });
+        put_expression(&mut expressions, "cmp", |data| {
+            put_u32(data, NFTA_CMP_SREG, NFT_REG_1);
+            put_u32(data, NFTA_CMP_OP, NFT_CMP_NEQ);
+            let mut value = Vec::new();
+            put_bytes(&mut value, NFTA_DATA_VALUE, &0u32.to_ne_bytes());
+            put_nested(data, NFTA_CMP_DATA, &value);
+        });
+        let mut rule = Vec::new();
+        put_str(&mut rule, NFTA_RULE_TABLE, &self.table);
+        put_str(&mut rule, NFTA_RULE_CHAIN, chain);
+        put_nested(&mut rule, NFTA_RULE_EXPRESSIONS, &expressions);
+        rule
     }
 
     /// `meta l4proto tcp tcp dport PORT redirect to :TO_PORT`.
@@ -278,6 +341,9 @@ impl RedirectTable {
         self.sequence
     }
 }
+
+/// The empty nat chain that keeps the kernel's nat hooks registered (see [`RedirectTable::create`]).
+const KEEP_NAT_CHAIN: &str = "keep_nat";
 
 fn chain_name(port: u16) -> String {
     format!("port_{port}")

@@ -255,3 +255,46 @@ fn a_stolen_echo_of_bulk_data_does_not_deadlock() {
         "bytes arrive intact and in order"
     );
 }
+
+/// Regression: unsubscribing deleted the port's nat chain, and with it the kernel's nat hooks in
+/// the namespace, so the packets of connections already stolen went out untranslated and the
+/// client never saw another byte. A connection stolen before the unsubscription keeps working.
+#[test]
+fn a_connection_stolen_before_unsubscribing_keeps_working() {
+    use std::io::{Read, Write};
+    let sandbox = Sandbox::up("inc-unsub");
+    let session = session(&sandbox);
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((stream, _)) = echo.accept() {
+            let mut reader = stream.try_clone().unwrap();
+            let mut writer = stream;
+            let _ = std::io::copy(&mut reader, &mut writer);
+        }
+    });
+    let subscription = subscribe(&session, 9001, SubscriptionMode::Steal, echo_addr);
+    let address = std::net::SocketAddr::new(sandbox.address().ip(), 9001);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 6];
+    stream.write_all(b"before").unwrap();
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"before");
+
+    drop(subscription);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains("port_9001") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!nft_ruleset(&sandbox.netns()).contains("port_9001"));
+
+    stream.write_all(b"after!").unwrap();
+    stream
+        .read_exact(&mut answer)
+        .expect("the stolen connection still carries bytes after the port is given back");
+    assert_eq!(&answer, b"after!");
+}

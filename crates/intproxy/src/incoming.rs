@@ -9,7 +9,7 @@ use mirrord_protocol::Bytes;
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::incoming::{IncomingConnectionInfo, NewIncomingConnection};
 use mirrord_protocol::outgoing::ConnectionData;
-use tokio::net::TcpStream;
+use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 
 use crate::agent_link::{AgentLink, IncomingDelivery, RelayEvent};
@@ -89,16 +89,17 @@ async fn deliver(
         close(link).await;
         return;
     };
-    let stream = match TcpStream::connect(listening_on).await {
-        Ok(stream) => stream,
+    // Our end is bound (and registered) before connecting, so that the user process, which asks who the
+    // real peer is as soon as `accept` returns, always finds it.
+    let socket = match bound_socket(listening_on) {
+        Ok(socket) => socket,
         Err(error) => {
-            tracing::debug!(%listening_on, %error, "cannot deliver an incoming connection to the user process");
+            tracing::debug!(%listening_on, %error, "cannot make a socket to deliver an incoming connection");
             close(link).await;
             return;
         }
     };
-    let _ = stream.set_nodelay(true);
-    let our_end = stream.local_addr().ok();
+    let our_end = socket.local_addr().ok();
     if let Some(our_end) = our_end {
         let info = IncomingConnectionInfo {
             remote_peer: new.remote_peer,
@@ -110,6 +111,25 @@ async fn deliver(
             .unwrap_or_else(PoisonError::into_inner)
             .insert(our_end, info);
     }
+    let forget_peer = |registry: &IncomingRegistry| {
+        if let Some(our_end) = our_end {
+            registry
+                .peers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&our_end);
+        }
+    };
+    let stream = match socket.connect(listening_on).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(%listening_on, %error, "cannot deliver an incoming connection to the user process");
+            forget_peer(&registry);
+            close(link).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let data = |bytes: Vec<u8>| {
         ClientToAgent::IncomingData(ConnectionData {
@@ -124,12 +144,18 @@ async fn deliver(
         ClientToAgent::IncomingShutdown { connection_id },
     );
     pump::both(user_to_agent, pump::agent_to_user(events, write_half)).await;
-    if let Some(our_end) = our_end {
-        registry
-            .peers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&our_end);
-    }
+    forget_peer(&registry);
     close(link).await;
+}
+
+/// A socket bound to an ephemeral port of the address the connection to `listening_on` will come from
+/// (the listener's own address: loopback, or the local address it is bound to).
+fn bound_socket(listening_on: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = if listening_on.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(listening_on.ip(), 0))?;
+    Ok(socket)
 }

@@ -9,6 +9,7 @@
 //! Loopback destinations, the unspecified address and the intproxy itself always stay local.
 
 pub(crate) mod filter;
+pub(crate) mod incoming;
 pub(crate) mod shims;
 pub(crate) mod udp;
 
@@ -101,7 +102,10 @@ pub(crate) fn lock_for_fork() -> Box<dyn Any> {
 
 /// Forgets a managed socket's state (its fd was closed or replaced).
 pub(crate) fn forget(fd: RawFd) {
-    lock(&SOCKETS).remove(&fd);
+    let removed = lock(&SOCKETS).remove(&fd);
+    if let Some(listener) = removed.and_then(|state| state.listener) {
+        incoming::closed(listener);
+    }
 }
 
 /// Gives `new_fd` a copy of `old_fd`'s state (`dup`).
@@ -268,8 +272,14 @@ pub(crate) fn peer_name(fd: RawFd) -> Outcome<(SocketAddr, u8)> {
     connected_address(fd, |connected| connected.remote)
 }
 
-/// `getsockname` on a managed socket: the agent socket's address.
+/// `getsockname` on a managed socket: the agent socket's address, or for a listener of the target the
+/// address the user bound.
 pub(crate) fn socket_name(fd: RawFd) -> Outcome<(SocketAddr, u8)> {
+    if let Some(requested) = incoming::listener_name(fd)
+        && let Some(FdEntry::Socket(info)) = FDS.get(fd)
+    {
+        return Outcome::Handled((requested, info.domain));
+    }
     connected_address(fd, |connected| connected.agent_local)
 }
 

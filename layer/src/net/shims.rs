@@ -1,5 +1,5 @@
 //! The socket shims: `socket`, `connect`, `getpeername`, `getsockname`, `sendto`, `sendmsg`, `recvfrom`,
-//! `recvmsg`. Calls on sockets the layer does not manage cost one fd-table load (plus, for `connect` and
+//! `recvmsg`, and for incoming traffic `bind`, `listen`, `accept`, `accept4`. Calls on sockets the layer does not manage cost one fd-table load (plus, for `connect` and
 //! `sendto` with an address, the decision that the destination stays local).
 
 use std::{
@@ -344,4 +344,161 @@ fn translate_source(
     if let Some((remote, domain)) = net::remote_source(fd, &bytes) {
         write_address(source, len, remote, domain);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Incoming: bind, listen, accept, accept4
+
+type BindFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
+type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+type AcceptFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
+type Accept4Fn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t, c_int) -> c_int;
+
+static BIND: Hook<BindFn> = Hook::new(c"bind");
+static LISTEN: Hook<ListenFn> = Hook::new(c"listen");
+static ACCEPT: Hook<AcceptFn> = Hook::new(c"accept");
+static ACCEPT4: Hook<Accept4Fn> = Hook::new(c"accept4");
+
+/// Installs the hooks of incoming traffic (`bind`, `listen`, `accept`, `accept4`).
+///
+/// # Safety
+///
+/// From the library constructor only (see [`Installer::install`]).
+pub(crate) unsafe fn install_incoming(installer: &mut Installer) {
+    // SAFETY: as in `install`.
+    unsafe {
+        installer.hook(&BIND, bind_shim, &[]);
+        installer.hook(&LISTEN, listen_shim, &[]);
+        installer.hook(&ACCEPT, accept_shim, &[]);
+        installer.hook(&ACCEPT4, accept4_shim, &[]);
+    }
+}
+
+unsafe extern "C" fn bind_shim(fd: c_int, address: *const sockaddr, len: socklen_t) -> c_int {
+    let original = |address: *const sockaddr, len: socklen_t| {
+        // SAFETY: libc's bind with the caller's fd and the caller's address or one of the layer's that
+        // outlives the call.
+        unsafe { (BIND.original())(fd, address, len) }
+    };
+    let Some(_guard) = DetourGuard::enter() else {
+        return original(address, len);
+    };
+    // SAFETY: bind(2) requires `address` to be valid for `len` readable bytes.
+    let Some(address_view) = (unsafe { in_buffer(address.cast(), len as usize) }) else {
+        return original(address, len);
+    };
+    let saved = errno();
+    run("bind", || {
+        net::incoming::bind(fd, address_view, |local| {
+            original(local.as_ptr().cast(), local.len() as socklen_t)
+        })
+    })
+    .finish(saved, || original(address, len), -1)
+}
+
+unsafe extern "C" fn listen_shim(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: libc's listen with the caller's arguments (no pointers).
+    let result = unsafe { (LISTEN.original())(fd, backlog) };
+    if result != 0 || !is_managed(fd) {
+        return result;
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return result;
+    };
+    let saved = errno();
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    // SAFETY: libc's getsockname into a `sockaddr_storage` whose size `len` holds.
+    let named = unsafe { (GETSOCKNAME.original())(fd, storage.as_mut_ptr().cast(), &mut len) };
+    if named != 0 {
+        return result;
+    }
+    // SAFETY: getsockname initialised the first `len` bytes (at most the storage's size).
+    let bound = unsafe {
+        std::slice::from_raw_parts(
+            storage.as_ptr().cast::<u8>(),
+            (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>()),
+        )
+    };
+    run("listen", || net::incoming::listening(fd, bound)).finish(saved, || result, -1)
+}
+
+unsafe extern "C" fn accept_shim(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    let original = |address: *mut sockaddr, len: *mut socklen_t| {
+        // SAFETY: libc's accept with the caller's fd and the caller's or the layer's address buffer.
+        unsafe { (ACCEPT.original())(fd, address, len) }
+    };
+    if !is_managed(fd) {
+        return original(address, len);
+    }
+    // SAFETY: the caller's arguments under accept(2)'s contract.
+    unsafe { accept_common(fd, address, len, original) }
+}
+
+unsafe extern "C" fn accept4_shim(
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    let original = |address: *mut sockaddr, len: *mut socklen_t| {
+        // SAFETY: libc's accept4 with the caller's fd and flags and the caller's or the layer's
+        // address buffer.
+        unsafe { (ACCEPT4.original())(fd, address, len, flags) }
+    };
+    if !is_managed(fd) {
+        return original(address, len);
+    }
+    // SAFETY: the caller's arguments under accept4(2)'s contract.
+    unsafe { accept_common(fd, address, len, original) }
+}
+
+/// Accepts into the layer's own buffer (the caller may pass none), then reports the remote peer of a
+/// delivered connection, or the real one, in the caller's buffer.
+///
+/// # Safety
+///
+/// accept(2)'s contract: `address` is null, or `len` points to the writable size of its buffer.
+unsafe fn accept_common(
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+    original: impl Fn(*mut sockaddr, *mut socklen_t) -> c_int,
+) -> c_int {
+    let Some(_guard) = DetourGuard::enter() else {
+        return original(address, len);
+    };
+    if !net::incoming::is_listener(fd) {
+        return original(address, len);
+    }
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut storage_len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    let new_fd = original(storage.as_mut_ptr().cast(), &mut storage_len);
+    if new_fd < 0 {
+        return new_fd;
+    }
+    let saved = errno();
+    // SAFETY: accept initialised the first `storage_len` bytes (at most the storage's size).
+    let peer = unsafe {
+        std::slice::from_raw_parts(
+            storage.as_ptr().cast::<u8>(),
+            (storage_len as usize).min(std::mem::size_of::<libc::sockaddr_storage>()),
+        )
+    };
+    let reported = match run("accept", || net::incoming::accepted(fd, new_fd, peer)) {
+        Outcome::Handled(bytes) => bytes,
+        Outcome::Bypass(_) | Outcome::Fail(_) => peer.to_vec(),
+    };
+    if !address.is_null() {
+        // SAFETY: with a non-null `address`, `len` points to the writable size of its buffer.
+        if let Some(len_view) = unsafe { len.as_mut() } {
+            // SAFETY: `address` is valid for `*len` writable bytes.
+            if let Some(buffer) = unsafe { out_buffer(address.cast(), *len_view as usize) } {
+                copy_out(buffer, &reported);
+                *len_view = reported.len() as socklen_t;
+            }
+        }
+    }
+    set_errno(saved);
+    new_fd
 }

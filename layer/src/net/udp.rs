@@ -21,8 +21,10 @@ pub(crate) struct Connected {
 /// What the layer knows about one managed socket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SocketState {
-    /// Set when `connect` went through the intproxy.
+    /// Set when `connect` went through the intproxy, or `accept` returned a delivered connection.
     pub(crate) connected: Option<Connected>,
+    /// Set when `bind` made the socket a listener of the target's port.
+    pub(crate) listener: Option<super::incoming::Listener>,
     /// Destination → relay, for datagrams sent with an address.
     relays: BTreeMap<SocketAddr, SocketAddr>,
     /// Relay → destination, to translate the sources of received datagrams back.

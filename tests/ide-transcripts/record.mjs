@@ -253,10 +253,17 @@ const SCENARIOS = [
     },
   },
   {
-    name: 'patch-outside-workspace',
-    description: 'The active configuration lies outside the workspace folder: PathOutsideWorkspace (-32012).',
+    name: 'patch-config-unreadable',
+    description: 'The active configuration does not exist: ConfigUnreadable (-32011).',
     async run(step) {
-      await step.patch({ launchConfig: PYTHON_LAUNCH, workspaceFolder: '${workspaceFolder}', configPath: '../elsewhere/mirrord.json' }, { match: 'exact' });
+      await step.patch({ launchConfig: PYTHON_LAUNCH, workspaceFolder: '${workspaceFolder}', configPath: '.mirrord/missing.json' }, { match: 'exact' });
+    },
+  },
+  {
+    name: 'patch-outside-workspace',
+    description: 'The active configuration lies outside the workspace folder (/etc/passwd, a file every machine has): PathOutsideWorkspace (-32012) with data.configPath.',
+    async run(step) {
+      await step.patch({ launchConfig: PYTHON_LAUNCH, workspaceFolder: '${workspaceFolder}', configPath: '/etc/passwd' }, { match: 'exact' });
     },
   },
   {

@@ -2,7 +2,8 @@
 // `findSidecarBinary`, started on demand, started again with a back-off when it dies (the user
 // is told once), its log in the `mirrord` output channel.
 
-import { accessSync, constants } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync } from 'node:fs';
+import path from 'node:path';
 import * as vscode from 'vscode';
 import { CloseAction, ErrorAction, LanguageClient, WorkDoneProgress, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 import { findSidecarBinary, RestartBackoff } from './binary';
@@ -28,13 +29,14 @@ const DOCUMENT_SELECTOR = [
   { language: 'mirrord-config' },
 ];
 
-/** A LanguageClient as an `RpcEndpoint` (params omitted on the wire when undefined). */
+/** A LanguageClient as an `RpcEndpoint`. */
 function endpoint(client: LanguageClient): RpcEndpoint {
   return {
     request: (method, params, token) => {
+      // Both trailing arguments are positional: an undefined one would be sent as a parameter.
       const cancel = token as vscode.CancellationToken | undefined;
       if (params === undefined) return cancel === undefined ? client.sendRequest(method) : client.sendRequest(method, cancel);
-      return client.sendRequest(method, params, cancel);
+      return cancel === undefined ? client.sendRequest(method, params) : client.sendRequest(method, params, cancel);
     },
     onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, handler),
   };
@@ -65,6 +67,11 @@ export class Sidecar implements SidecarHandle, vscode.Disposable {
   }
 
   private async start(): Promise<LanguageClient> {
+    // A .vsix may lose the executable bits of the bundled binaries.
+    for (const file of ['mirrord', 'mirrord-agent']) {
+      const bundled = path.join(this.extensionPath, 'bin', file);
+      if (existsSync(bundled) && !isExecutable(bundled)) chmodSync(bundled, 0o755);
+    }
     const settings = vscode.workspace.getConfiguration('mirrord');
     const binary = findSidecarBinary(settings.get<string | null>('binaryPath'), this.extensionPath, process.env.PATH, isExecutable);
     if (binary === undefined) {

@@ -4,7 +4,7 @@
 
 /** The subset of `vscode.Memento` used here. */
 export interface StateStore {
-  get<T>(key: string): T | undefined;
+  get(key: string): unknown;
   update(key: string, value: unknown): PromiseLike<void>;
 }
 
@@ -17,6 +17,10 @@ const KEYS = {
 
 /** How many picked targets are remembered. */
 const RECENT_TARGETS = 5;
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
 
 export class WorkspaceState {
   private readonly listeners = new Set<() => void>();
@@ -39,7 +43,8 @@ export class WorkspaceState {
   }
 
   get enabled(): boolean {
-    return this.store.get<boolean>(KEYS.enabled) ?? this.enabledByDefault();
+    const enabled = this.store.get(KEYS.enabled);
+    return typeof enabled === 'boolean' ? enabled : this.enabledByDefault();
   }
 
   /** Flips the toggle; resolves with the new value. */
@@ -51,7 +56,7 @@ export class WorkspaceState {
 
   /** The target chosen with "Select Target", sent with every launch (overrides the config's). */
   get selectedTarget(): string | undefined {
-    return this.store.get<string>(KEYS.selectedTarget);
+    return stringOrUndefined(this.store.get(KEYS.selectedTarget));
   }
 
   async setSelectedTarget(target: string | undefined): Promise<void> {
@@ -61,7 +66,7 @@ export class WorkspaceState {
 
   /** The config file chosen with "Select Active Configuration", relative to the workspace folder. */
   get activeConfiguration(): string | undefined {
-    return this.store.get<string>(KEYS.activeConfiguration);
+    return stringOrUndefined(this.store.get(KEYS.activeConfiguration));
   }
 
   async setActiveConfiguration(configPath: string | undefined): Promise<void> {
@@ -70,7 +75,8 @@ export class WorkspaceState {
 
   /** Targets picked before, most recent first. */
   get recentTargets(): string[] {
-    return this.store.get<string[]>(KEYS.recentTargets) ?? [];
+    const recent = this.store.get(KEYS.recentTargets);
+    return Array.isArray(recent) ? recent.filter((t): t is string => typeof t === 'string') : [];
   }
 
   async rememberTarget(target: string): Promise<void> {

@@ -4,7 +4,6 @@
 import * as vscode from 'vscode';
 import { showSidecarError, type ErrorUi } from './errors';
 import { resolveLaunch, SESSION_ID_KEY, type LaunchDeps, type LaunchUi } from './launch';
-import type { LaunchConfig } from './protocol';
 import type { SidecarRequests } from './requests';
 import type { PickItem } from './targetPick';
 
@@ -69,7 +68,7 @@ export class MirrordDebugProvider implements vscode.DebugConfigurationProvider {
     folder: vscode.WorkspaceFolder | undefined,
     config: vscode.DebugConfiguration,
   ): Promise<vscode.DebugConfiguration | undefined> {
-    const resolved = await resolveLaunch(folder?.uri.fsPath, config as LaunchConfig, this.deps);
+    const resolved = await resolveLaunch(folder?.uri.fsPath, config, this.deps);
     return resolved as vscode.DebugConfiguration | undefined;
   }
 }

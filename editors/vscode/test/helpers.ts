@@ -16,8 +16,8 @@ export const REPO = path.resolve(EXTENSION_DIR, '../..');
 
 export class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();
-  get<T>(key: string): T | undefined {
-    return this.values.get(key) as T | undefined;
+  get(key: string): unknown {
+    return this.values.get(key);
   }
   update(key: string, value: unknown): Promise<void> {
     if (value === undefined) this.values.delete(key);
@@ -54,7 +54,7 @@ export function activate(endpoint: RpcEndpoint, store = new MemoryStore()): Exte
     async resolve(folder, config) {
       const workspaceFolder = folder === undefined ? undefined : ({ uri: { fsPath: folder }, name: 'workspace', index: 0 } as unknown as vscode.WorkspaceFolder);
       const resolved = await provider.resolveDebugConfigurationWithSubstitutedVariables?.(workspaceFolder, config as vscode.DebugConfiguration);
-      return (resolved ?? undefined) as Record<string, unknown> | undefined;
+      return resolved ?? undefined;
     },
     terminate: (config, parentSession) => stub.terminated.fire({ configuration: config ?? {}, parentSession }),
   };
@@ -115,8 +115,7 @@ export class ReplayEndpoint implements RpcEndpoint {
     this.pending = transcript.exchanges.filter((e) => e.request !== undefined && !LIFECYCLE.has(e.request.method));
   }
 
-  request(method: string, params: unknown, token?: CancellationToken): Promise<unknown> {
-    void token;
+  request(method: string, params: unknown, _token?: CancellationToken): Promise<unknown> {
     // What goes on the wire: undefined members vanish.
     const wire: unknown = params === undefined ? undefined : JSON.parse(JSON.stringify(params));
     this.sent.push({ method, params: wire });

@@ -60,7 +60,7 @@ test('disabled but env.MIRRORD_ACTIVE=1: the sidecar patches it', async () => {
   assert.equal(endpoint.sent.length, 1);
   assert.equal(endpoint.sent[0]?.method, 'mirrord/patchLaunchConfig');
   assert.deepEqual(resolved?.env, { LD_PRELOAD: 'layer.so' });
-  assert.equal(resolved?.[SESSION_ID_KEY], 'ide-7');
+  assert.equal(resolved[SESSION_ID_KEY], 'ide-7');
 });
 
 test('enabled with env.MIRRORD_ACTIVE=0, and child sessions: the sidecar decides, its untouched answer runs', async () => {

@@ -88,8 +88,7 @@ export const stub = {
   terminated: new EventEmitter<unknown>(),
   workspaceFolders: undefined as { uri: Uri; name: string; index: number }[] | undefined,
   /** Answers showQuickPick: gets the items, returns the one picked (or undefined). */
-  quickPick: (items: readonly StubQuickPickItem[] | readonly string[]): unknown => {
-    void items;
+  quickPick: (_items: readonly StubQuickPickItem[] | readonly string[]): unknown => {
     return undefined;
   },
   /** The button the user clicks on error/warning messages. */

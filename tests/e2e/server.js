@@ -1,6 +1,6 @@
 // A user's HTTP server for the incoming-traffic tests, run unchanged under `mirrord exec`:
 // `node server.js PORT`. Prints `LISTENING {"address": [host, port]}` once it listens, then
-// `REQUEST {...}` for every request (method, path, the x-user header, the socket's remote and local
+// `REQUEST {...}` for every request (method, path, the x-mirrord-user header, the socket's remote and local
 // address), and answers `local app: {same JSON}`.
 'use strict';
 
@@ -11,7 +11,7 @@ const server = http.createServer((request, response) => {
   const report = JSON.stringify({
     method: request.method,
     path: request.url,
-    user: request.headers['x-user'] ?? null,
+    user: request.headers['x-mirrord-user'] ?? null,
     peer: [request.socket.remoteAddress, request.socket.remotePort],
     local: [request.socket.localAddress, request.socket.localPort],
   });

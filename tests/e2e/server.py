@@ -3,7 +3,7 @@
     python3 server.py PORT [--close-after-first]
 
 Prints `LISTENING {"address": [host, port]}` once it listens (its own getsockname), then for every
-request `REQUEST {...}`: the method, path, the `x-user` header, the peer that `accept` returned, and
+request `REQUEST {...}`: the method, path, the `x-mirrord-user` header, the peer that `accept` returned, and
 what getpeername and getsockname say on the accepted socket. Answers each request with
 `local app: {same JSON}`. With --close-after-first it closes its listening socket after the first
 request, prints `CLOSED` and keeps running.
@@ -26,7 +26,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             {
                 "method": self.command,
                 "path": self.path,
-                "user": self.headers.get("x-user"),
+                "user": self.headers.get("x-mirrord-user"),
                 "accept_peer": list(self.client_address[:2]),
                 "peer": list(self.connection.getpeername()[:2]),
                 "local": list(self.connection.getsockname()[:2]),

@@ -160,105 +160,206 @@ fn sandbox_ip(sandbox: &Sandbox) -> &str {
     sandbox.info["sandbox_ip"].as_str().unwrap()
 }
 
-#[test]
-fn a_python_server_receives_the_stolen_traffic_and_sees_the_remote_peer() {
-    let sandbox = Sandbox::up("srv-steal");
-    assert!(get(sandbox.address(), "/before").starts_with("sandbox srv-steal"));
-    let server = Server::start(&sandbox, &["--steal"], &strs(&python_server("80")));
+/// `curl` from this host; the response body.
+fn curl(url: &str, extra: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn url(sandbox: &Sandbox, path: &str) -> String {
+    format!("http://{}{path}", sandbox.address())
+}
+
+fn node_server(port: &str) -> Vec<String> {
+    vec![
+        "node".into(),
+        repo_root()
+            .join("tests/e2e/server.js")
+            .display()
+            .to_string(),
+        port.into(),
+    ]
+}
+
+/// Whether the subscription's redirect for `port` is gone from the sandbox, waiting up to 10 s.
+fn redirect_removed(sandbox: &Sandbox, port: u16) -> bool {
+    let chain = format!("port_{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains(&chain) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !nft_ruleset(&sandbox.netns()).contains(&chain)
+}
+
+/// Steal: the local server answers curl, sees the remote peer and the pod's address; when it
+/// exits, its rules go and the pod answers again.
+fn check_steal(name: &str, server: &[String]) {
+    let sandbox = Sandbox::up(name);
+    assert!(curl(&url(&sandbox, "/before"), &[]).starts_with(&format!("sandbox {name}")));
+    let running = Server::start(&sandbox, &["--steal"], &strs(server));
     assert_eq!(
-        server.listening["address"],
-        serde_json::json!(["0.0.0.0", 80]),
+        running.listening["address"][1], 80,
         "getsockname reports the port the server asked for"
     );
-
-    let body = get(sandbox.address(), "/stolen?x=1");
+    let body = curl(&url(&sandbox, "/stolen?x=1"), &[]);
     assert!(body.starts_with("local app: "), "{body}");
-    let request = server.request();
+    let request = running.request();
     assert_eq!(request["method"], "GET");
     assert_eq!(request["path"], "/stolen?x=1");
     // The peer is this host's end of the pod's veth pair, as the pod saw it, not the intproxy.
-    assert_eq!(request["accept_peer"][0], host_ip(&sandbox));
-    assert_eq!(request["peer"], request["accept_peer"]);
-    assert_eq!(
-        request["local"],
-        serde_json::json!([sandbox_ip(&sandbox), 80]),
-        "getsockname on the accepted socket is the pod's address"
-    );
-    assert!(nft_ruleset(&sandbox.netns()).contains("mirrord_agent_"));
-
-    // The server going away gives the port back to the pod.
-    drop(server);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains("port_80") {
-        std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(request["peer"][0], host_ip(&sandbox));
+    if let Some(accept_peer) = request.get("accept_peer") {
+        assert_eq!(
+            accept_peer, &request["peer"],
+            "accept reports the same peer"
+        );
     }
-    assert!(get(sandbox.address(), "/after").starts_with("sandbox srv-steal"));
+    assert_eq!(
+        request["local"][1], 80,
+        "getsockname on the accepted socket is the pod's port"
+    );
+    assert_eq!(
+        request["local"][0]
+            .as_str()
+            .map(|ip| ip.trim_start_matches("::ffff:")),
+        Some(sandbox_ip(&sandbox)),
+        "and the pod's address"
+    );
+    assert!(nft_ruleset(&sandbox.netns()).contains("port_80"));
+
+    // The user process exiting ends the subscription and removes its rules.
+    drop(running);
+    assert!(
+        redirect_removed(&sandbox, 80),
+        "{}",
+        nft_ruleset(&sandbox.netns())
+    );
+    assert!(curl(&url(&sandbox, "/after"), &[]).starts_with(&format!("sandbox {name}")));
 }
 
-#[test]
-fn mirrored_traffic_reaches_the_server_while_the_pod_keeps_answering() {
-    let sandbox = Sandbox::up("srv-mirror");
-    let server = Server::start(&sandbox, &[], &strs(&python_server("80")));
-    let body = get(sandbox.address(), "/mirrored");
+/// Mirror: the pod's own service answers curl, and the local server sees the same request.
+fn check_mirror(name: &str, server: &[String]) {
+    let sandbox = Sandbox::up(name);
+    let running = Server::start(&sandbox, &[], &strs(server));
+    let body = curl(&url(&sandbox, "/mirrored"), &["-H", "x-mirrord-user: me"]);
     assert!(
-        body.starts_with("sandbox srv-mirror"),
+        body.starts_with(&format!("sandbox {name}")),
         "the pod answers: {body}"
     );
-    let request = server.request();
+    let request = running.request();
     assert_eq!(request["path"], "/mirrored");
-    assert_eq!(request["accept_peer"][0], host_ip(&sandbox));
+    assert_eq!(request["user"], "me");
+    assert_eq!(request["peer"][0], host_ip(&sandbox));
 }
 
-#[test]
-fn a_header_filter_steals_only_the_matching_requests_of_one_connection() {
-    let sandbox = Sandbox::up("srv-filter");
+/// Filtered steal: requests with `x-mirrord-user: me` are answered locally, all others by the pod,
+/// on one keep-alive connection and over HTTP/2 (prior knowledge).
+fn check_filtered(name: &str, server: &[String]) {
+    let sandbox = Sandbox::up(name);
     let config = ConfigFile::new(
-        "filter",
+        name,
         r#"{"feature": {"network": {"incoming": {
             "mode": "steal",
-            "http_filter": {"header_filter": "^x-user: me$"}
+            "http_filter": {"header_filter": "^x-mirrord-user: me$"}
         }}}}"#,
     );
-    let server = Server::start(&sandbox, &config.flag(), &strs(&python_server("80")));
+    let running = Server::start(&sandbox, &config.flag(), &strs(server));
+    let pod = format!("sandbox {name}");
+
+    let mine = curl(&url(&sandbox, "/mine"), &["-H", "x-mirrord-user: me"]);
+    assert!(mine.starts_with("local app: "), "{mine}");
+    assert_eq!(running.request()["path"], "/mine");
+    let theirs = curl(
+        &url(&sandbox, "/theirs"),
+        &["-H", "x-mirrord-user: someone"],
+    );
+    assert!(theirs.starts_with(&pod), "{theirs}");
+    assert!(curl(&url(&sandbox, "/plain"), &[]).starts_with(&pod));
+
     let bodies = keep_alive_requests(
         sandbox.address(),
         &[
-            ("/one", &[("x-user", "me")]),
-            ("/two", &[("x-user", "someone-else")]),
-            ("/three", &[("x-user", "me")]),
+            ("/one", &[("x-mirrord-user", "me")]),
+            ("/two", &[("x-mirrord-user", "someone-else")]),
+            ("/three", &[("x-mirrord-user", "me")]),
             ("/four", &[]),
         ],
     );
     assert!(bodies[0].starts_with("local app: "), "{bodies:?}");
-    assert!(bodies[1].starts_with("sandbox srv-filter"), "{bodies:?}");
+    assert!(bodies[1].starts_with(&pod), "{bodies:?}");
     assert!(bodies[2].starts_with("local app: "), "{bodies:?}");
-    assert!(bodies[3].starts_with("sandbox srv-filter"), "{bodies:?}");
-    assert_eq!(server.request()["path"], "/one");
-    let third = server.request();
-    assert_eq!(third["path"], "/three");
-    assert_eq!(third["user"], "me");
-    assert!(server.reports_nothing_for(Duration::from_millis(300)));
+    assert!(bodies[3].starts_with(&pod), "{bodies:?}");
+    assert_eq!(running.request()["path"], "/one");
+    assert_eq!(running.request()["path"], "/three");
+
+    let h2 = ["--http2-prior-knowledge", "-H", "x-mirrord-user: me"];
+    let mine = curl(&url(&sandbox, "/h2-mine"), &h2);
+    assert!(mine.starts_with("local app: "), "{mine}");
+    assert_eq!(running.request()["path"], "/h2-mine");
+    let theirs = curl(&url(&sandbox, "/h2-theirs"), &["--http2-prior-knowledge"]);
+    assert!(theirs.starts_with(&pod), "{theirs}");
+    assert!(running.reports_nothing_for(Duration::from_millis(300)));
+}
+
+#[test]
+fn python_http_server_steal() {
+    check_steal("srv-py-steal", &python_server("80"));
+}
+
+#[test]
+fn python_http_server_mirror() {
+    check_mirror("srv-py-mirror", &python_server("80"));
+}
+
+#[test]
+fn python_http_server_filtered_steal() {
+    check_filtered("srv-py-filter", &python_server("80"));
+}
+
+#[test]
+fn node_http_server_steal() {
+    check_steal("srv-js-steal", &node_server("80"));
+}
+
+#[test]
+fn node_http_server_mirror() {
+    check_mirror("srv-js-mirror", &node_server("80"));
+}
+
+#[test]
+fn node_http_server_filtered_steal() {
+    check_filtered("srv-js-filter", &node_server("80"));
 }
 
 #[test]
 fn port_mapping_and_listen_ports_choose_the_ports() {
     let sandbox = Sandbox::up("srv-ports");
-    // The server listens on 8080, which stands for the pod's port 80; locally it really listens on
+    // The server listens on 9333, which stands for the pod's port 80; locally it really listens on
     // 18080 (listen_ports), yet getsockname reports what it asked for.
     let config = ConfigFile::new(
         "ports",
         r#"{"feature": {"network": {"incoming": {
             "mode": "steal",
-            "port_mapping": [[8080, 80]],
-            "listen_ports": [[8080, 18080]]
+            "port_mapping": [[9333, 80]],
+            "listen_ports": [[9333, 18080]]
         }}}}"#,
     );
-    let server = Server::start(&sandbox, &config.flag(), &strs(&python_server("8080")));
+    let server = Server::start(&sandbox, &config.flag(), &strs(&python_server("9333")));
     assert_eq!(
         server.listening["address"],
-        serde_json::json!(["0.0.0.0", 8080])
+        serde_json::json!(["0.0.0.0", 9333])
     );
-    let body = get(sandbox.address(), "/mapped");
+    let body = curl(&url(&sandbox, "/mapped"), &[]);
     assert!(body.starts_with("local app: "), "{body}");
     assert_eq!(server.request()["path"], "/mapped");
     // Locally it is reachable on the real port.
@@ -308,23 +409,4 @@ fn closing_the_listener_gives_the_port_back_while_the_process_runs() {
         nft_ruleset(&sandbox.netns())
     );
     assert!(get(sandbox.address(), "/second").starts_with("sandbox srv-close"));
-}
-
-#[test]
-fn a_node_server_receives_stolen_traffic_with_the_remote_peer() {
-    let sandbox = Sandbox::up("srv-node");
-    let script = repo_root()
-        .join("tests/e2e/server.js")
-        .display()
-        .to_string();
-    let server = Server::start(&sandbox, &["--steal"], &["node", &script, "80"]);
-    let body = get(sandbox.address(), "/from-node");
-    assert!(body.starts_with("local app: "), "{body}");
-    let request = server.request();
-    assert_eq!(request["path"], "/from-node");
-    assert_eq!(request["peer"][0], host_ip(&sandbox));
-    assert_eq!(
-        request["local"],
-        serde_json::json!([sandbox_ip(&sandbox), 80])
-    );
 }

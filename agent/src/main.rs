@@ -104,7 +104,7 @@ impl AgentContext {
                 .map_err(|e| RemoteError::from(&e))?;
             let table = incoming::nft::RedirectTable::create(
                 socket,
-                format!("mirrord_agent_{}", std::process::id()),
+                format!("{}{}", incoming::nft::TABLE_PREFIX, std::process::id()),
             )
             .map_err(|e| {
                 RemoteError::new(
@@ -116,6 +116,22 @@ impl AgentContext {
             *redirects = Some(table);
         }
         let table = redirects.as_mut().expect("created above");
+        match table.redirected_by_another(port) {
+            Ok(Some(other)) => {
+                return Err(RemoteError::new(
+                    mirrord_protocol::ErrorCode::AddrInUse,
+                    format!(
+                        "port {port} of the target is already taken by another mirrord session \
+                         (its agent's redirect table is {other}); two sessions cannot mirror or \
+                         steal the same port"
+                    ),
+                ));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(port, %error, "cannot list the namespace's nftables chains");
+            }
+        }
         table.redirect(port, to_port).map_err(|e| {
             RemoteError::new(
                 mirrord_protocol::ErrorCode::from(&e),

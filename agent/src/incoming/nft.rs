@@ -20,7 +20,10 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_DONE: u16 = 0x3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFPROTO_INET: u8 = 1;
@@ -336,6 +339,95 @@ impl RedirectTable {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// The other mirrord agent's table that already redirects `port` in this namespace, if any
+    /// (two redirects of one port cannot both work: the first one takes every connection).
+    pub(crate) fn redirected_by_another(&mut self, port: u16) -> io::Result<Option<String>> {
+        let wanted = chain_name(port);
+        let tables = self.dump_chains()?;
+        Ok(tables.into_iter().find_map(|(table, chain)| {
+            (chain == wanted && table != self.table && table.starts_with(TABLE_PREFIX))
+                .then_some(table)
+        }))
+    }
+
+    /// Every `(table, chain)` of the inet family in the namespace.
+    fn dump_chains(&mut self) -> io::Result<Vec<(String, String)>> {
+        let sequence = self.next_sequence();
+        let mut request = Vec::new();
+        push_message(
+            &mut request,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            sequence,
+            NFPROTO_INET,
+            0,
+            &[],
+        );
+        // SAFETY: the socket is open and `request` is a valid buffer of `request.len()` bytes.
+        let sent = unsafe {
+            libc::send(
+                self.socket.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                0,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut chains = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: the buffer is valid for writes of `buffer.len()` bytes.
+            let received = unsafe {
+                libc::recv(
+                    self.socket.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                    0,
+                )
+            };
+            if received < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let received = &buffer[..received as usize];
+            let mut offset = 0;
+            while offset + 16 <= received.len() {
+                let header = &received[offset..];
+                let length = u32::from_ne_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+                let message_type = u16::from_ne_bytes(header[4..6].try_into().expect("2 bytes"));
+                let message_sequence =
+                    u32::from_ne_bytes(header[8..12].try_into().expect("4 bytes"));
+                if length < 16 || offset + length > received.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a truncated netlink message",
+                    ));
+                }
+                if message_sequence == sequence {
+                    match message_type {
+                        NLMSG_DONE => return Ok(chains),
+                        NLMSG_ERROR if length >= 20 => {
+                            let code =
+                                i32::from_ne_bytes(header[16..20].try_into().expect("4 bytes"));
+                            if code != 0 {
+                                return Err(io::Error::from_raw_os_error(-code));
+                            }
+                        }
+                        _ if message_type == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN => {
+                            // After the netlink header (16 bytes) and nfgenmsg (4 bytes).
+                            if let Some(chain) = chain_of(&header[20.min(length)..length]) {
+                                chains.push(chain);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                offset += (length + 3) & !3;
+            }
+        }
+    }
+
     fn next_sequence(&mut self) -> u32 {
         self.sequence = self.sequence.wrapping_add(1);
         self.sequence
@@ -344,6 +436,36 @@ impl RedirectTable {
 
 /// The empty nat chain that keeps the kernel's nat hooks registered (see [`RedirectTable::create`]).
 const KEEP_NAT_CHAIN: &str = "keep_nat";
+
+/// The start of every agent's table name (`mirrord_agent_<pid>`).
+pub(crate) const TABLE_PREFIX: &str = "mirrord_agent_";
+
+/// The table and chain names in a chain message's attributes.
+fn chain_of(mut attributes: &[u8]) -> Option<(String, String)> {
+    let (mut table, mut chain) = (None, None);
+    while attributes.len() >= 4 {
+        let length = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
+        let kind = u16::from_ne_bytes([attributes[2], attributes[3]]) & !NLA_F_NESTED;
+        if length < 4 || length > attributes.len() {
+            break;
+        }
+        let text = || {
+            let payload = &attributes[4..length];
+            let end = payload
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(payload.len());
+            String::from_utf8_lossy(&payload[..end]).into_owned()
+        };
+        match kind {
+            NFTA_CHAIN_TABLE => table = Some(text()),
+            NFTA_CHAIN_NAME => chain = Some(text()),
+            _ => {}
+        }
+        attributes = &attributes[((length + 3) & !3).min(attributes.len())..];
+    }
+    Some((table?, chain?))
+}
 
 fn chain_name(port: u16) -> String {
     format!("port_{port}")
@@ -424,5 +546,18 @@ mod tests {
             u16::from_ne_bytes([nested[2], nested[3]]),
             NFTA_CHAIN_HOOK | NLA_F_NESTED
         );
+    }
+
+    #[test]
+    fn chain_messages_name_their_table_and_chain() {
+        let mut attributes = Vec::new();
+        put_str(&mut attributes, NFTA_CHAIN_TABLE, "mirrord_agent_42");
+        put_u32(&mut attributes, 2, 7);
+        put_str(&mut attributes, NFTA_CHAIN_NAME, "port_80");
+        assert_eq!(
+            chain_of(&attributes),
+            Some(("mirrord_agent_42".to_owned(), "port_80".to_owned()))
+        );
+        assert_eq!(chain_of(&attributes[..8]), None);
     }
 }

@@ -410,3 +410,39 @@ fn closing_the_listener_gives_the_port_back_while_the_process_runs() {
     );
     assert!(get(sandbox.address(), "/second").starts_with("sandbox srv-close"));
 }
+
+#[test]
+fn a_second_session_stealing_the_same_port_gets_a_clear_error() {
+    let sandbox = Sandbox::up("srv-twice");
+    let first = Server::start(&sandbox, &["--steal"], &strs(&python_server("80")));
+    let mut second = Command::new(MIRRORD);
+    second
+        .args([
+            "exec",
+            "--target",
+            &format!("sandbox/{}", sandbox.name),
+            "--steal",
+            "--",
+        ])
+        .args(python_server("80"))
+        .current_dir(repo_root())
+        .stdin(Stdio::null());
+    let output = second.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("port 80 of the target is already taken by another mirrord session"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Address already in use"),
+        "python sees EADDRINUSE: {stderr}"
+    );
+    // The first session is undisturbed.
+    assert!(curl(&url(&sandbox, "/still-mine"), &[]).starts_with("local app: "));
+    // (The second `mirrord exec` checked the sandbox's health first: that request was stolen too.)
+    let mut paths = Vec::new();
+    while paths.last().is_none_or(|path| path != "/still-mine") {
+        paths.push(first.request()["path"].as_str().unwrap().to_owned());
+    }
+}

@@ -224,6 +224,9 @@ pub(crate) fn listening(fd: i32, bound: &[u8]) -> Outcome<i32> {
         Ok(other) => return Outcome::Fail(unexpected(&other).errno()),
         Err(error) => {
             tracing::warn!(%error, port, "the target's port could not be subscribed");
+            tell_user(&format!(
+                "mirrord: the server cannot receive the target's traffic to port {port}: {error}\n"
+            ));
             return Outcome::Fail(error.errno());
         }
     }
@@ -235,6 +238,13 @@ pub(crate) fn listening(fd: i32, bound: &[u8]) -> Outcome<i32> {
     }
     tracing::info!(port, %listening_on, "receiving the target's traffic");
     Outcome::Handled(0)
+}
+
+/// The one thing the layer ever writes to the user's stderr: why `listen` failed, since the
+/// program itself only gets an errno (`EADDRINUSE`) and would report it as a local problem.
+fn tell_user(message: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(message.as_bytes());
 }
 
 /// Where the intproxy can reach a socket bound to `bound`: the unspecified address becomes loopback.

@@ -348,13 +348,11 @@ mod container {
         const CRIO_ID: &str = "9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e";
         const DOCKER_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-        /// A fake `/proc` with `(pid, ppid, cgroup file)` entries.
-        fn fake_proc(processes: &[(u32, u32, &str)]) -> std::path::PathBuf {
-            let root = std::env::temp_dir().join(format!(
-                "mirrord-agent-proc-{}-{}",
-                std::process::id(),
-                processes.first().map_or(0, |p| p.0)
-            ));
+        /// A fake `/proc` with `(pid, ppid, cgroup file)` entries, in a directory of its own
+        /// for each test (`label`), since tests run in parallel.
+        fn fake_proc(label: &str, processes: &[(u32, u32, &str)]) -> std::path::PathBuf {
+            let root = std::env::temp_dir()
+                .join(format!("mirrord-agent-proc-{}-{label}", std::process::id(),));
             let _ = std::fs::remove_dir_all(&root);
             for (pid, ppid, cgroup) in processes {
                 let dir = root.join(pid.to_string());
@@ -372,36 +370,39 @@ mod container {
 
         #[test]
         fn finds_containerd_cri_o_and_docker_containers() {
-            let proc_root = fake_proc(&[
-                (1, 0, "0::/init.scope\n"),
-                (
-                    4100,
-                    4090,
-                    &format!(
-                        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/cri-containerd-{CONTAINERD_ID}.scope\n"
+            let proc_root = fake_proc(
+                "runtimes",
+                &[
+                    (1, 0, "0::/init.scope\n"),
+                    (
+                        4100,
+                        4090,
+                        &format!(
+                            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/cri-containerd-{CONTAINERD_ID}.scope\n"
+                        ),
                     ),
-                ),
-                (
-                    4101,
-                    4100,
-                    &format!(
-                        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/cri-containerd-{CONTAINERD_ID}.scope\n"
+                    (
+                        4101,
+                        4100,
+                        &format!(
+                            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/cri-containerd-{CONTAINERD_ID}.scope\n"
+                        ),
                     ),
-                ),
-                (
-                    5200,
-                    5190,
-                    &format!(
-                        "12:pids:/kubepods/besteffort/pod7a8b/crio-{CRIO_ID}\n11:memory:/kubepods/besteffort/pod7a8b/crio-{CRIO_ID}\n0::/\n"
+                    (
+                        5200,
+                        5190,
+                        &format!(
+                            "12:pids:/kubepods/besteffort/pod7a8b/crio-{CRIO_ID}\n11:memory:/kubepods/besteffort/pod7a8b/crio-{CRIO_ID}\n0::/\n"
+                        ),
                     ),
-                ),
-                (
-                    6300,
-                    6290,
-                    &format!("0::/system.slice/docker-{DOCKER_ID}.scope\n"),
-                ),
-                (7400, 1, "0::/user.slice\n"),
-            ]);
+                    (
+                        6300,
+                        6290,
+                        &format!("0::/system.slice/docker-{DOCKER_ID}.scope\n"),
+                    ),
+                    (7400, 1, "0::/user.slice\n"),
+                ],
+            );
             let check = |id: &str, expected: u32| {
                 assert_eq!(find_main_pid(&proc_root, id).unwrap(), expected, "{id}");
             };
@@ -422,14 +423,17 @@ mod container {
         /// relative (`/../…`) but still carry the ID.
         #[test]
         fn finds_containers_from_inside_a_cgroup_namespace() {
-            let proc_root = fake_proc(&[
-                (
-                    1,
-                    0,
-                    &format!("0::/../cri-containerd-{CONTAINERD_ID}.scope\n"),
-                ),
-                (40, 0, "0::/\n"),
-            ]);
+            let proc_root = fake_proc(
+                "cgroupns",
+                &[
+                    (
+                        1,
+                        0,
+                        &format!("0::/../cri-containerd-{CONTAINERD_ID}.scope\n"),
+                    ),
+                    (40, 0, "0::/\n"),
+                ],
+            );
             assert_eq!(find_main_pid(&proc_root, CONTAINERD_ID).unwrap(), 1);
             let _ = std::fs::remove_dir_all(&proc_root);
         }

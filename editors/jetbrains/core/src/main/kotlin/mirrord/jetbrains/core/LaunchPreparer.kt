@@ -157,11 +157,8 @@ class LaunchPreparer(
         }
     }
 
-    private fun failure(error: SidecarException): LaunchOutcome.Failed = when (error.errorCode) {
-        SidecarErrorCode.CONFIG_INVALID ->
-            LaunchOutcome.Failed(error.reason, error.errorCode, error.diagnostics, error.configPath)
-        else -> LaunchOutcome.Failed(error.reason, error.errorCode)
-    }
+    private fun failure(error: SidecarException): LaunchOutcome.Failed =
+        LaunchOutcome.Failed(error.reason, error.errorCode, error.diagnostics, error.configPath)
 
     private companion object {
         const val POLL_MILLIS = 100L

@@ -244,9 +244,10 @@ class SidecarException(val method: String, val code: Int, message: String, val d
     val errorCode: SidecarErrorCode? get() = SidecarErrorCode.of(code)
     val reason: String = message
 
-    /** `data.diagnostics` of a `ConfigInvalid` error. */
+    /** `data.diagnostics` of a `ConfigInvalid` error (empty for other errors). */
     val diagnostics: List<ConfigDiagnostic>
-        get() = (data as? JsonObject)?.let { Fields(it, method).objects("diagnostics").map(ConfigDiagnostic::fromJson) }.orEmpty()
+        get() = (data as? JsonObject)?.takeIf { it.has("diagnostics") }
+            ?.let { Fields(it, method).objects("diagnostics").map(ConfigDiagnostic::fromJson) }.orEmpty()
 
     /** `data.configPath` of a `ConfigInvalid` error. */
     val configPath: String? get() = (data as? JsonObject)?.let { Fields(it, method).optionalString("configPath") }

@@ -231,16 +231,16 @@ class SidecarSupervisor(
             .orTimeout(initializeTimeoutMillis, TimeUnit.MILLISECONDS)
             .whenComplete { info, error ->
                 if (error != null) {
-                    if ((error.cause ?: error) is SidecarUnavailableException) {
-                        // Its stdout closed: the exit handler reports the status and stderr. One
-                        // that keeps running without stdout is killed, which ends it too.
-                        started.exit.orTimeout(5, TimeUnit.SECONDS).exceptionally { started.kill(); null }
-                        return@whenComplete
+                    // A sidecar that exited (its stdin or stdout closed under the handshake) is
+                    // reported by the exit handler, with its status and stderr. One still running
+                    // after a grace period is reported here, then killed.
+                    val cause = (error.cause ?: error).let { it.message ?: it.toString() }
+                    started.exit.copy().orTimeout(EXIT_GRACE_MILLIS, TimeUnit.MILLISECONDS).whenComplete { _, stillRunning ->
+                        if (stillRunning != null) {
+                            failed(myGeneration, "the sidecar did not initialize: $cause", emptySet(), startedAt)
+                            started.kill()
+                        }
                     }
-                    val cause = (error.cause ?: error).message ?: error.toString()
-                    // Failed first, so that the exit the kill causes is not reported as a second failure.
-                    failed(myGeneration, "the sidecar did not initialize: $cause", emptySet(), startedAt)
-                    started.kill()
                     return@whenComplete
                 }
                 val ready = synchronized(lock) {
@@ -313,6 +313,8 @@ class SidecarSupervisor(
     }
 
     companion object {
+        private const val EXIT_GRACE_MILLIS = 2_000L
+
         private fun defaultScheduler(): Scheduler {
             val executor: ScheduledExecutorService = Executors.newSingleThreadScheduledExecutor { runnable ->
                 Thread(runnable, "mirrord-sidecar-restart").apply { isDaemon = true }

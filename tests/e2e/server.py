@@ -12,7 +12,17 @@ request, prints `CLOSED` and keeps running.
 import http.server
 import json
 import sys
+import threading
 import time
+
+PRINT_LOCK = threading.Lock()
+
+
+def say(line):
+    """One whole line on stdout: handler threads and the main thread print concurrently."""
+    with PRINT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -32,7 +42,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "local": list(self.connection.getsockname()[:2]),
             }
         )
-        print("REQUEST " + report, flush=True)
+        say("REQUEST " + report)
         body = ("local app: " + report + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -49,11 +59,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     port = int(sys.argv[1])
     server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    print("LISTENING " + json.dumps({"address": list(server.socket.getsockname())}), flush=True)
+    say("LISTENING " + json.dumps({"address": list(server.socket.getsockname())}))
     if "--close-after-first" in sys.argv[2:]:
         server.handle_request()
         server.server_close()
-        print("CLOSED", flush=True)
+        say("CLOSED")
         while True:
             time.sleep(60)
     server.serve_forever()

@@ -98,7 +98,7 @@ class LaunchPreparer(
                 await(sidecar.patchLaunchConfig(params), ui) ?: return LaunchOutcome.Cancelled
             } catch (error: SidecarException) {
                 if (error.errorCode != SidecarErrorCode.TARGET_REQUIRED || target != null) throw error
-                target = pick(sidecar, request, ui) ?: return LaunchOutcome.Cancelled
+                target = pick(sidecar, request.configPath, ui) ?: return LaunchOutcome.Cancelled
                 continue
             } finally {
                 // A request that never began a progress will never end it either.
@@ -112,10 +112,10 @@ class LaunchPreparer(
     }
 
     /** The picker loop: list, show, and list again after a namespace switch. */
-    private fun pick(sidecar: SidecarClient, request: LaunchRequest, ui: LaunchUi): String? {
+    private fun pick(sidecar: SidecarClient, configPath: String?, ui: LaunchUi): String? {
         var namespace: String? = null
         while (true) {
-            val listed = await(sidecar.listTargets(ListTargetsParams(namespace = namespace, configPath = request.configPath)), ui)
+            val listed = await(sidecar.listTargets(ListTargetsParams(namespace = namespace, configPath = configPath)), ui)
                 ?: return null
             val item = ui.pickTarget(TargetPicker.items(listed, recentTargets.load())) ?: return null
             val chosenNamespace = (item as? PickerItem.SwitchNamespace)?.let { ui.pickNamespace(it.current, it.namespaces) }
@@ -125,6 +125,15 @@ class LaunchPreparer(
                 null -> {} // a header, a disabled target, or no namespace chosen: show the picker again
             }
         }
+    }
+
+    /**
+     * "Select Target" outside a launch: the picker alone. Returns the chosen path (remembered as
+     * the recent one) or null when the user closed it; sidecar failures are thrown.
+     */
+    fun selectTarget(configPath: String?, ui: LaunchUi): String? {
+        val sidecar = await(client(), ui) ?: return null
+        return pick(sidecar, configPath, ui)?.also { recentTargets.save(TargetPicker.remember(recentTargets.load(), it)) }
     }
 
     /** Ends a session when its run ends; false when it had already ended. */

@@ -277,9 +277,9 @@ class SidecarSupervisor(
                 abandoned = emptyList()
             }
         }
+        if (retry != null) scheduler.schedule(retry) { launch(restartOf = failedGeneration) }
         listener.onFailure(reason, lostSessions, retry)
         abandoned.forEach { it.completeExceptionally(SidecarUnavailableException(reason)) }
-        if (retry != null) scheduler.schedule(retry) { launch(restartOf = failedGeneration) }
     }
 
     /** Shuts the sidecar down (`shutdown`, `exit`, then kill) and restarts nothing. */

@@ -9,7 +9,8 @@
 //! `x-mirrord-replaced-by`, `x-mirrord-unsupported` and `x-mirrord-message`. Because the
 //! schema is generated from the Rust types, validation and deserialization cannot drift apart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -494,9 +495,7 @@ impl<'s> Validator<'s> {
         out: &mut Vec<RawDiagnostic>,
     ) {
         if let Some(pattern) = keywords.get("pattern").and_then(Value::as_str) {
-            let matches = regex::Regex::new(pattern)
-                .map(|regex| regex.is_match(text))
-                .unwrap_or(true);
+            let matches = schema_pattern(pattern).is_none_or(|regex| regex.is_match(text));
             if !matches {
                 let message = match keywords.get("patternErrorMessage").and_then(Value::as_str) {
                     Some(help) => format!("{help}, found `{text}`"),
@@ -506,15 +505,14 @@ impl<'s> Validator<'s> {
             }
         }
         if keywords.get("format").and_then(Value::as_str) == Some("regex")
-            && let Err(error) = regex::Regex::new(text)
+            && let Some(problem) = regex_problem(text)
         {
             out.push(RawDiagnostic::error(
                 path,
                 node.span.clone(),
                 format!(
-                    "invalid regular expression in {}: {}",
-                    describe(path),
-                    regex_error_summary(&error)
+                    "invalid regular expression in {}: {problem}",
+                    describe(path)
                 ),
             ));
         }
@@ -663,6 +661,44 @@ fn quote_key_like(span: &Span, key: &str, suggestion: &str) -> String {
     } else {
         suggestion.to_owned()
     }
+}
+
+/// The schema's `pattern`s, compiled once per process (there are a handful; an invalid one, which
+/// the schema tests rule out, matches everything).
+fn schema_pattern(pattern: &str) -> Option<regex::Regex> {
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<regex::Regex>>>> =
+        LazyLock::new(Mutex::default);
+    COMPILED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .clone()
+}
+
+/// Why `text` is not a valid regex, if it is not. Remembered per process, because an editor
+/// checks the same file's unchanged regexes again on every keystroke and compiling them is most of
+/// a check's cost; bounded, so a long-running sidecar's memory stays flat.
+fn regex_problem(text: &str) -> Option<String> {
+    const REMEMBERED: usize = 4096;
+    static CHECKED: LazyLock<Mutex<HashMap<String, Option<String>>>> =
+        LazyLock::new(Mutex::default);
+    if let Some(known) = CHECKED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(text)
+    {
+        return known.clone();
+    }
+    let problem = regex::Regex::new(text)
+        .err()
+        .map(|error| regex_error_summary(&error));
+    let mut checked = CHECKED.lock().unwrap_or_else(PoisonError::into_inner);
+    if checked.len() >= REMEMBERED {
+        checked.clear();
+    }
+    checked.insert(text.to_owned(), problem.clone());
+    problem
 }
 
 /// The one line of a `regex` error that says what is wrong.

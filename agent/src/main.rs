@@ -54,6 +54,10 @@ struct Args {
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// When a port starts being stolen, close the target's connections already on it, so that
+    /// their clients reconnect into the redirect (`agent.flush_connections`).
+    #[arg(long)]
+    flush_connections: bool,
 }
 
 /// What every client session shares.
@@ -69,6 +73,8 @@ pub(crate) struct AgentContext {
     pub(crate) redirects: tokio::sync::Mutex<Option<incoming::nft::RedirectTable>>,
     /// Ports some session of this agent has subscribed.
     pub(crate) subscribed_ports: std::sync::Mutex<std::collections::HashSet<u16>>,
+    /// Close the target's existing connections on a port when stealing it starts.
+    pub(crate) flush_connections: bool,
 }
 
 impl AgentContext {
@@ -140,6 +146,31 @@ impl AgentContext {
         })
     }
 
+    /// Closes the target's connections already on `port` (see [`incoming::flush`]); failures
+    /// are logged, since the subscription itself works.
+    pub(crate) async fn flush_connections(&self, port: u16) {
+        let socket = match self.namespace.sock_diag_socket().await {
+            Ok(socket) => socket,
+            Err(error) => {
+                tracing::warn!(port, %error, "cannot close the target's existing connections");
+                return;
+            }
+        };
+        let flushed = tokio::task::spawn_blocking(move || {
+            incoming::flush::destroy_connections(&socket, port)
+        })
+        .await;
+        match flushed {
+            Ok(Ok(count)) => {
+                tracing::info!(port, count, "closed the target's existing connections");
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(port, %error, "cannot close the target's existing connections");
+            }
+            Err(error) => tracing::warn!(port, %error, "closing connections panicked"),
+        }
+    }
+
     /// Removes the redirect of `port`.
     pub(crate) fn unredirect(&self, port: u16) {
         if let Ok(mut redirects) = self.redirects.try_lock()
@@ -207,6 +238,7 @@ fn run(mut args: Args) -> Result<(), String> {
         },
         redirects: tokio::sync::Mutex::new(None),
         subscribed_ports: std::sync::Mutex::new(std::collections::HashSet::new()),
+        flush_connections: args.flush_connections,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -126,13 +126,25 @@ impl NamespaceWorker {
     /// A blocking, close-on-exec `NETLINK_NETFILTER` socket in the target's network namespace, for
     /// the redirect rules (see [`crate::incoming::nft`]).
     pub(crate) async fn netfilter_socket(&self) -> std::io::Result<OwnedFd> {
-        self.run(|| {
+        self.netlink_socket(libc::NETLINK_NETFILTER).await
+    }
+
+    /// A blocking, close-on-exec `NETLINK_SOCK_DIAG` socket in the target's network namespace, for
+    /// closing the target's connections (see [`crate::incoming::flush`]).
+    pub(crate) async fn sock_diag_socket(&self) -> std::io::Result<OwnedFd> {
+        self.netlink_socket(libc::NETLINK_SOCK_DIAG).await
+    }
+
+    /// A blocking, close-on-exec netlink socket of `protocol` in the target's network namespace,
+    /// with a 5 s receive timeout.
+    async fn netlink_socket(&self, protocol: libc::c_int) -> std::io::Result<OwnedFd> {
+        self.run(move || {
             // SAFETY: plain socket(2) call with constant arguments; the result is checked below.
             let fd = unsafe {
                 libc::socket(
                     libc::AF_NETLINK,
                     libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    libc::NETLINK_NETFILTER,
+                    protocol,
                 )
             };
             if fd < 0 {

@@ -330,6 +330,13 @@ impl Session {
                 incoming::subscribe(&self.context.namespace, &subscription, Arc::clone(self))
                     .await?;
             self.context.redirect(port, handle.listener_port).await?;
+            let steals = !matches!(
+                subscription.mode,
+                mirrord_protocol::incoming::SubscriptionMode::Mirror
+            );
+            if steals && self.context.flush_connections {
+                self.context.flush_connections(port).await;
+            }
             Ok(handle)
         }
         .await;

@@ -61,6 +61,8 @@ def main():
     server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
     say("LISTENING " + json.dumps({"address": list(server.socket.getsockname())}))
     if "--close-after-first" in sys.argv[2:]:
+        # Close the listener at once, without waiting for the keep-alive connection to end.
+        server.block_on_close = False
         server.handle_request()
         server.server_close()
         say("CLOSED")

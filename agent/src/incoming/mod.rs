@@ -10,6 +10,7 @@
 //! Redirects live in an nftables table owned by the agent's netlink socket ([`nft`]), so they
 //! vanish with the agent whatever happens to it.
 
+pub(crate) mod flush;
 pub(crate) mod http;
 pub(crate) mod nft;
 

@@ -70,6 +70,10 @@ const NFTA_BITWISE_LEN: u16 = 3;
 const NFTA_BITWISE_MASK: u16 = 4;
 const NFTA_BITWISE_XOR: u16 = 5;
 const NFT_CMP_NEQ: u32 = 1;
+/// The flags byte of the TCP header, and two of its bits.
+const TCP_FLAGS_OFFSET: u32 = 13;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
 /// `NF_CT_STATE_BIT(IP_CT_ESTABLISHED)`.
 const CT_STATE_ESTABLISHED: u32 = 1 << 1;
 const NLA_F_NESTED: u16 = 0x8000;
@@ -197,7 +201,7 @@ impl RedirectTable {
         rule
     }
 
-    /// `meta l4proto tcp tcp dport PORT redirect to :TO_PORT`.
+    /// `meta l4proto tcp tcp dport PORT tcp flags & (syn | ack) == syn redirect to :TO_PORT`.
     fn redirect_rule(&self, chain: &str, port: u16, to_port: u16) -> Vec<u8> {
         let mut expressions = Vec::new();
         put_expression(&mut expressions, "meta", |data| {
@@ -222,6 +226,33 @@ impl RedirectTable {
             put_u32(data, NFTA_CMP_OP, NFT_CMP_EQ);
             let mut value = Vec::new();
             put_bytes(&mut value, NFTA_DATA_VALUE, &port.to_be_bytes());
+            put_nested(data, NFTA_CMP_DATA, &value);
+        });
+        // Only a connection's first packet (SYN without ACK): a connection the target already had
+        // when the rule appeared is picked up mid-stream by conntrack as if new, and must keep
+        // going to the target's service (whether to close it is `flush_connections`' business).
+        put_expression(&mut expressions, "payload", |data| {
+            put_u32(data, NFTA_PAYLOAD_DREG, NFT_REG_1);
+            put_u32(data, NFTA_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+            put_u32(data, NFTA_PAYLOAD_OFFSET, TCP_FLAGS_OFFSET);
+            put_u32(data, NFTA_PAYLOAD_LEN, 1);
+        });
+        put_expression(&mut expressions, "bitwise", |data| {
+            put_u32(data, NFTA_BITWISE_SREG, NFT_REG_1);
+            put_u32(data, NFTA_BITWISE_DREG, NFT_REG_1);
+            put_u32(data, NFTA_BITWISE_LEN, 1);
+            let mut mask = Vec::new();
+            put_bytes(&mut mask, NFTA_DATA_VALUE, &[TCP_SYN | TCP_ACK]);
+            put_nested(data, NFTA_BITWISE_MASK, &mask);
+            let mut xor = Vec::new();
+            put_bytes(&mut xor, NFTA_DATA_VALUE, &[0]);
+            put_nested(data, NFTA_BITWISE_XOR, &xor);
+        });
+        put_expression(&mut expressions, "cmp", |data| {
+            put_u32(data, NFTA_CMP_SREG, NFT_REG_1);
+            put_u32(data, NFTA_CMP_OP, NFT_CMP_EQ);
+            let mut value = Vec::new();
+            put_bytes(&mut value, NFTA_DATA_VALUE, &[TCP_SYN]);
             put_nested(data, NFTA_CMP_DATA, &value);
         });
         put_expression(&mut expressions, "immediate", |data| {

@@ -10,7 +10,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mirrord_kube_fixture::{Fixture, FixtureOptions};
-use mirrord_protocol::incoming::SubscriptionMode;
 use support::{MIRRORD, Sandbox};
 
 const BACKED_POD: &str = "default/api-7f9c5d-x2k4p/api";
@@ -446,9 +445,8 @@ fn exec_runs_against_a_deployment_through_a_job_and_port_forward() {
     assert_eq!(String::from_utf8_lossy(&secrets.stdout), "");
 }
 
-/// The same session machinery as `mirrord exec` (agent Job, then `mirrord intproxy --agent-pod`
-/// owning the port-forward), with the layer's port subscription made by hand: HTTP sent to the
-/// target's port is answered by the local app.
+/// `mirrord exec --target deployment/api --steal` with a real python `http.server`: the agent Job,
+/// the intproxy's port-forward and the layer's `listen` hook together steal HTTP sent to the pod.
 #[test]
 fn steals_http_through_the_port_forward() {
     let sandbox = Sandbox::up("kube-steal");
@@ -456,67 +454,47 @@ fn steals_http_through_the_port_forward() {
         pods: vec![format!("{BACKED_POD}={}", sandbox.target_pid())],
         ..FixtureOptions::default()
     });
-    let token = support::token();
-    let settings = mirrord_kube::KubeSettings {
-        kubeconfig: Some(fixture.kubeconfig.display().to_string()),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let agent = runtime.block_on(async {
-        let cluster = mirrord_kube::Cluster::connect(&settings).await.unwrap();
-        let path = mirrord_kube::TargetPath::parse("deployment/api").unwrap();
-        let target = mirrord_kube::resolve_target(&cluster, None, &path)
-            .await
-            .unwrap();
-        let mut config = mirrord_config::ResolvedConfig::default();
-        config.agent.communication_timeout = 10;
-        mirrord_kube::spawn_agent(
-            &cluster,
-            &config,
-            &target,
-            &token.to_string(),
-            "steal-test",
-            &mut |_| {},
-        )
-        .await
-        .unwrap()
-    });
-    let mut intproxy = Command::new(MIRRORD);
-    intproxy
+    let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/server.py");
+    let mut command = mirrord(&fixture);
+    command
         .args([
-            "intproxy",
-            "--agent-pod",
-            &agent.to_string(),
-            "--idle-timeout",
-            "5",
+            "exec",
+            "--target",
+            "deployment/api",
+            "--steal",
+            "--",
+            "python3",
         ])
-        .env("MIRRORD_SESSION_TOKEN", token.to_string())
-        .env(mirrord_kube::KUBE_SETTINGS_ENV, settings.to_json());
-    let intproxy = support::spawn_announcing(intproxy, "MIRRORD_INTPROXY_LISTENING=");
-    let session = support::Session {
-        agent: support::spawn_announcing(
-            {
-                let mut c = Command::new("sh");
-                c.args(["-c", "echo READY=1; sleep 60"]);
-                c
-            },
-            "READY=",
-        ),
-        intproxy_addr: intproxy.announced.parse().unwrap(),
-        intproxy,
-        token,
+        .arg(&server)
+        .arg("80")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().unwrap();
+    let group = child.id();
+    let _kill = support::KillGroupOnDrop(group);
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let next_line = |prefix: &str| loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no {prefix} line; fixture:\n{}", fixture.log()));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.to_owned();
+        }
     };
-    let (app, seen) = support::local_app();
-    let _subscription = support::subscribe(&session, 80, SubscriptionMode::Steal, app);
+    next_line("LISTENING ");
     let body = support::get(sandbox.address(), "/stolen");
-    assert_eq!(body, "local app: GET /stolen\n");
-    assert_eq!(
-        seen.recv_timeout(Duration::from_secs(5)).unwrap(),
-        "GET /stolen"
-    );
+    assert!(body.starts_with("local app: "), "{body}");
+    let request: serde_json::Value = serde_json::from_str(&next_line("REQUEST ")).unwrap();
+    assert_eq!(request["path"], "/stolen");
+    assert_eq!(request["local"][1], 80, "the pod's port");
 }
 
 #[test]

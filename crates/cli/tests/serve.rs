@@ -446,3 +446,86 @@ fn a_second_session_stealing_the_same_port_gets_a_clear_error() {
         paths.push(first.request()["path"].as_str().unwrap().to_owned());
     }
 }
+
+/// One HTTP/1.1 request on an open keep-alive connection; the response body.
+fn request_on(reader: &mut BufReader<std::net::TcpStream>, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    reader
+        .get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: pod\r\n\r\n").as_bytes())?;
+    let mut status = String::new();
+    if reader.read_line(&mut status)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        if header == "\r\n" || header.is_empty() {
+            break;
+        }
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+fn open_connection(sandbox: &Sandbox) -> BufReader<std::net::TcpStream> {
+    let stream =
+        std::net::TcpStream::connect_timeout(&sandbox.address(), Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    BufReader::new(stream)
+}
+
+#[test]
+fn stealing_closes_the_connections_the_pod_already_had() {
+    let sandbox = Sandbox::up("srv-flush");
+    let mut old = open_connection(&sandbox);
+    assert!(
+        request_on(&mut old, "/before")
+            .unwrap()
+            .starts_with("sandbox srv-flush")
+    );
+    let server = Server::start(&sandbox, &["--steal"], &strs(&python_server("80")));
+    // agent.flush_connections (on by default) reset the connection, so its client reconnects…
+    assert!(
+        request_on(&mut old, "/on-the-old-connection").is_err(),
+        "the connection opened before the steal is closed"
+    );
+    // …into the redirect.
+    let mut new = open_connection(&sandbox);
+    assert!(
+        request_on(&mut new, "/reconnected")
+            .unwrap()
+            .starts_with("local app: ")
+    );
+    assert_eq!(server.request()["path"], "/reconnected");
+}
+
+#[test]
+fn without_flush_connections_existing_connections_keep_reaching_the_pod() {
+    let sandbox = Sandbox::up("srv-noflush");
+    let config = ConfigFile::new(
+        "noflush",
+        r#"{"agent": {"flush_connections": false}, "feature": {"network": {"incoming": "steal"}}}"#,
+    );
+    let mut old = open_connection(&sandbox);
+    assert!(
+        request_on(&mut old, "/before")
+            .unwrap()
+            .starts_with("sandbox srv-noflush")
+    );
+    let server = Server::start(&sandbox, &config.flag(), &strs(&python_server("80")));
+    assert!(
+        request_on(&mut old, "/still-the-pod")
+            .unwrap()
+            .starts_with("sandbox srv-noflush")
+    );
+    assert!(curl(&url(&sandbox, "/new"), &[]).starts_with("local app: "));
+    assert_eq!(server.request()["path"], "/new");
+}

@@ -83,7 +83,7 @@ impl AgentSpec<'_> {
     /// The agent's command line (the token comes from the environment).
     fn args(&self) -> Vec<String> {
         let container_id = self.target.bare_container_id().unwrap_or_default();
-        vec![
+        let mut args = vec![
             "--container-id".to_owned(),
             container_id.to_owned(),
             "--listen".to_owned(),
@@ -96,7 +96,11 @@ impl AgentSpec<'_> {
             self.agent.dns_attempts.to_string(),
             "--log-level".to_owned(),
             self.agent.log_level.clone(),
-        ]
+        ];
+        if self.agent.flush_connections {
+            args.push("--flush-connections".to_owned());
+        }
+        args
     }
 
     fn capabilities(&self) -> Vec<String> {

@@ -197,6 +197,12 @@ pub fn start(
     agent
         .arg("--communication-timeout")
         .arg(config.agent.communication_timeout.to_string())
+        .args(
+            config
+                .agent
+                .flush_connections
+                .then_some("--flush-connections"),
+        )
         .arg("--dns-timeout")
         .arg(config.agent.dns_timeout.to_string())
         .arg("--dns-attempts")

@@ -75,6 +75,18 @@ impl Drop for Sandbox {
     }
 }
 
+/// Kills a process group (`kill -KILL -- -GROUP`) when dropped.
+pub(crate) struct KillGroupOnDrop(pub(crate) u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// A child process killed on drop, with the `KEY=VALUE` line it announced.
 pub(crate) struct Helper {
     pub(crate) child: Child,

@@ -471,11 +471,9 @@ fn steals_http_through_the_port_forward() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().unwrap();
-    let group = child.id();
-    let _kill = support::KillGroupOnDrop(group);
+    let mut child = support::GroupLeader(command.spawn().unwrap());
     let (lines_tx, lines) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines_tx.send(line);

@@ -75,15 +75,17 @@ impl Drop for Sandbox {
     }
 }
 
-/// Kills a process group (`kill -KILL -- -GROUP`) when dropped.
-pub(crate) struct KillGroupOnDrop(pub(crate) u32);
+/// A child that leads its own process group: the whole group is killed (`kill -KILL -- -GROUP`)
+/// and the child reaped when dropped.
+pub(crate) struct GroupLeader(pub(crate) Child);
 
-impl Drop for KillGroupOnDrop {
+impl Drop for GroupLeader {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
             .stderr(Stdio::null())
             .status();
+        let _ = self.0.wait();
     }
 }
 

@@ -1,9 +1,8 @@
 //! Listing targets for `mirrord/listTargets` and for completion inside `target`.
 //!
-//! Each kind of target comes from a [`TargetSource`]. Today there is one, [`LocalTargets`]
-//! (sandbox pods, local processes, `targetless`). Kubernetes targets plug in here as a second
-//! source built on `crates/kube` (pods, deployments, … with namespaces); the request and response
-//! shapes already carry `namespace`, `currentNamespace` and `namespaces` for it.
+//! Each kind of target comes from a [`TargetSource`]: [`LocalTargets`] (sandbox pods, local
+//! processes, `targetless`) and [`KubeTargets`] (the cluster's pods, deployments, … with their
+//! namespaces, through the same code as `mirrord ls`).
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +76,77 @@ impl TargetSource for LocalTargets {
     }
 }
 
+/// The Kubernetes targets of the cluster that the config (`kubeconfig`, `kube_context`) or
+/// `KUBECONFIG` points at; none when no cluster is configured.
+#[derive(Debug, Default)]
+pub struct KubeTargets;
+
+impl TargetSource for KubeTargets {
+    fn kinds(&self) -> &'static [&'static str] {
+        &[
+            "pod",
+            "deployment",
+            "rollout",
+            "statefulset",
+            "replicaset",
+            "job",
+            "cronjob",
+        ]
+    }
+
+    fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
+        let config = match &query.config_path {
+            Some(path) => mirrord_config::load_file(
+                std::path::Path::new(path),
+                &mirrord_config::Overrides::default(),
+            )
+            .map_err(|error| error.to_string())?
+            .config
+            .ok_or_else(|| format!("{path} has errors: fix them to list its cluster's targets"))?,
+            None => mirrord_config::ResolvedConfig::default(),
+        };
+        let kinds = match &query.kinds {
+            Some(wanted) => mirrord_kube::LISTED_KINDS
+                .into_iter()
+                .filter(|kind| wanted.iter().any(|w| w == kind.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let options = mirrord_kube::ListOptions {
+            namespace: query.namespace.clone(),
+            kinds,
+            page_size: None,
+        };
+        let listed =
+            mirrord_session::list_targets(&config, options).map_err(|error| {
+                match error.help() {
+                    Some(help) => format!("{error} ({help})"),
+                    None => error.to_string(),
+                }
+            })?;
+        if listed.note.is_some() {
+            // No cluster configured: the local source lists the sandboxes.
+            return Ok(ListTargetsResult::default());
+        }
+        let listing = listed.listing;
+        Ok(ListTargetsResult {
+            targets: listing
+                .targets
+                .into_iter()
+                .map(|entry| TargetInfo {
+                    detail: format!("{} in namespace {}", entry.kind, entry.namespace),
+                    path: entry.path,
+                    kind: entry.kind,
+                    namespace: Some(entry.namespace),
+                    available: entry.available,
+                })
+                .collect(),
+            current_namespace: Some(listing.current_namespace),
+            namespaces: listing.namespaces,
+        })
+    }
+}
+
 /// Every process with a command line (kernel threads have none), but this one.
 fn local_processes() -> Vec<TargetInfo> {
     let own = std::process::id();
@@ -126,7 +196,7 @@ const CACHE_FOR: Duration = Duration::from_secs(2);
 impl Default for Targets {
     fn default() -> Self {
         Targets {
-            sources: vec![Box::new(LocalTargets)],
+            sources: vec![Box::new(KubeTargets), Box::new(LocalTargets)],
             cached: std::sync::Mutex::new(None),
         }
     }
@@ -136,6 +206,7 @@ impl Targets {
     /// Lists targets from every source that has a wanted kind.
     pub fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
         let mut result = ListTargetsResult::default();
+        let (mut listed_any, mut failures) = (false, Vec::new());
         for source in &self.sources {
             let relevant = query.kinds.as_ref().is_none_or(|kinds| {
                 kinds
@@ -145,7 +216,16 @@ impl Targets {
             if !relevant {
                 continue;
             }
-            let listed = source.list(query)?;
+            let listed = match source.list(query) {
+                Ok(listed) => listed,
+                Err(message) => {
+                    // One unreachable cluster must not hide the local targets.
+                    tracing::warn!(%message, source = ?source, "cannot list targets");
+                    failures.push(message);
+                    continue;
+                }
+            };
+            listed_any = true;
             result.targets.extend(listed.targets);
             result.current_namespace = result.current_namespace.or(listed.current_namespace);
             for namespace in listed.namespaces {
@@ -153,6 +233,9 @@ impl Targets {
                     result.namespaces.push(namespace);
                 }
             }
+        }
+        if !listed_any && !failures.is_empty() {
+            return Err(failures.join("; "));
         }
         Ok(result)
     }

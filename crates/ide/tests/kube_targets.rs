@@ -1,0 +1,88 @@
+//! `mirrord/listTargets` and target completion list the cluster's targets, through the same code
+//! as `mirrord ls`, against the Kubernetes API fixture (which kubectl is checked against in the
+//! CLI's tests); local targets stay listed beside them, and an unreachable cluster hides nothing.
+
+use mirrord_ide::protocol::ListTargetsParams;
+use mirrord_ide::targets::Targets;
+use mirrord_kube_fixture::{Fixture, FixtureOptions};
+
+fn config_for(fixture: &Fixture, kubeconfig: &std::path::Path) -> String {
+    let path = fixture.dir().join("mirrord.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({ "kubeconfig": kubeconfig }).to_string(),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn the_clusters_targets_are_listed_beside_the_local_ones() {
+    let fixture = Fixture::start(FixtureOptions::default());
+    let config_path = config_for(&fixture, &fixture.kubeconfig);
+    let targets = Targets::default();
+    let all = targets
+        .list(&ListTargetsParams {
+            config_path: Some(config_path.clone()),
+            ..ListTargetsParams::default()
+        })
+        .unwrap();
+    let api = all
+        .targets
+        .iter()
+        .find(|t| t.path == "deployment/api")
+        .unwrap_or_else(|| panic!("{:#?}", all.targets));
+    assert_eq!(api.kind, "deployment");
+    assert_eq!(api.namespace.as_deref(), Some("default"));
+    assert_eq!(all.current_namespace.as_deref(), Some("default"));
+    assert!(
+        all.namespaces.iter().any(|n| n == "default"),
+        "{:?}",
+        all.namespaces
+    );
+    assert!(all.targets.iter().any(|t| t.kind == "pod"));
+    assert!(all.targets.iter().any(|t| t.path == "targetless"));
+
+    let deployments = targets
+        .list(&ListTargetsParams {
+            config_path: Some(config_path),
+            kinds: Some(vec!["deployment".into()]),
+            ..ListTargetsParams::default()
+        })
+        .unwrap();
+    assert!(!deployments.targets.is_empty());
+    assert!(deployments.targets.iter().all(|t| t.kind == "deployment"));
+}
+
+#[test]
+fn an_unreachable_cluster_leaves_the_local_targets_listed() {
+    let fixture = Fixture::start(FixtureOptions::default());
+    // A kubeconfig naming a port nothing listens on.
+    let dead = fixture.dir().join("dead-kubeconfig");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\ncurrent-context: dead\n\
+         clusters: [{name: dead, cluster: {server: 'http://127.0.0.1:9'}}]\n\
+         users: [{name: dead, user: {}}]\n\
+         contexts: [{name: dead, context: {cluster: dead, user: dead, namespace: default}}]\n",
+    )
+    .unwrap();
+    let config_path = config_for(&fixture, &dead);
+    let listed = Targets::default()
+        .list(&ListTargetsParams {
+            config_path: Some(config_path.clone()),
+            ..ListTargetsParams::default()
+        })
+        .unwrap();
+    assert!(listed.targets.iter().any(|t| t.path == "targetless"));
+    assert!(listed.targets.iter().all(|t| t.namespace.is_none()));
+    // Asking for cluster kinds only gives the cluster's error.
+    let error = Targets::default()
+        .list(&ListTargetsParams {
+            config_path: Some(config_path),
+            kinds: Some(vec!["deployment".into()]),
+            ..ListTargetsParams::default()
+        })
+        .unwrap_err();
+    assert!(!error.is_empty());
+}

@@ -67,7 +67,7 @@ pub fn run_stdio() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(std::io::stdin(), tokio::io::stdout()));
+    runtime.block_on(serve(std::io::stdin(), stdio::DirectStdout));
     // The stdin thread may still be blocked in a read; it does not hold the process.
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(())

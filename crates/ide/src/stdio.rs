@@ -242,6 +242,34 @@ fn encode(body: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Standard output written directly from the runtime's thread. `tokio::io::stdout()` hands every
+/// write to the blocking thread pool and waits for it, which costs a thread hand-off or two per
+/// message — most of the time a small LSP answer takes. A message is a few kilobytes, and the
+/// client reads its end of the pipe all the time (every LSP client does), so the write returns at
+/// once; input keeps flowing meanwhile on the reader thread.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectStdout;
+
+impl tokio::io::AsyncWrite for DirectStdout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        Poll::Ready(std::io::stdout().lock().write(buffer))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        use std::io::Write;
+        Poll::Ready(std::io::stdout().lock().flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(context)
+    }
+}
+
 /// An [`AsyncRead`] over the checked frames.
 #[derive(Debug)]
 pub struct ChannelReader {

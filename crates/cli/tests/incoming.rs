@@ -106,7 +106,8 @@ fn filtered_steal_routes_each_request_by_its_header_on_one_connection() {
     assert!(curl(None).starts_with("sandbox inc-filter"));
 }
 
-/// Kills the agent one way, then checks the target answers again within 1 s and no rule is left.
+/// Kills the agent one way while clients send requests, then checks the target answers again
+/// within 1 s and no rule is left.
 fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
     let sandbox = Sandbox::up(name);
     let mut session = session(&sandbox);
@@ -116,6 +117,23 @@ fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
         get(sandbox.address(), "/stolen"),
         "local app: GET /stolen\n"
     );
+    // Load: clients keep sending requests while the agent is killed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let address = sandbox.address();
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut sent = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::panic::catch_unwind(|| get(address, "/load"));
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
     kill(&mut session.agent.child);
     session.agent.child.wait().unwrap();
     let killed = Instant::now();
@@ -133,6 +151,9 @@ fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
         answered_by_sandbox,
         "the sandbox's own service did not answer within 1 s of the kill"
     );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: u32 = load.into_iter().map(|thread| thread.join().unwrap()).sum();
+    assert!(sent > 4, "the load ran ({sent} requests)");
     let ruleset = nft_ruleset(&sandbox.netns());
     assert!(!ruleset.contains("mirrord"), "rules left behind: {ruleset}");
     let iptables = Command::new("ip")

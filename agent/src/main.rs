@@ -58,6 +58,62 @@ struct Args {
     /// their clients reconnect into the redirect (`agent.flush_connections`).
     #[arg(long)]
     flush_connections: bool,
+    /// How redirect rules are made: `nftables` (an owned table, removed by the kernel with the
+    /// agent; kernel 5.12 or newer), `iptables` (a chain of the agent's, removed by a watchdog
+    /// process), or `auto` (nftables, else iptables).
+    #[arg(long, value_enum, default_value_t = RedirectBackend::Auto)]
+    redirect_backend: RedirectBackend,
+    /// Internal: run as the iptables watchdog of chain CHAIN (see `incoming::iptables`).
+    #[arg(long, value_name = "CHAIN", hide = true, requires = "watch_netns")]
+    iptables_watchdog: Option<String>,
+    /// Internal: the network namespace the watchdog's chain is in.
+    #[arg(long, hide = true)]
+    watch_netns: Option<std::path::PathBuf>,
+}
+
+/// See `Args::redirect_backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RedirectBackend {
+    Auto,
+    Nftables,
+    Iptables,
+}
+
+/// The agent's redirect rules, in whichever backend made them.
+#[derive(Debug)]
+pub(crate) enum Redirects {
+    Nftables(incoming::nft::RedirectTable),
+    Iptables(incoming::iptables::IptablesRedirects),
+}
+
+impl Redirects {
+    fn name(&self) -> &str {
+        match self {
+            Redirects::Nftables(table) => table.name(),
+            Redirects::Iptables(chain) => chain.name(),
+        }
+    }
+
+    fn redirected_by_another(&mut self, port: u16) -> std::io::Result<Option<String>> {
+        match self {
+            Redirects::Nftables(table) => table.redirected_by_another(port),
+            Redirects::Iptables(chain) => chain.redirected_by_another(port),
+        }
+    }
+
+    fn redirect(&mut self, port: u16, to_port: u16) -> std::io::Result<()> {
+        match self {
+            Redirects::Nftables(table) => table.redirect(port, to_port),
+            Redirects::Iptables(chain) => chain.redirect(port, to_port),
+        }
+    }
+
+    fn remove(&mut self, port: u16) -> std::io::Result<()> {
+        match self {
+            Redirects::Nftables(table) => table.remove(port),
+            Redirects::Iptables(chain) => chain.remove(port),
+        }
+    }
 }
 
 /// What every client session shares.
@@ -70,7 +126,9 @@ pub(crate) struct AgentContext {
     pub(crate) resolver: dns::ResolverConfig,
     pub(crate) dns_limits: dns::DnsLimits,
     /// The redirect rules of every session, created with the first subscription.
-    pub(crate) redirects: tokio::sync::Mutex<Option<incoming::nft::RedirectTable>>,
+    pub(crate) redirects: tokio::sync::Mutex<Option<Redirects>>,
+    /// Which backend makes them.
+    pub(crate) redirect_backend: RedirectBackend,
     /// Ports some session of this agent has subscribed.
     pub(crate) subscribed_ports: std::sync::Mutex<std::collections::HashSet<u16>>,
     /// Close the target's existing connections on a port when stealing it starts.
@@ -103,23 +161,9 @@ impl AgentContext {
         use mirrord_protocol::RemoteError;
         let mut redirects = self.redirects.lock().await;
         if redirects.is_none() {
-            let socket = self
-                .namespace
-                .netfilter_socket()
-                .await
-                .map_err(|e| RemoteError::from(&e))?;
-            let table = incoming::nft::RedirectTable::create(
-                socket,
-                format!("{}{}", incoming::nft::TABLE_PREFIX, std::process::id()),
-            )
-            .map_err(|e| {
-                RemoteError::new(
-                    mirrord_protocol::ErrorCode::from(&e),
-                    format!("cannot create the redirect table (nftables): {e}"),
-                )
-            })?;
-            tracing::info!(table = table.name(), "redirect table created");
-            *redirects = Some(table);
+            let created = self.create_redirects().await?;
+            tracing::info!(table = created.name(), "redirect table created");
+            *redirects = Some(created);
         }
         let table = redirects.as_mut().expect("created above");
         match table.redirected_by_another(port) {
@@ -128,7 +172,7 @@ impl AgentContext {
                     mirrord_protocol::ErrorCode::AddrInUse,
                     format!(
                         "port {port} of the target is already taken by another mirrord session \
-                         (its agent's redirect table is {other}); two sessions cannot mirror or \
+                         (its agent's redirect rules are {other}); two sessions cannot mirror or \
                          steal the same port"
                     ),
                 ));
@@ -144,6 +188,51 @@ impl AgentContext {
                 format!("cannot redirect port {port}: {e}"),
             )
         })
+    }
+
+    /// The redirect rules' home: an owned nftables table, else (or when asked) an iptables chain.
+    async fn create_redirects(&self) -> mirrord_protocol::RemoteResult<Redirects> {
+        use mirrord_protocol::RemoteError;
+        let nftables = async {
+            let socket = self.namespace.netfilter_socket().await?;
+            incoming::nft::RedirectTable::create(
+                socket,
+                format!("{}{}", incoming::nft::TABLE_PREFIX, std::process::id()),
+            )
+        };
+        let nft_error = match self.redirect_backend {
+            RedirectBackend::Iptables => None,
+            RedirectBackend::Nftables | RedirectBackend::Auto => match nftables.await {
+                Ok(table) => return Ok(Redirects::Nftables(table)),
+                Err(error) if self.redirect_backend == RedirectBackend::Nftables => {
+                    return Err(RemoteError::new(
+                        mirrord_protocol::ErrorCode::from(&error),
+                        format!("cannot create the redirect table (nftables): {error}"),
+                    ));
+                }
+                Err(error) => {
+                    tracing::info!(%error, "no owned nftables table here; using iptables");
+                    Some(error)
+                }
+            },
+        };
+        let netns = std::path::PathBuf::from(format!(
+            "/proc/{}/ns/net",
+            self.target_pid.unwrap_or_else(std::process::id)
+        ));
+        tokio::task::spawn_blocking(move || incoming::iptables::IptablesRedirects::create(netns))
+            .await
+            .map_err(|error| RemoteError::new(mirrord_protocol::ErrorCode::Io, error.to_string()))?
+            .map(Redirects::Iptables)
+            .map_err(|error| {
+                let message = match nft_error {
+                    Some(nft) => {
+                        format!("cannot make redirect rules: nftables: {nft}; iptables: {error}")
+                    }
+                    None => format!("cannot make redirect rules (iptables): {error}"),
+                };
+                RemoteError::new(mirrord_protocol::ErrorCode::from(&error), message)
+            })
     }
 
     /// Closes the target's connections already on `port` (see [`incoming::flush`]); failures
@@ -192,6 +281,15 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    if let (Some(chain), Some(netns)) = (&args.iptables_watchdog, &args.watch_netns) {
+        return match incoming::iptables::watchdog(chain, netns) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, chain, "the iptables watchdog cannot start");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
@@ -237,6 +335,7 @@ fn run(mut args: Args) -> Result<(), String> {
             attempts: args.dns_attempts.max(1),
         },
         redirects: tokio::sync::Mutex::new(None),
+        redirect_backend: args.redirect_backend,
         subscribed_ports: std::sync::Mutex::new(std::collections::HashSet::new()),
         flush_connections: args.flush_connections,
     });

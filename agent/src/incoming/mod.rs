@@ -12,6 +12,7 @@
 
 pub(crate) mod flush;
 pub(crate) mod http;
+pub(crate) mod iptables;
 pub(crate) mod nft;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

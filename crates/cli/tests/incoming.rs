@@ -9,7 +9,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use mirrord_protocol::incoming::{HttpFilter, SubscriptionMode};
-use support::{Sandbox, get, keep_alive_requests, local_app, nft_ruleset, session, subscribe};
+use support::{
+    Sandbox, get, iptables_rules, keep_alive_requests, local_app, nft_ruleset, session,
+    session_with, subscribe,
+};
 
 #[test]
 fn steal_delivers_connections_to_the_local_app_and_rules_go_with_the_subscription() {
@@ -108,9 +111,9 @@ fn filtered_steal_routes_each_request_by_its_header_on_one_connection() {
 
 /// Kills the agent one way while clients send requests, then checks the target answers again
 /// within 1 s and no rule is left.
-fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
+fn check_recovery_after(name: &str, agent_args: &[&str], kill: impl FnOnce(&mut Child)) {
     let sandbox = Sandbox::up(name);
-    let mut session = session(&sandbox);
+    let mut session = session_with(&sandbox, agent_args);
     let (app, _seen) = local_app();
     let _subscription = subscribe(&session, 80, SubscriptionMode::Steal, app);
     assert_eq!(
@@ -154,30 +157,115 @@ fn check_recovery_after(name: &str, kill: impl FnOnce(&mut Child)) {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent: u32 = load.into_iter().map(|thread| thread.join().unwrap()).sum();
     assert!(sent > 4, "the load ran ({sent} requests)");
+    // The port works again; the last of the cleanup (an iptables watchdog deletes the jump first,
+    // then the chain) may still be finishing.
+    let ours = |rules: String| rules.to_lowercase().contains("mirrord");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline
+        && (ours(nft_ruleset(&sandbox.netns())) || ours(iptables_rules(&sandbox.netns())))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let ruleset = nft_ruleset(&sandbox.netns());
-    assert!(!ruleset.contains("mirrord"), "rules left behind: {ruleset}");
-    let iptables = Command::new("ip")
-        .args(["netns", "exec", &sandbox.netns(), "iptables-save"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&iptables.stdout).contains("mirrord"));
+    assert!(
+        !ruleset.to_lowercase().contains("mirrord"),
+        "rules left behind: {ruleset}"
+    );
+    let iptables = iptables_rules(&sandbox.netns());
+    assert!(
+        !iptables.to_lowercase().contains("mirrord"),
+        "rules left behind: {iptables}"
+    );
 }
 
 #[test]
 fn killing_the_agent_gives_the_port_back_within_a_second_and_leaves_no_rule() {
-    check_recovery_after("inc-kill", |agent| agent.kill().unwrap());
+    check_recovery_after("inc-kill", &[], |agent| agent.kill().unwrap());
 }
 
 #[test]
 fn killing_the_agents_process_group_leaves_no_rule_either() {
-    check_recovery_after("inc-killpg", |agent| {
-        let group = format!("-{}", agent.id());
-        let status = Command::new("kill")
-            .args(["-KILL", "--", &group])
+    check_recovery_after("inc-killpg", &[], kill_group);
+}
+
+fn kill_group(agent: &mut Child) {
+    let group = format!("-{}", agent.id());
+    let status = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+// The iptables fallback (kernels without owned nftables tables), forced here.
+
+const IPTABLES: &[&str] = &["--redirect-backend", "iptables"];
+
+#[test]
+fn the_iptables_fallback_steals_and_removes_its_rule_with_the_subscription() {
+    let sandbox = Sandbox::up("inc-ipt");
+    let session = session_with(&sandbox, IPTABLES);
+    let (app, _seen) = local_app();
+    let subscription = subscribe(&session, 80, SubscriptionMode::Steal, app);
+    assert_eq!(
+        get(sandbox.address(), "/stolen"),
+        "local app: GET /stolen\n"
+    );
+    let rules = iptables_rules(&sandbox.netns());
+    assert!(rules.contains("MIRRORD_AGENT_"), "{rules}");
+    assert!(rules.contains("--dport 80"), "{rules}");
+    assert!(!nft_ruleset(&sandbox.netns()).contains("mirrord_agent_"));
+    drop(subscription);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && iptables_rules(&sandbox.netns()).contains("--dport 80") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(get(sandbox.address(), "/after").starts_with("sandbox inc-ipt"));
+}
+
+#[test]
+fn the_iptables_watchdog_removes_the_rules_of_a_killed_agent() {
+    check_recovery_after("inc-iptkill", IPTABLES, |agent| agent.kill().unwrap());
+}
+
+#[test]
+fn the_iptables_watchdog_survives_the_agents_process_group() {
+    check_recovery_after("inc-iptkillpg", IPTABLES, kill_group);
+}
+
+#[test]
+fn stale_iptables_chains_of_dead_agents_are_swept() {
+    let sandbox = Sandbox::up("inc-iptsweep");
+    let netns = sandbox.netns();
+    let iptables = |args: &[&str]| {
+        let status = Command::new("ip")
+            .args(["netns", "exec", &netns, "iptables", "-w", "-t", "nat"])
+            .args(args)
             .status()
             .unwrap();
-        assert!(status.success());
-    });
+        assert!(status.success(), "iptables {args:?}");
+    };
+    // What an agent and its watchdog, both SIGKILLed, would leave (no process has this pid).
+    iptables(&["-N", "MIRRORD_AGENT_4194303"]);
+    iptables(&[
+        "-A",
+        "MIRRORD_AGENT_4194303",
+        "-p",
+        "tcp",
+        "--dport",
+        "81",
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        "9",
+    ]);
+    iptables(&["-I", "PREROUTING", "-j", "MIRRORD_AGENT_4194303"]);
+    let session = session_with(&sandbox, IPTABLES);
+    let (app, _seen) = local_app();
+    let _subscription = subscribe(&session, 80, SubscriptionMode::Steal, app);
+    let rules = iptables_rules(&netns);
+    assert!(!rules.contains("MIRRORD_AGENT_4194303"), "{rules}");
+    assert!(rules.contains("MIRRORD_AGENT_"), "{rules}");
 }
 
 #[test]

@@ -145,6 +145,11 @@ pub(crate) struct Session {
 }
 
 pub(crate) fn session(sandbox: &Sandbox) -> Session {
+    session_with(sandbox, &[])
+}
+
+/// Like [`session`], with more arguments for the agent.
+pub(crate) fn session_with(sandbox: &Sandbox, agent_args: &[&str]) -> Session {
     let token = token();
     let mut agent = Command::new(agent_binary());
     agent
@@ -154,6 +159,7 @@ pub(crate) fn session(sandbox: &Sandbox) -> Session {
             "--communication-timeout",
             "10",
         ])
+        .args(agent_args)
         .env("MIRRORD_AGENT_TOKEN", token.to_string());
     // Like `mirrord exec`, the agent gets a process group of its own.
     std::os::unix::process::CommandExt::process_group(&mut agent, 0);
@@ -324,6 +330,15 @@ pub(crate) fn keep_alive_requests(
 
 pub(crate) fn get(address: SocketAddr, path: &str) -> String {
     keep_alive_requests(address, &[(path, &[])]).remove(0)
+}
+
+/// `iptables-save` inside the network namespace `netns`.
+pub(crate) fn iptables_rules(netns: &str) -> String {
+    let output = Command::new("ip")
+        .args(["netns", "exec", netns, "iptables-save"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 pub(crate) fn nft_ruleset(netns: &str) -> String {

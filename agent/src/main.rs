@@ -235,6 +235,23 @@ impl AgentContext {
             })
     }
 
+    /// A warning for the user when nothing of the target listens on `port` (the subscription
+    /// still goes ahead: the service may start later). `None` also when it cannot be told.
+    pub(crate) async fn unlistened_warning(&self, port: u16) -> Option<String> {
+        let socket = self.namespace.sock_diag_socket().await.ok()?;
+        let listens =
+            tokio::task::spawn_blocking(move || incoming::flush::listens_on(&socket, port))
+                .await
+                .ok()?
+                .ok()?;
+        (!listens).then(|| {
+            format!(
+                "nothing in the target listens on port {port}; its traffic is received anyway, \
+                 but check the port (`port_mapping` maps a local port to the target's)"
+            )
+        })
+    }
+
     /// Closes the target's connections already on `port` (see [`incoming::flush`]); failures
     /// are logged, since the subscription itself works.
     pub(crate) async fn flush_connections(&self, port: u16) {

@@ -303,10 +303,17 @@ impl Session {
             AgentRequest::UdpOpen(request) => {
                 self.udp_open(request).await.map(AgentResponse::UdpOpened)
             }
-            AgentRequest::PortSubscribe(subscription) => self
-                .subscribe(subscription)
-                .await
-                .map(|()| AgentResponse::PortSubscribed),
+            AgentRequest::PortSubscribe(subscription) => {
+                let port = subscription.port;
+                self.subscribe(subscription).await?;
+                Ok(match self.context.unlistened_warning(port).await {
+                    Some(warning) => {
+                        tracing::warn!(port, "{warning}");
+                        AgentResponse::PortSubscribedWithWarning(warning)
+                    }
+                    None => AgentResponse::PortSubscribed,
+                })
+            }
             AgentRequest::PortUnsubscribe { port } => {
                 self.unsubscribe(port);
                 Ok(AgentResponse::PortUnsubscribed)

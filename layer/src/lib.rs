@@ -17,7 +17,8 @@
 //! When a required variable is missing or invalid, or the process is one the config skips
 //! (`skip_processes`, build tools), the layer installs nothing and the process runs as if it were not
 //! loaded. The layer never writes to the process's stdout, and to its stderr only one line when `listen`
-//! cannot subscribe the target's port (the program itself sees only the errno).
+//! cannot subscribe the target's port (the program itself sees only the errno) or subscribed it with a
+//! warning (nothing in the target listens on the port).
 //!
 //! # How a call flows
 //!

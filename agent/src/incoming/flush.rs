@@ -3,6 +3,9 @@
 //! closed instead — `SOCK_DESTROY` through the `NETLINK_SOCK_DIAG` socket of the target's network
 //! namespace, which resets them as `ss -K` does — so that their clients reconnect, into the redirect.
 //!
+//! The same socket answers whether anything of the target listens on a port (a subscription to a
+//! port nobody serves is allowed, but the user is warned).
+//!
 //! Only the target's side of established connections to the port is destroyed (local port = the
 //! port); listening sockets, and the agent's own connections to the target's service (whose local
 //! port is ephemeral), are left alone.
@@ -27,6 +30,7 @@ const MESSAGE_HEAD_LEN: usize = 4 + SOCKID_LEN;
 const TCP_ESTABLISHED: u32 = 1;
 const TCP_SYN_RECV: u32 = 3;
 const TCP_CLOSE_WAIT: u32 = 8;
+const TCP_LISTEN: u32 = 10;
 
 /// Destroys the target's established TCP connections whose local port is `port`, on `socket` (a
 /// `NETLINK_SOCK_DIAG` socket made in the target's network namespace). Returns how many.
@@ -46,9 +50,29 @@ pub(crate) fn destroy_connections(socket: &OwnedFd, port: u16) -> io::Result<usi
     Ok(destroyed)
 }
 
+/// Whether some TCP socket of the target listens on `port`.
+pub(crate) fn listens_on(socket: &OwnedFd, port: u16) -> io::Result<bool> {
+    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+        if !sockets_on(socket, family, port, 1 << TCP_LISTEN)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The sockids of `family` TCP sockets in an established-like state with local port `port`.
 fn established_on(socket: &OwnedFd, family: u8, port: u16) -> io::Result<Vec<[u8; SOCKID_LEN]>> {
     let states = (1 << TCP_ESTABLISHED) | (1 << TCP_SYN_RECV) | (1 << TCP_CLOSE_WAIT);
+    sockets_on(socket, family, port, states)
+}
+
+/// The sockids of `family` TCP sockets in `states` (a bit mask) with local port `port`.
+fn sockets_on(
+    socket: &OwnedFd,
+    family: u8,
+    port: u16,
+    states: u32,
+) -> io::Result<Vec<[u8; SOCKID_LEN]>> {
     let mut request = diag_request(family, states);
     // The kernel filters a dump by the sockid's ports only through bytecode; we filter below.
     request[8..10].copy_from_slice(&port.to_be_bytes());

@@ -37,7 +37,14 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         std::os::unix::process::CommandExt::process_group(&mut mirrord, 0);
-        let mut child = mirrord.spawn().unwrap();
+        let mut server = Server::from_child(mirrord.spawn().unwrap());
+        let line = server.wait_for("LISTENING ");
+        server.listening = serde_json::from_str(&line).unwrap();
+        server
+    }
+
+    /// Collects the lines of a started group leader's stdout and stderr.
+    fn from_child(mut child: Child) -> Server {
         let (sender, lines) = mpsc::channel();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -50,14 +57,11 @@ impl Server {
                 }
             });
         }
-        let mut server = Server {
+        Server {
             child,
             lines,
             listening: Value::Null,
-        };
-        let line = server.wait_for("LISTENING ");
-        server.listening = serde_json::from_str(&line).unwrap();
-        server
+        }
     }
 
     /// The rest of the next line starting with `prefix` (other lines are skipped).
@@ -528,4 +532,46 @@ fn without_flush_connections_existing_connections_keep_reaching_the_pod() {
     );
     assert!(curl(&url(&sandbox, "/new"), &[]).starts_with("local app: "));
     assert_eq!(server.request()["path"], "/new");
+}
+
+#[test]
+fn a_port_nothing_in_the_pod_listens_on_is_subscribed_with_a_warning() {
+    let sandbox = Sandbox::up("srv-unheard");
+    let mut mirrord = Command::new(MIRRORD);
+    mirrord
+        .args([
+            "exec",
+            "--target",
+            &format!("sandbox/{}", sandbox.name),
+            "--steal",
+            "--",
+        ])
+        .args(python_server("8081"))
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut mirrord, 0);
+    let server = Server::from_child(mirrord.spawn().unwrap());
+    // The warning (stderr) and LISTENING (stdout) come on two pipes, in either order.
+    let (mut warning, mut listening) = (None, false);
+    while warning.is_none() || !listening {
+        let line = server
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the warning and LISTENING");
+        if let Some(rest) = line.strip_prefix("mirrord: warning: ") {
+            warning = Some(rest.to_owned());
+        }
+        listening |= line.starts_with("LISTENING ");
+    }
+    let warning = warning.unwrap();
+    assert!(
+        warning.contains("nothing in the target listens on port 8081"),
+        "{warning}"
+    );
+    // Still subscribed: traffic to the port reaches the server.
+    let address = format!("http://{}:8081/anyway", sandbox_ip(&sandbox));
+    assert!(curl(&address, &[]).starts_with("local app: "));
+    assert_eq!(server.request()["path"], "/anyway");
 }

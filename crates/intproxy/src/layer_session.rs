@@ -188,12 +188,20 @@ async fn handle(
             let port = request.subscription.port;
             incoming.listen(port, request.listening_on);
             match forward(AgentRequest::PortSubscribe(request.subscription)).await {
-                Ok(AgentResponse::PortSubscribed) => {
+                Ok(
+                    response @ (AgentResponse::PortSubscribed
+                    | AgentResponse::PortSubscribedWithWarning(_)),
+                ) => {
                     subscribed
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .push(port);
-                    Ok(LayerResponse::PortSubscribed)
+                    Ok(match response {
+                        AgentResponse::PortSubscribedWithWarning(warning) => {
+                            LayerResponse::PortSubscribedWithWarning(warning)
+                        }
+                        _ => LayerResponse::PortSubscribed,
+                    })
                 }
                 Ok(other) => Err(unexpected(&other)),
                 Err(error) => {

@@ -152,4 +152,7 @@ pub enum AgentResponse {
     PortSubscribed,
     /// The subscription is gone.
     PortUnsubscribed,
+    /// The subscription is active, with a warning for the user (nothing in the target listens on
+    /// the port, say).
+    PortSubscribedWithWarning(String),
 }

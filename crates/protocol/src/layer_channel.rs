@@ -101,4 +101,7 @@ pub enum LayerResponse {
     PortUnsubscribed,
     /// The real ends of an accepted connection.
     IncomingConnectionInfo(IncomingConnectionInfo),
+    /// The subscription is active, with a warning for the user (nothing in the target listens on
+    /// the port, say).
+    PortSubscribedWithWarning(String),
 }

@@ -115,6 +115,7 @@ fn proxy_to_layer() {
         PortSubscribed,
         PortUnsubscribed,
         IncomingConnectionInfo,
+        PortSubscribedWithWarning,
     );
 }
 
@@ -186,6 +187,7 @@ fn agent_to_client() {
         UdpOpened,
         PortSubscribed,
         PortUnsubscribed,
+        PortSubscribedWithWarning,
     );
 }
 

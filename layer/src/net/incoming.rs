@@ -221,6 +221,10 @@ pub(crate) fn listening(fd: i32, bound: &[u8]) -> Outcome<i32> {
         listening_on,
     })) {
         Ok(LayerResponse::PortSubscribed) => {}
+        Ok(LayerResponse::PortSubscribedWithWarning(warning)) => {
+            tracing::warn!(port, %warning, "subscribed with a warning");
+            tell_user(&format!("mirrord: warning: {warning}\n"));
+        }
         Ok(other) => return Outcome::Fail(unexpected(&other).errno()),
         Err(error) => {
             tracing::warn!(%error, port, "the target's port could not be subscribed");
@@ -240,8 +244,9 @@ pub(crate) fn listening(fd: i32, bound: &[u8]) -> Outcome<i32> {
     Outcome::Handled(0)
 }
 
-/// The one thing the layer ever writes to the user's stderr: why `listen` failed, since the
-/// program itself only gets an errno (`EADDRINUSE`) and would report it as a local problem.
+/// What the layer ever writes to the user's stderr: why `listen` failed, since the program itself
+/// only gets an errno (`EADDRINUSE`) and would report it as a local problem, and the agent's
+/// warning about a subscribed port (nothing in the target listens on it).
 fn tell_user(message: &str) {
     use std::io::Write;
     let _ = std::io::stderr().write_all(message.as_bytes());

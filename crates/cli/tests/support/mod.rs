@@ -224,7 +224,7 @@ pub(crate) fn subscribe(
     .unwrap();
     match read_frame::<ProxyToLayer, _>(&mut stream).unwrap() {
         ProxyToLayer::Response {
-            result: Ok(LayerResponse::PortSubscribed),
+            result: Ok(LayerResponse::PortSubscribed | LayerResponse::PortSubscribedWithWarning(_)),
             ..
         } => stream,
         other => panic!("subscription failed: {other:?}"),

@@ -402,6 +402,7 @@ pub(crate) fn layer_responses() -> Vec<LayerResponse> {
             agent_local_addr: addr("10.0.0.5:51234"),
         }),
         LayerResponse::PortSubscribed,
+        LayerResponse::PortSubscribedWithWarning("nothing listens on port 8081".to_owned()),
         LayerResponse::PortUnsubscribed,
         LayerResponse::IncomingConnectionInfo(IncomingConnectionInfo {
             remote_peer: addr("10.0.0.9:33000"),
@@ -505,6 +506,7 @@ pub(crate) fn agent_responses() -> Vec<AgentResponse> {
             agent_local_addr: addr("[fd00::5]:40001"),
         }),
         AgentResponse::PortSubscribed,
+        AgentResponse::PortSubscribedWithWarning("nothing listens on port 8081".to_owned()),
         AgentResponse::PortUnsubscribed,
     ]);
     responses

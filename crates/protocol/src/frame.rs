@@ -26,6 +26,9 @@ const _: () = assert!(MAX_IO_CHUNK * 2 <= MAX_FRAME_LEN);
 
 /// How many payload bytes [`read_frame`] allocates before it has seen them arrive.
 const READ_INITIAL_CAPACITY: usize = 64 * 1024;
+/// Frames up to this size (a full data chunk and its envelope) are read into a buffer allocated at
+/// once.
+const EXACT_READ_LIMIT: usize = MAX_IO_CHUNK as usize + 64 * 1024;
 
 /// Why a message could not be turned into a frame.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +224,8 @@ pub enum ReadFrameError {
     Decode(#[from] DecodeError),
 }
 
-/// Reads one frame from a blocking reader and decodes it. Allocates the payload as it arrives, never more
+/// Reads one frame from a blocking reader and decodes it. A frame up to a data chunk's size is read into
+/// one buffer of its size; a larger one is allocated as it arrives, never more
 /// than [`MAX_FRAME_LEN`].
 pub fn read_frame<T: DeserializeOwned, R: Read + ?Sized>(
     reader: &mut R,
@@ -238,14 +242,23 @@ pub fn read_frame<T: DeserializeOwned, R: Read + ?Sized>(
         }
     }
     let len = frame_len(prefix)? as usize;
-    let mut payload = Vec::with_capacity(len.min(READ_INITIAL_CAPACITY));
-    reader
-        .take(len as u64)
-        .read_to_end(&mut payload)
-        .map_err(ReadFrameError::Io)?;
-    if payload.len() < len {
-        return Err(ReadFrameError::Io(io::ErrorKind::UnexpectedEof.into()));
-    }
+    let payload = if len <= EXACT_READ_LIMIT {
+        // The common case, a data chunk included: one buffer of the right size, filled in place.
+        let mut payload = vec![0u8; len];
+        reader.read_exact(&mut payload).map_err(ReadFrameError::Io)?;
+        payload
+    } else {
+        // A large frame grows as its bytes arrive, so that a lying length costs nothing up front.
+        let mut payload = Vec::with_capacity(READ_INITIAL_CAPACITY);
+        reader
+            .take(len as u64)
+            .read_to_end(&mut payload)
+            .map_err(ReadFrameError::Io)?;
+        if payload.len() < len {
+            return Err(ReadFrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        payload
+    };
     Ok(decode_payload(&payload)?)
 }
 

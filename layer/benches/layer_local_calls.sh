@@ -10,7 +10,8 @@
 # back-to-back batches; the median of those per-batch gaps cancels the machine's drift, and the layer's
 # cost is how much the gap grows with the layer loaded ("added"). Native and layered runs alternate.
 #
-# Target (DESIGN.md section 4): at most 50 ns added per local open+close.
+# Target (DESIGN.md section 4): at most 50 ns added per local open+close, and per connect to a
+# loopback port (connect-lo: a datagram socket connected to 127.0.0.1:9, over and over).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,9 +30,12 @@ cat >"$work/local_calls.c" <<'C_SOURCE'
  * syscall(2), in back-to-back batches; per operation prints the best ns/call of each and the median of
  * the per-batch differences (libc - raw), which cancels the machine's drift between batches. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -58,6 +62,12 @@ static void libc_stat(void) { stat(path, &st); }
 static void raw_stat(void) { syscall(SYS_newfstatat, AT_FDCWD, path, &st, 0); }
 static void libc_read(void) { (void)!read(zero, &byte, 1); }
 static void raw_read(void) { syscall(SYS_read, zero, &byte, 1); }
+/* connect(2) of a datagram socket to a loopback port (again and again: a datagram socket may
+ * change its peer): the layer's connect hook decides the destination stays local. */
+static struct sockaddr_in loopback;
+static int datagram;
+static void libc_connect(void) { connect(datagram, (struct sockaddr *)&loopback, sizeof loopback); }
+static void raw_connect(void) { syscall(SYS_connect, datagram, &loopback, sizeof loopback); }
 
 static double batch(void (*call)(void)) {
     double start = now_ns();
@@ -77,9 +87,15 @@ int main(int argc, char **argv) {
     if (batches < 1) batches = 1;
     double *differences = malloc(sizeof(double) * batches);
     zero = open("/dev/zero", O_RDONLY);
-    void (*calls[3][2])(void) = {
-        {libc_open_close, raw_open_close}, {libc_stat, raw_stat}, {libc_read, raw_read}};
-    for (int op = 0; op < 3; op++) {
+    loopback.sin_family = AF_INET;
+    loopback.sin_port = htons(9);
+    loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    datagram = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    void (*calls[4][2])(void) = {{libc_open_close, raw_open_close},
+                                 {libc_stat, raw_stat},
+                                 {libc_read, raw_read},
+                                 {libc_connect, raw_connect}};
+    for (int op = 0; op < 4; op++) {
         double best[2] = {1e18, 1e18};
         for (long b = 0; b < batches; b++) {
             double ns[2];
@@ -143,6 +159,6 @@ echo "layer cost on local calls: $rounds runs x $iterations calls each, in batch
 echo "(raw: the same system calls through syscall(2), which the layer never sees; gap: median of"
 echo " the per-batch libc-minus-raw differences; added: how much the gap grows with the layer)"
 printf '%-12s %9s %9s %9s %9s %9s %9s %9s\n' call native raw gap layered raw gap added
-printf 'open+close\nstat\nread-1-byte\n' |
+printf 'open+close\nstat\nread-1-byte\nconnect-lo\n' |
     paste - <(xargs -n3 <<<"$native") <(xargs -n3 <<<"$layered") |
     awk '{ printf "%-12s %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", $1, $2, $3, $4, $5, $6, $7, $7 - $4 }'

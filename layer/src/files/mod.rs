@@ -560,7 +560,11 @@ pub(crate) fn fstat(fd: RawFd, id: u32) -> Outcome<Metadata> {
 
 /// `close` (and `__close_nocancel`) on a tracked fd: forget it, then let the original close the real fd.
 pub(crate) fn close(fd: RawFd, entry: FdEntry) -> Outcome<c_int> {
-    if process::in_borrowed_memory() {
+    // Forgetting a plain socket is harmless even in a vfork child (the parent's table loses only
+    // what `socket_info` can ask the kernel again), so the common close of a local socket costs no
+    // getpid(2).
+    let plain_socket = matches!(entry, FdEntry::Socket(info) if !info.managed);
+    if !plain_socket && process::in_borrowed_memory() {
         return Outcome::Bypass("vfork child");
     }
     if entry == FdEntry::LayerConnection {

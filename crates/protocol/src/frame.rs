@@ -245,7 +245,9 @@ pub fn read_frame<T: DeserializeOwned, R: Read + ?Sized>(
     let payload = if len <= EXACT_READ_LIMIT {
         // The common case, a data chunk included: one buffer of the right size, filled in place.
         let mut payload = vec![0u8; len];
-        reader.read_exact(&mut payload).map_err(ReadFrameError::Io)?;
+        reader
+            .read_exact(&mut payload)
+            .map_err(ReadFrameError::Io)?;
         payload
     } else {
         // A large frame grows as its bytes arrive, so that a lying length costs nothing up front.

@@ -95,56 +95,80 @@ impl TargetSource for KubeTargets {
     }
 
     fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
-        let config = match &query.config_path {
-            Some(path) => mirrord_config::load_file(
-                std::path::Path::new(path),
-                &mirrord_config::Overrides::default(),
-            )
-            .map_err(|error| error.to_string())?
-            .config
-            .ok_or_else(|| format!("{path} has errors: fix them to list its cluster's targets"))?,
-            None => mirrord_config::ResolvedConfig::default(),
-        };
-        let kinds = match &query.kinds {
-            Some(wanted) => mirrord_kube::LISTED_KINDS
-                .into_iter()
-                .filter(|kind| wanted.iter().any(|w| w == kind.as_str()))
-                .collect(),
-            None => Vec::new(),
-        };
-        let options = mirrord_kube::ListOptions {
-            namespace: query.namespace.clone(),
-            kinds,
-            page_size: None,
-        };
-        let listed =
-            mirrord_session::list_targets(&config, options).map_err(|error| {
-                match error.help() {
-                    Some(help) => format!("{error} ({help})"),
-                    None => error.to_string(),
-                }
-            })?;
-        if listed.note.is_some() {
-            // No cluster configured: the local source lists the sandboxes.
-            return Ok(ListTargetsResult::default());
-        }
-        let listing = listed.listing;
-        Ok(ListTargetsResult {
-            targets: listing
-                .targets
-                .into_iter()
-                .map(|entry| TargetInfo {
-                    detail: format!("{} in namespace {}", entry.kind, entry.namespace),
-                    path: entry.path,
-                    kind: entry.kind,
-                    namespace: Some(entry.namespace),
-                    available: entry.available,
-                })
-                .collect(),
-            current_namespace: Some(listing.current_namespace),
-            namespaces: listing.namespaces,
-        })
+        // On a thread of its own: the listing drives a runtime of its own, which cannot start on a
+        // thread that is already driving one (completion asks from the server's), and a cluster
+        // that does not answer must not hold the editor for long.
+        let query = query.clone();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("mirrord-ide-kube-targets".to_owned())
+            .spawn(move || {
+                let _ = sender.send(list_cluster_targets(&query));
+            })
+            .map_err(|error| format!("cannot list the cluster's targets: {error}"))?;
+        receiver
+            .recv_timeout(KUBE_LIST_TIMEOUT)
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the cluster did not answer within {} s",
+                    KUBE_LIST_TIMEOUT.as_secs()
+                ))
+            })
     }
+}
+
+/// How long a listing waits for the cluster.
+const KUBE_LIST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The cluster's targets, through the same code as `mirrord ls` (blocking).
+fn list_cluster_targets(query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
+    let config = match &query.config_path {
+        Some(path) => mirrord_config::load_file(
+            std::path::Path::new(path),
+            &mirrord_config::Overrides::default(),
+        )
+        .map_err(|error| error.to_string())?
+        .config
+        .ok_or_else(|| format!("{path} has errors: fix them to list its cluster's targets"))?,
+        None => mirrord_config::ResolvedConfig::default(),
+    };
+    let kinds = match &query.kinds {
+        Some(wanted) => mirrord_kube::LISTED_KINDS
+            .into_iter()
+            .filter(|kind| wanted.iter().any(|w| w == kind.as_str()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let options = mirrord_kube::ListOptions {
+        namespace: query.namespace.clone(),
+        kinds,
+        page_size: None,
+    };
+    let listed =
+        mirrord_session::list_targets(&config, options).map_err(|error| match error.help() {
+            Some(help) => format!("{error} ({help})"),
+            None => error.to_string(),
+        })?;
+    if listed.note.is_some() {
+        // No cluster configured: the local source lists the sandboxes.
+        return Ok(ListTargetsResult::default());
+    }
+    let listing = listed.listing;
+    Ok(ListTargetsResult {
+        targets: listing
+            .targets
+            .into_iter()
+            .map(|entry| TargetInfo {
+                detail: format!("{} in namespace {}", entry.kind, entry.namespace),
+                path: entry.path,
+                kind: entry.kind,
+                namespace: Some(entry.namespace),
+                available: entry.available,
+            })
+            .collect(),
+        current_namespace: Some(listing.current_namespace),
+        namespaces: listing.namespaces,
+    })
 }
 
 /// Every process with a command line (kernel threads have none), but this one.

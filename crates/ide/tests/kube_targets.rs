@@ -86,3 +86,26 @@ fn an_unreachable_cluster_leaves_the_local_targets_listed() {
         .unwrap_err();
     assert!(!error.is_empty());
 }
+
+/// Regression: completion asks for targets from the server's own runtime thread, where the
+/// listing's runtime could not start (a panic, so no completion at all with a cluster configured).
+#[test]
+fn the_cluster_is_listed_from_inside_a_running_runtime() {
+    let fixture = Fixture::start(FixtureOptions::default());
+    let config_path = config_for(&fixture, &fixture.kubeconfig);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listed = runtime.block_on(async {
+        Targets::default().list(&ListTargetsParams {
+            config_path: Some(config_path),
+            kinds: Some(vec!["deployment".into()]),
+            ..ListTargetsParams::default()
+        })
+    });
+    assert!(
+        listed.unwrap().targets.iter().any(|t| t.path == "deployment/api"),
+        "deployments listed"
+    );
+}

@@ -105,7 +105,11 @@ fn the_cluster_is_listed_from_inside_a_running_runtime() {
         })
     });
     assert!(
-        listed.unwrap().targets.iter().any(|t| t.path == "deployment/api"),
+        listed
+            .unwrap()
+            .targets
+            .iter()
+            .any(|t| t.path == "deployment/api"),
         "deployments listed"
     );
 }

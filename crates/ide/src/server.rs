@@ -963,9 +963,26 @@ fn too_large(size: usize) -> Error {
     )
 }
 
-/// `path` (absolute, or relative to `folder`) when it exists inside `folder`.
+/// `path` (absolute, or relative to `folder`) when it exists inside `folder`. A path that leaves
+/// the folder is refused as such whether or not it exists (checked on its spelling first, then
+/// again after symlinks are resolved), so the answer never tells what exists outside.
 fn inside_workspace(folder: &Path, path: &str) -> Result<PathBuf> {
     let joined = folder.join(path.replace("${workspaceFolder}", &folder.to_string_lossy()));
+    let outside = |resolved: &Path| {
+        errors::error_with_data(
+            errors::PATH_OUTSIDE_WORKSPACE,
+            format!(
+                "the mirrord config {} is outside the workspace folder {}",
+                resolved.display(),
+                folder.display()
+            ),
+            json!({ "configPath": resolved.display().to_string() }),
+        )
+    };
+    let spelled = lexically_normal(&joined);
+    if !spelled.starts_with(folder) {
+        return Err(outside(&spelled));
+    }
     let resolved = joined.canonicalize().map_err(|error| {
         errors::error(
             errors::CONFIG_UNREADABLE,
@@ -976,17 +993,24 @@ fn inside_workspace(folder: &Path, path: &str) -> Result<PathBuf> {
         )
     })?;
     if !resolved.starts_with(folder) {
-        return Err(errors::error_with_data(
-            errors::PATH_OUTSIDE_WORKSPACE,
-            format!(
-                "the mirrord config {} is outside the workspace folder {}",
-                resolved.display(),
-                folder.display()
-            ),
-            json!({ "configPath": resolved.display().to_string() }),
-        ));
+        return Err(outside(&resolved));
     }
     Ok(resolved)
+}
+
+/// `path` with `.` and `..` resolved on its spelling alone (no file system access).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 /// Which editor a launch configuration came from does not change validation; kept for logs.
@@ -996,5 +1020,37 @@ impl std::fmt::Display for Ide {
             Ide::Vscode => "vscode",
             Ide::Jetbrains => "jetbrains",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_lsp_server::jsonrpc::ErrorCode;
+
+    #[test]
+    fn paths_leaving_the_folder_are_refused_before_they_are_read() {
+        let folder = std::env::temp_dir().canonicalize().unwrap();
+        for path in [
+            "../elsewhere/missing.json",
+            "/etc/passwd",
+            "sub/../../x.json",
+        ] {
+            let error = inside_workspace(&folder, path).unwrap_err();
+            assert_eq!(
+                error.code,
+                ErrorCode::ServerError(errors::PATH_OUTSIDE_WORKSPACE.code),
+                "{path}"
+            );
+        }
+        let missing = inside_workspace(&folder, "no-such-dir/../missing-config.json").unwrap_err();
+        assert_eq!(
+            missing.code,
+            ErrorCode::ServerError(errors::CONFIG_UNREADABLE.code)
+        );
+        assert_eq!(
+            lexically_normal(Path::new("/a/./b/../c")),
+            PathBuf::from("/a/c")
+        );
     }
 }

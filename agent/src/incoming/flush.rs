@@ -11,16 +11,15 @@
 //! port is ephemeral), are left alone.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+
+use super::netlink::{self, NLMSG_DONE};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const SOCK_DESTROY: u16 = 21;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 0x2;
-const NLMSG_DONE: u16 = 0x3;
-const NLMSG_HEADER: usize = 16;
 /// `struct inet_diag_sockid`: ports, addresses, interface, cookie.
 const SOCKID_LEN: usize = 48;
 /// `struct inet_diag_req_v2`.
@@ -86,34 +85,22 @@ fn sockets_on(
     let mut found = Vec::new();
     let mut buffer = vec![0u8; 32 * 1024];
     loop {
-        let received = receive(socket, &mut buffer)?;
-        let mut offset = 0;
-        while offset + NLMSG_HEADER <= received {
-            let header = &buffer[offset..received];
-            let length = u32::from_ne_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-            let kind = u16::from_ne_bytes(header[4..6].try_into().expect("2 bytes"));
-            if length < NLMSG_HEADER || length > header.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "a truncated sock_diag message",
-                ));
-            }
-            match kind {
-                NLMSG_DONE => return Ok(found),
-                NLMSG_ERROR => return Err(netlink_error(&header[..length])),
-                SOCK_DIAG_BY_FAMILY if length >= NLMSG_HEADER + MESSAGE_HEAD_LEN => {
-                    let message = &header[NLMSG_HEADER..length];
-                    let id: [u8; SOCKID_LEN] = message[4..4 + SOCKID_LEN]
-                        .try_into()
-                        .expect("SOCKID_LEN bytes");
-                    let local_port = u16::from_be_bytes([id[0], id[1]]);
-                    if local_port == port {
-                        found.push(id);
-                    }
+        let received = netlink::receive(socket, &mut buffer)?;
+        for message in netlink::messages(&buffer[..received])? {
+            if let Some(result) = message.error() {
+                result?;
+            } else if message.kind == NLMSG_DONE {
+                return Ok(found);
+            } else if message.kind == SOCK_DIAG_BY_FAMILY
+                && message.payload.len() >= MESSAGE_HEAD_LEN
+            {
+                let id: [u8; SOCKID_LEN] = message.payload[4..MESSAGE_HEAD_LEN]
+                    .try_into()
+                    .expect("SOCKID_LEN bytes");
+                if u16::from_be_bytes([id[0], id[1]]) == port {
+                    found.push(id);
                 }
-                _ => {}
             }
-            offset += (length + 3) & !3;
         }
     }
 }
@@ -123,21 +110,14 @@ fn destroy(socket: &OwnedFd, family: u8, id: &[u8; SOCKID_LEN]) -> io::Result<()
     request[8..].copy_from_slice(id);
     send(socket, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 2, &request)?;
     let mut buffer = vec![0u8; 4096];
-    let received = receive(socket, &mut buffer)?;
-    if received < NLMSG_HEADER {
-        return Err(io::Error::new(
+    let received = netlink::receive(socket, &mut buffer)?;
+    match netlink::messages(&buffer[..received])?.first() {
+        Some(message) => message.error().unwrap_or(Ok(())),
+        None => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "a short sock_diag answer",
-        ));
+        )),
     }
-    let kind = u16::from_ne_bytes(buffer[4..6].try_into().expect("2 bytes"));
-    if kind == NLMSG_ERROR {
-        let error = netlink_error(&buffer[..received]);
-        if error.raw_os_error() != Some(0) {
-            return Err(error);
-        }
-    }
-    Ok(())
 }
 
 /// `struct inet_diag_req_v2` for TCP sockets of `family` in `states`, with an empty sockid.
@@ -149,53 +129,11 @@ fn diag_request(family: u8, states: u32) -> [u8; REQUEST_LEN] {
     request
 }
 
-/// The errno an `NLMSG_ERROR` carries (0 is an acknowledgement).
-fn netlink_error(message: &[u8]) -> io::Error {
-    let code = message
-        .get(NLMSG_HEADER..NLMSG_HEADER + 4)
-        .map_or(-libc::EPROTO, |bytes| {
-            i32::from_ne_bytes(bytes.try_into().expect("4 bytes"))
-        });
-    io::Error::from_raw_os_error(-code)
-}
-
+/// Sends one message of `kind` with `payload`.
 fn send(socket: &OwnedFd, kind: u16, flags: u16, sequence: u32, payload: &[u8]) -> io::Result<()> {
-    let mut message = Vec::with_capacity(NLMSG_HEADER + payload.len());
-    message.extend_from_slice(&((NLMSG_HEADER + payload.len()) as u32).to_ne_bytes());
-    message.extend_from_slice(&kind.to_ne_bytes());
-    message.extend_from_slice(&flags.to_ne_bytes());
-    message.extend_from_slice(&sequence.to_ne_bytes());
-    message.extend_from_slice(&0u32.to_ne_bytes());
-    message.extend_from_slice(payload);
-    // SAFETY: the socket is open and `message` is a valid buffer of `message.len()` bytes.
-    let sent = unsafe {
-        libc::send(
-            socket.as_raw_fd(),
-            message.as_ptr().cast(),
-            message.len(),
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the buffer is valid for writes of `buffer.len()` bytes.
-    let received = unsafe {
-        libc::recv(
-            socket.as_raw_fd(),
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            0,
-        )
-    };
-    if received < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(received as usize)
+    let mut message = Vec::new();
+    netlink::push_message(&mut message, kind, flags, sequence, payload);
+    netlink::send(socket, &message)
 }
 
 #[cfg(test)]
@@ -209,16 +147,5 @@ mod tests {
         assert_eq!(request[0], libc::AF_INET6 as u8);
         assert_eq!(request[1], libc::IPPROTO_TCP as u8);
         assert_eq!(u32::from_ne_bytes(request[4..8].try_into().unwrap()), 2);
-    }
-
-    #[test]
-    fn errors_carry_the_negated_errno() {
-        let mut message = vec![0u8; NLMSG_HEADER];
-        message.extend_from_slice(&(-libc::EPERM).to_ne_bytes());
-        assert_eq!(netlink_error(&message).raw_os_error(), Some(libc::EPERM));
-        assert_eq!(
-            netlink_error(&message[..4]).raw_os_error(),
-            Some(libc::EPROTO)
-        );
     }
 }

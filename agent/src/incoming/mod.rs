@@ -13,6 +13,7 @@
 pub(crate) mod flush;
 pub(crate) mod http;
 pub(crate) mod iptables;
+pub(crate) mod netlink;
 pub(crate) mod nft;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -8,13 +8,14 @@
 //! `nft` binary are needed in the target.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+
+use super::netlink;
 
 // Netlink and nf_tables numbers (linux/netlink.h, linux/netfilter/nfnetlink.h, nf_tables.h).
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 0x2;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
@@ -23,7 +24,6 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_DONE: u16 = 0x3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFPROTO_INET: u8 = 1;
@@ -309,62 +309,18 @@ impl RedirectTable {
             NFNL_SUBSYS_NFTABLES,
             &[],
         );
-        // SAFETY: the socket is open and `batch` is a valid buffer of `batch.len()` bytes.
-        let sent = unsafe {
-            libc::send(
-                self.socket.as_raw_fd(),
-                batch.as_ptr().cast(),
-                batch.len(),
-                0,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        netlink::send(&self.socket, &batch)?;
         let mut buffer = vec![0u8; 8192];
         let mut first_error = None;
-        while !acknowledged.is_empty() {
-            // SAFETY: the buffer is valid for writes of `buffer.len()` bytes.
-            let received = unsafe {
-                libc::recv(
-                    self.socket.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                    0,
-                )
-            };
-            if received < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let mut offset = 0;
-            let received = received as usize;
-            while offset + 16 <= received {
-                let length =
-                    u32::from_ne_bytes(buffer[offset..offset + 4].try_into().expect("4 bytes"))
-                        as usize;
-                let message_type =
-                    u16::from_ne_bytes(buffer[offset + 4..offset + 6].try_into().expect("2 bytes"));
-                let sequence = u32::from_ne_bytes(
-                    buffer[offset + 8..offset + 12].try_into().expect("4 bytes"),
-                );
-                if length < 16 || offset + length > received {
-                    break;
-                }
-                if message_type == NLMSG_ERROR && length >= 20 {
-                    let code = i32::from_ne_bytes(
-                        buffer[offset + 16..offset + 20]
-                            .try_into()
-                            .expect("4 bytes"),
-                    );
-                    acknowledged.retain(|&s| s != sequence);
-                    if code != 0 && first_error.is_none() {
-                        first_error = Some(io::Error::from_raw_os_error(-code));
+        while !acknowledged.is_empty() && first_error.is_none() {
+            let received = netlink::receive(&self.socket, &mut buffer)?;
+            for message in netlink::messages(&buffer[..received])? {
+                if let Some(result) = message.error() {
+                    acknowledged.retain(|&s| s != message.sequence);
+                    if let Err(error) = result {
+                        first_error.get_or_insert(error);
                     }
                 }
-                offset += (length + 3) & !3;
-            }
-            if first_error.is_some() {
-                break;
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -394,67 +350,25 @@ impl RedirectTable {
             0,
             &[],
         );
-        // SAFETY: the socket is open and `request` is a valid buffer of `request.len()` bytes.
-        let sent = unsafe {
-            libc::send(
-                self.socket.as_raw_fd(),
-                request.as_ptr().cast(),
-                request.len(),
-                0,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        netlink::send(&self.socket, &request)?;
         let mut chains = Vec::new();
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            // SAFETY: the buffer is valid for writes of `buffer.len()` bytes.
-            let received = unsafe {
-                libc::recv(
-                    self.socket.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                    0,
-                )
-            };
-            if received < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let received = &buffer[..received as usize];
-            let mut offset = 0;
-            while offset + 16 <= received.len() {
-                let header = &received[offset..];
-                let length = u32::from_ne_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-                let message_type = u16::from_ne_bytes(header[4..6].try_into().expect("2 bytes"));
-                let message_sequence =
-                    u32::from_ne_bytes(header[8..12].try_into().expect("4 bytes"));
-                if length < 16 || offset + length > received.len() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a truncated netlink message",
-                    ));
+            let received = netlink::receive(&self.socket, &mut buffer)?;
+            for message in netlink::messages(&buffer[..received])? {
+                if message.sequence != sequence {
+                    continue;
                 }
-                if message_sequence == sequence {
-                    match message_type {
-                        NLMSG_DONE => return Ok(chains),
-                        NLMSG_ERROR if length >= 20 => {
-                            let code =
-                                i32::from_ne_bytes(header[16..20].try_into().expect("4 bytes"));
-                            if code != 0 {
-                                return Err(io::Error::from_raw_os_error(-code));
-                            }
-                        }
-                        _ if message_type == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN => {
-                            // After the netlink header (16 bytes) and nfgenmsg (4 bytes).
-                            if let Some(chain) = chain_of(&header[20.min(length)..length]) {
-                                chains.push(chain);
-                            }
-                        }
-                        _ => {}
+                if let Some(result) = message.error() {
+                    result?;
+                } else if message.kind == netlink::NLMSG_DONE {
+                    return Ok(chains);
+                } else if message.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN {
+                    // After nfgenmsg (4 bytes).
+                    if let Some(chain) = chain_of(message.payload.get(4..).unwrap_or_default()) {
+                        chains.push(chain);
                     }
                 }
-                offset += (length + 3) & !3;
             }
         }
     }
@@ -511,17 +425,12 @@ fn push_message(
     resource: u16,
     attributes: &[u8],
 ) {
-    let length = 16 + 4 + attributes.len();
-    out.extend_from_slice(&(length as u32).to_ne_bytes());
-    out.extend_from_slice(&message_type.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&sequence.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.push(family);
-    out.push(0); // NFNETLINK_V0
-    out.extend_from_slice(&resource.to_be_bytes());
-    out.extend_from_slice(attributes);
-    pad(out);
+    let mut payload = Vec::with_capacity(4 + attributes.len());
+    payload.push(family);
+    payload.push(0); // NFNETLINK_V0
+    payload.extend_from_slice(&resource.to_be_bytes());
+    payload.extend_from_slice(attributes);
+    netlink::push_message(out, message_type, flags, sequence, &payload);
 }
 
 fn pad(out: &mut Vec<u8>) {

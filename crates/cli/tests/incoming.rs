@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use mirrord_protocol::incoming::{HttpFilter, SubscriptionMode};
 use support::{
-    Sandbox, get, iptables_rules, keep_alive_requests, local_app, nft_ruleset, session,
-    session_with, subscribe,
+    Sandbox, echo_server, get, iptables_rules, keep_alive_requests, local_app, nft_ruleset,
+    redirect_removed, session, session_with, subscribe,
 };
 
 #[test]
@@ -38,12 +38,8 @@ fn steal_delivers_connections_to_the_local_app_and_rules_go_with_the_subscriptio
     );
     // The layer going away ends the subscription and removes the rule.
     drop(subscription);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains("port_80") {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
-        !nft_ruleset(&sandbox.netns()).contains("port_80"),
+        redirect_removed(&sandbox, 80),
         "{}",
         nft_ruleset(&sandbox.netns())
     );
@@ -326,15 +322,7 @@ fn a_stolen_echo_of_bulk_data_does_not_deadlock() {
     use std::io::{Read, Write};
     let sandbox = Sandbox::up("inc-bulk");
     let session = session(&sandbox);
-    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let echo_addr = echo.local_addr().unwrap();
-    std::thread::spawn(move || {
-        if let Ok((stream, _)) = echo.accept() {
-            let mut reader = stream.try_clone().unwrap();
-            let mut writer = stream;
-            let _ = std::io::copy(&mut reader, &mut writer);
-        }
-    });
+    let echo_addr = echo_server();
     let _subscription = subscribe(&session, 9000, SubscriptionMode::Steal, echo_addr);
     let address = std::net::SocketAddr::new(sandbox.address().ip(), 9000);
     let stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
@@ -373,15 +361,7 @@ fn a_connection_stolen_before_unsubscribing_keeps_working() {
     use std::io::{Read, Write};
     let sandbox = Sandbox::up("inc-unsub");
     let session = session(&sandbox);
-    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let echo_addr = echo.local_addr().unwrap();
-    std::thread::spawn(move || {
-        if let Ok((stream, _)) = echo.accept() {
-            let mut reader = stream.try_clone().unwrap();
-            let mut writer = stream;
-            let _ = std::io::copy(&mut reader, &mut writer);
-        }
-    });
+    let echo_addr = echo_server();
     let subscription = subscribe(&session, 9001, SubscriptionMode::Steal, echo_addr);
     let address = std::net::SocketAddr::new(sandbox.address().ip(), 9001);
     let mut stream =
@@ -395,11 +375,7 @@ fn a_connection_stolen_before_unsubscribing_keeps_working() {
     assert_eq!(&answer, b"before");
 
     drop(subscription);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains("port_9001") {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!nft_ruleset(&sandbox.netns()).contains("port_9001"));
+    assert!(redirect_removed(&sandbox, 9001));
 
     stream.write_all(b"after!").unwrap();
     stream

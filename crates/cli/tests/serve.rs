@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{MIRRORD, Sandbox, get, keep_alive_requests, nft_ruleset};
+use support::{MIRRORD, Sandbox, get, keep_alive_requests, nft_ruleset, redirect_removed};
 
 /// A server started under `mirrord exec`, its whole process group killed on drop.
 struct Server {
@@ -193,16 +193,6 @@ fn node_server(port: &str) -> Vec<String> {
             .to_string(),
         port.into(),
     ]
-}
-
-/// Whether the subscription's redirect for `port` is gone from the sandbox, waiting up to 10 s.
-fn redirect_removed(sandbox: &Sandbox, port: u16) -> bool {
-    let chain = format!("port_{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains(&chain) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    !nft_ruleset(&sandbox.netns()).contains(&chain)
 }
 
 /// Steal: the local server answers curl, sees the remote peer and the pod's address; when it
@@ -403,12 +393,8 @@ fn closing_the_listener_gives_the_port_back_while_the_process_runs() {
     let server = Server::start(&sandbox, &["--steal"], &strs(&command));
     assert!(get(sandbox.address(), "/first").starts_with("local app: "));
     server.wait_for("CLOSED");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains("port_80") {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
-        !nft_ruleset(&sandbox.netns()).contains("port_80"),
+        redirect_removed(&sandbox, 80),
         "{}",
         nft_ruleset(&sandbox.netns())
     );

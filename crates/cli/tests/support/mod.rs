@@ -341,6 +341,31 @@ pub(crate) fn iptables_rules(netns: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Whether the redirect chain of `port` is gone from the sandbox's nftables ruleset, waiting up to
+/// 10 s for it to go.
+pub(crate) fn redirect_removed(sandbox: &Sandbox, port: u16) -> bool {
+    let chain = format!("port_{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && nft_ruleset(&sandbox.netns()).contains(&chain) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !nft_ruleset(&sandbox.netns()).contains(&chain)
+}
+
+/// A local TCP echo server for one connection; its address.
+pub(crate) fn echo_server() -> SocketAddr {
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((stream, _)) = echo.accept() {
+            let mut reader = stream.try_clone().unwrap();
+            let mut writer = stream;
+            let _ = std::io::copy(&mut reader, &mut writer);
+        }
+    });
+    address
+}
+
 pub(crate) fn nft_ruleset(netns: &str) -> String {
     let output = Command::new("ip")
         .args(["netns", "exec", netns, "nft", "list", "ruleset"])

@@ -83,15 +83,13 @@ pub struct KubeTargets;
 
 impl TargetSource for KubeTargets {
     fn kinds(&self) -> &'static [&'static str] {
-        &[
-            "pod",
-            "deployment",
-            "rollout",
-            "statefulset",
-            "replicaset",
-            "job",
-            "cronjob",
-        ]
+        static KINDS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+            mirrord_kube::LISTED_KINDS
+                .iter()
+                .map(|kind| kind.as_str())
+                .collect()
+        });
+        &KINDS
     }
 
     fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {

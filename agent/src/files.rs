@@ -99,7 +99,12 @@ impl TargetRoot {
     }
 
     /// Opens a file like `open(2)` inside the root.
-    fn open_file(&self, path: &[u8], flags: OpenFlags, mode: u32) -> std::io::Result<File> {
+    pub(crate) fn open_file(
+        &self,
+        path: &[u8],
+        flags: OpenFlags,
+        mode: u32,
+    ) -> std::io::Result<File> {
         self.open_in_root(path, flags.to_raw(), mode)
             .map(File::from)
     }

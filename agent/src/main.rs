@@ -12,6 +12,7 @@
 mod dns;
 
 mod env;
+mod fd_server;
 mod files;
 mod incoming;
 mod namespace;
@@ -63,6 +64,10 @@ struct Args {
     /// process), or `auto` (nftables, else iptables).
     #[arg(long, value_enum, default_value_t = RedirectBackend::Auto)]
     redirect_backend: RedirectBackend,
+    /// Also hand open files to layers on this machine over the abstract unix socket NAME (see
+    /// `mirrord_protocol::fd_channel`); for agents started next to the user's process.
+    #[arg(long, value_name = "NAME")]
+    fd_socket: Option<String>,
     /// Internal: run as the iptables watchdog of chain CHAIN (see `incoming::iptables`).
     #[arg(long, value_name = "CHAIN", hide = true, requires = "watch_netns")]
     iptables_watchdog: Option<String>,
@@ -356,6 +361,10 @@ fn run(mut args: Args) -> Result<(), String> {
         subscribed_ports: std::sync::Mutex::new(std::collections::HashSet::new()),
         flush_connections: args.flush_connections,
     });
+    if let Some(name) = &args.fd_socket {
+        fd_server::start(name, Arc::clone(&context))
+            .map_err(|error| format!("cannot listen on the abstract socket @{name}: {error}"))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -37,7 +37,7 @@ use crate::{
 
 /// How long one request may wait for its answer (and one frame for its bytes) before the connection is
 /// given up.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting to the intproxy may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The lowest fd the layer's socket is moved to, away from the small numbers programs pick for `dup2`.
@@ -115,6 +115,16 @@ pub(crate) fn request(request: LayerRequest) -> Result<LayerResponse, RemoteErro
             Err(agent_lost(error.to_string()))
         }
     }
+}
+
+/// Records that the agent is gone (seen on another channel to it): every later remote call fails at once.
+pub(crate) fn mark_agent_lost() {
+    AGENT_LOST.store(true, Ordering::Release);
+}
+
+/// Whether the agent is known to be gone.
+pub(crate) fn agent_is_lost() -> bool {
+    AGENT_LOST.load(Ordering::Acquire)
 }
 
 /// Sends a file request and checks the answer's shape.

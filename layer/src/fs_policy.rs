@@ -774,6 +774,7 @@ mod tests {
             not_found: Vec::new(),
             mapping: BTreeMap::new(),
             readonly_file_buffer: 128_000,
+            native_fds: true,
         }
     }
 

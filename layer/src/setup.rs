@@ -28,6 +28,8 @@ pub(crate) const INTPROXY_ADDR_VARIABLE: &str = "MIRRORD_LAYER_INTPROXY_ADDR";
 pub(crate) const SESSION_TOKEN_VARIABLE: &str = "MIRRORD_LAYER_SESSION_TOKEN";
 /// The resolved config as JSON.
 pub(crate) const RESOLVED_CONFIG_VARIABLE: &str = "MIRRORD_RESOLVED_CONFIG";
+/// The agent's abstract socket that passes file descriptors (targets on this machine only).
+pub(crate) const AGENT_FDS_VARIABLE: &str = "MIRRORD_LAYER_AGENT_FDS";
 
 /// Everything the hooks need to know about the session, fixed at start.
 #[derive(Debug)]
@@ -38,6 +40,9 @@ pub(crate) struct Layer {
     pub(crate) fs: Option<FsPolicy>,
     /// How many bytes to read ahead on files opened read-only from the target.
     pub(crate) readonly_file_buffer: usize,
+    /// The agent's abstract socket for native file descriptors, when it runs on this machine and
+    /// `feature.fs.native_fds` is on.
+    pub(crate) agent_fds: Option<String>,
     /// Outgoing connections.
     pub(crate) outgoing: OutgoingPolicy,
     /// Incoming traffic.
@@ -150,7 +155,12 @@ impl Layer {
         if let Some(name) = skipped_process(&config, &process_names()) {
             return Err(Inactive::Skipped(name));
         }
-        Self::new(Endpoint { address, token }, &config)
+        let agent_fds = std::env::var(AGENT_FDS_VARIABLE)
+            .ok()
+            .filter(|name| !name.is_empty() && config.feature.fs.native_fds);
+        let mut layer = Self::new(Endpoint { address, token }, &config)?;
+        layer.agent_fds = agent_fds;
+        Ok(layer)
     }
 
     fn new(endpoint: Endpoint, config: &ResolvedConfig) -> Result<Self, Inactive> {
@@ -170,6 +180,7 @@ impl Layer {
             fs,
             readonly_file_buffer: usize::try_from(config.feature.fs.readonly_file_buffer)
                 .unwrap_or(usize::MAX),
+            agent_fds: None,
             outgoing,
             incoming: IncomingPolicy::new(&network.incoming),
             dns,

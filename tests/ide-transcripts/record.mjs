@@ -234,7 +234,7 @@ const SCENARIOS = [
       });
       await step.patch({ launchConfig: PYTHON_LAUNCH, workspaceFolder: '${workspaceFolder}', target: `sandbox/${SANDBOX}` }, {
         match: 'shape',
-        maskResult: ['launchConfig.env.LD_PRELOAD', 'launchConfig.env.MIRRORD_LAYER_INTPROXY_ADDR', 'launchConfig.env.MIRRORD_LAYER_SESSION_TOKEN', 'launchConfig.env.MIRRORD_RESOLVED_CONFIG'],
+        maskResult: ['launchConfig.env.LD_PRELOAD', 'launchConfig.env.MIRRORD_LAYER_AGENT_FDS', 'launchConfig.env.MIRRORD_LAYER_INTPROXY_ADDR', 'launchConfig.env.MIRRORD_LAYER_SESSION_TOKEN', 'launchConfig.env.MIRRORD_RESOLVED_CONFIG'],
         until: (n) => n.some((x) => x.method === '$/progress' && x.params.value.kind === 'end'),
       });
       await step.request('mirrord/endSession', { sessionId: 'ide-1' }, {

@@ -15,7 +15,13 @@
 use std::{
     io::{BufRead, BufReader, Read},
     net::{SocketAddr, TcpStream},
-    os::unix::process::CommandExt,
+    os::{
+        linux::net::SocketAddrExt,
+        unix::{
+            net::{SocketAddr as UnixAddr, UnixStream},
+            process::CommandExt,
+        },
+    },
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
@@ -28,7 +34,8 @@ use std::{
 
 use mirrord_protocol::{
     AgentRequest, AgentResponse, AgentToClient, ClientKind, ClientToAgent, Hello, HelloReply,
-    RemoteError, RequestId, SessionToken,
+    RemoteError, RemoteResult, RequestId, SessionToken,
+    fd_channel::{FdReply, FdRequest},
     files::{FileRequest, FileResponse, OpenFlags},
     read_frame, write_frame,
 };
@@ -733,6 +740,74 @@ fn fs_read_mode_keeps_writes_local_and_write_mode_sends_them_to_the_target() {
     expect.finish();
 }
 
+/// Runs `tests/e2e/descriptors.py` under mirrord in write mode with `config`.
+fn descriptors(pod: &Pod, scratch: &ScratchDir, config: &Value, text: &str) -> Run {
+    let config = scratch.file("mirrord.json", &config.to_string());
+    let script = probe("descriptors.py");
+    pod.exec(
+        &["-f", config.to_str().unwrap(), "--fs-mode", "write"],
+        &[
+            python(),
+            &script,
+            "/app/config.yaml",
+            "/app",
+            "/app/written-by-descriptor",
+            text,
+        ],
+    )
+}
+
+#[test]
+fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
+    let pod = Pod::up("nativefds");
+    let scratch = ScratchDir::new("nativefds");
+    let inode = pod.in_mount_namespace("stat -c %i /app/config.yaml");
+    inode.assert_success();
+    let inode = inode.stdout.trim().to_owned();
+    let first = pod.first_line("/app/config.yaml");
+    let written = || {
+        pod.in_mount_namespace("cat /app/written-by-descriptor")
+            .stdout
+    };
+    let lists_config = |entries: &str| entries.split(' ').any(|name| name == "config.yaml");
+
+    // Default: the agent passes the descriptor of the pod's file itself, so even mmap works.
+    let native = descriptors(&pod, &scratch, &json!({}), "native");
+    let mut expect = Expect::new(&native);
+    expect.line("link", "/app/config.yaml");
+    expect.line("inode", &inode);
+    expect.line("pread", first);
+    expect.line("mmap", first);
+    expect.line_that("entries", "the pod's entries", lists_config);
+    expect.line("write", "ok");
+    let contents = written();
+    expect.that(
+        contents == "native",
+        &format!("the pod's file holds the native write: {contents:?}"),
+    );
+    expect.finish();
+
+    // Off: a placeholder descriptor, every operation through the intproxy (the cluster path).
+    let config = json!({"feature": {"fs": {"native_fds": false}}});
+    let streamed = descriptors(&pod, &scratch, &config, "streamed");
+    let mut expect = Expect::new(&streamed);
+    expect.line_that("link", "the layer's placeholder", |link| {
+        link.starts_with("/memfd:mirrord-remote-file")
+    });
+    expect.line("inode", &inode);
+    expect.line("pread", first);
+    // The placeholder maps nothing: the layer's mmap hook fills a private copy instead.
+    expect.line("mmap", first);
+    expect.line_that("entries", "the pod's entries", lists_config);
+    expect.line("write", "ok");
+    let contents = written();
+    expect.that(
+        contents == "streamed",
+        &format!("the pod's file holds the streamed write: {contents:?}"),
+    );
+    expect.finish();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Environment.
 
@@ -1128,14 +1203,18 @@ fn a_missing_target_a_bad_config_and_no_root_each_give_one_clear_error() {
 struct Agent {
     child: Child,
     address: SocketAddr,
+    /// The abstract unix socket that passes file descriptors.
+    fd_socket: String,
 }
 
 impl Agent {
     fn start(pod: &Pod, token: &SessionToken) -> Self {
+        let fd_socket = format!("mirrord-e2e-fds-{}-{}", pod.name, std::process::id());
         let mut command = Command::new(built("mirrord-agent"));
         command
             .args(["--target-pid", &pod.target_pid().to_string()])
             .args(["--communication-timeout", "30"])
+            .args(["--fd-socket", &fd_socket])
             .env("MIRRORD_AGENT_TOKEN", token.to_string())
             .env(MARKER_ENV, &pod.name)
             .stdin(Stdio::null())
@@ -1160,7 +1239,11 @@ impl Agent {
             let _ = child.wait();
             panic!("the agent did not announce its address");
         };
-        Self { child, address }
+        Self {
+            child,
+            address,
+            fd_socket,
+        }
     }
 
     /// Connects and says hello with `token`; returns the stream and the agent's reply.
@@ -1289,6 +1372,72 @@ fn the_agent_refuses_a_client_with_a_wrong_token_and_serves_it_nothing() {
     assert!(
         without_hello.is_err(),
         "a client without a hello was served: {without_hello:?}"
+    );
+
+    // The socket that passes file descriptors checks the token the same way.
+    let fd_address = UnixAddr::from_abstract_name(agent.fd_socket.as_bytes()).unwrap();
+    let fd_open = FdRequest::Open {
+        path: "/app/config.yaml".into(),
+        flags: OpenFlags::READ_ONLY,
+        mode: 0,
+    };
+    let mut fd_stream = UnixStream::connect_addr(&fd_address).unwrap();
+    fd_stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write_frame(
+        &mut fd_stream,
+        &Hello::new(token(0xa5), ClientKind::FdClient { pid: 1 }),
+    )
+    .unwrap();
+    let fd_reply: HelloReply = read_frame(&mut fd_stream).unwrap();
+    assert!(
+        matches!(&fd_reply, HelloReply::Refused { reason } if reason.contains("token")),
+        "a wrong token was welcomed on the descriptor socket: {fd_reply:?}"
+    );
+    let _ = write_frame(&mut fd_stream, &fd_open);
+    let after_refusal = read_frame::<RemoteResult<FdReply>, _>(&mut fd_stream);
+    assert!(
+        after_refusal.is_err(),
+        "a refused descriptor client was served: {after_refusal:?}"
+    );
+    let mut fd_rude = UnixStream::connect_addr(&fd_address).unwrap();
+    fd_rude
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = write_frame(&mut fd_rude, &fd_open);
+    let without_hello = read_frame::<RemoteResult<FdReply>, _>(&mut fd_rude);
+    assert!(
+        without_hello.is_err(),
+        "a descriptor client without a hello was served: {without_hello:?}"
+    );
+    // With the right token it answers (the descriptor itself is checked through the layer, in
+    // `remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off`).
+    let mut fd_client = UnixStream::connect_addr(&fd_address).unwrap();
+    fd_client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write_frame(
+        &mut fd_client,
+        &Hello::new(right.clone(), ClientKind::FdClient { pid: 1 }),
+    )
+    .unwrap();
+    let welcome: HelloReply = read_frame(&mut fd_client).unwrap();
+    assert!(matches!(welcome, HelloReply::Welcome { .. }), "{welcome:?}");
+    write_frame(
+        &mut fd_client,
+        &FdRequest::Open {
+            path: "/app".into(),
+            flags: OpenFlags::READ_ONLY,
+            mode: 0,
+        },
+    )
+    .unwrap();
+    let directory: RemoteResult<FdReply> = read_frame(&mut fd_client).unwrap();
+    assert_eq!(
+        directory,
+        Ok(FdReply::Directory),
+        "directories are never passed"
     );
 
     // The same request with the right token is served: the refusal was about the token.

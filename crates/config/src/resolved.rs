@@ -310,6 +310,8 @@ pub struct FsConfig {
     pub mapping: BTreeMap<String, String>,
     /// Read buffer for read-only remote files.
     pub readonly_file_buffer: u64,
+    /// Remote files of targets on this machine are passed as file descriptors.
+    pub native_fds: bool,
 }
 
 /// The resolved network feature.
@@ -597,6 +599,7 @@ fn resolve_fs(fs: Option<&FsField>) -> FsConfig {
         not_found: Vec::new(),
         mapping: BTreeMap::new(),
         readonly_file_buffer: 128_000,
+        native_fds: true,
     };
     match fs {
         None | Some(FsField::Enabled(true)) => {}
@@ -615,6 +618,7 @@ fn resolve_fs(fs: Option<&FsField>) -> FsConfig {
             config.not_found = list(&fs.not_found);
             config.mapping = fs.mapping.clone().unwrap_or_default();
             config.readonly_file_buffer = fs.readonly_file_buffer.unwrap_or(128_000);
+            config.native_fds = fs.native_fds.unwrap_or(true);
         }
     }
     config

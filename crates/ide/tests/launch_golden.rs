@@ -37,6 +37,7 @@ fn fake_session() -> Session {
     Session {
         token: SessionToken::from_bytes([7; 32]),
         intproxy_addr: "127.0.0.1:4000".parse().expect("an address"),
+        agent_fd_socket: Some("mirrord-agent-fds-4242".into()),
         target_pid: Some(4242),
         agent_log: PathBuf::new(),
         intproxy_log: PathBuf::new(),

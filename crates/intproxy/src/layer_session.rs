@@ -49,7 +49,7 @@ pub(crate) async fn serve(
     }
     let pid = match hello.client {
         ClientKind::Layer { pid, .. } => Some(pid),
-        ClientKind::IntProxy => None,
+        ClientKind::IntProxy | ClientKind::FdClient { .. } => None,
     };
     tracing::info!(?pid, "layer connected");
 

@@ -67,6 +67,12 @@ pub enum ClientKind {
     },
     /// The intproxy (to the agent).
     IntProxy,
+    /// A layer instance on the agent's own machine, asking the agent for file descriptors over its
+    /// unix socket (see [`crate::fd_channel`]).
+    FdClient {
+        /// The process id.
+        pid: u32,
+    },
 }
 
 /// The server's answer to a [`Hello`].

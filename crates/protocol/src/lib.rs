@@ -64,6 +64,7 @@ mod bytes;
 pub mod dns;
 pub mod env;
 pub mod error;
+pub mod fd_channel;
 pub mod files;
 pub mod frame;
 pub mod handshake;

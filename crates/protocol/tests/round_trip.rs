@@ -8,6 +8,7 @@ use std::{fmt::Debug, io::Cursor};
 use mirrord_protocol::{
     AgentRequest, AgentResponse, AgentToClient, ClientToAgent, ErrorCode, FrameDecoder, HelloReply,
     LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer, ReadFrameError, encode, encode_into,
+    fd_channel::{FdReply, FdRequest},
     files::{FileRequest, FileResponse},
     handshake::ClientKind,
     incoming::SubscriptionMode,
@@ -74,10 +75,24 @@ fn handshake_messages() {
     let hellos = samples::hellos();
     check_all(&hellos);
     let clients: Vec<ClientKind> = hellos.into_iter().map(|hello| hello.client).collect();
-    covers_every_variant!(clients, ClientKind: Layer, IntProxy);
+    covers_every_variant!(clients, ClientKind: Layer, IntProxy, FdClient);
     let replies = samples::hello_replies();
     check_all(&replies);
     covers_every_variant!(replies, HelloReply: Welcome, Refused);
+}
+
+#[test]
+fn fd_channel_messages() {
+    let requests = samples::fd_requests();
+    check_all(&requests);
+    covers_every_variant!(requests, FdRequest: Open);
+    let replies = samples::fd_replies();
+    check_all(&replies);
+    let passed: Vec<FdReply> = replies
+        .iter()
+        .filter_map(|reply| reply.clone().ok())
+        .collect();
+    covers_every_variant!(passed, FdReply: Passed, Directory);
 }
 
 #[test]

@@ -29,6 +29,8 @@ use mirrord_protocol::version::ProtocolVersion;
 /// Environment variables the layer reads (see `layer/`).
 pub const LAYER_INTPROXY_ADDR_ENV: &str = "MIRRORD_LAYER_INTPROXY_ADDR";
 pub const LAYER_TOKEN_ENV: &str = "MIRRORD_LAYER_SESSION_TOKEN";
+/// The name of the agent's abstract unix socket that hands out file descriptors (local targets).
+pub const LAYER_AGENT_FDS_ENV: &str = "MIRRORD_LAYER_AGENT_FDS";
 pub const RESOLVED_CONFIG_ENV: &str = "MIRRORD_RESOLVED_CONFIG";
 /// The environment variable that carries the session token to `mirrord intproxy`.
 pub const INTPROXY_TOKEN_ENV: &str = "MIRRORD_SESSION_TOKEN";
@@ -84,6 +86,9 @@ pub enum SessionError {
 pub struct Session {
     pub token: SessionToken,
     pub intproxy_addr: SocketAddr,
+    /// The agent's abstract unix socket for passing file descriptors, when the agent runs on this
+    /// machine (see `mirrord_protocol::fd_channel`).
+    pub agent_fd_socket: Option<String>,
     pub target_pid: Option<u32>,
     pub agent_log: PathBuf,
     pub intproxy_log: PathBuf,
@@ -185,6 +190,7 @@ pub fn start(
 
     progress("starting the agent");
     let agent_log = log_dir.join(format!("agent-{session_id}.log"));
+    let fd_socket = format!("mirrord-agent-fds-{session_id}");
     let agent_exe = artifact(
         "mirrord-agent",
         "the agent binary (mirrord-agent)",
@@ -209,6 +215,8 @@ pub fn start(
         .arg(config.agent.dns_attempts.to_string())
         .arg("--log-level")
         .arg(&config.agent.log_level)
+        .arg("--fd-socket")
+        .arg(&fd_socket)
         .env("MIRRORD_AGENT_TOKEN", token.to_string());
     let startup = Duration::from_secs(config.agent.startup_timeout.max(1));
     let (agent_addr, mut agent_process): (SocketAddr, Child) = spawn_and_read(
@@ -256,6 +264,7 @@ pub fn start(
     Ok(Session {
         token,
         intproxy_addr,
+        agent_fd_socket: Some(fd_socket),
         target_pid,
         agent_log,
         intproxy_log,
@@ -481,6 +490,14 @@ pub fn user_environment(
         session.intproxy_addr.to_string().into(),
     );
     env.insert(LAYER_TOKEN_ENV.into(), session.token.to_string().into());
+    match &session.agent_fd_socket {
+        Some(name) if config.feature.fs.native_fds => {
+            env.insert(LAYER_AGENT_FDS_ENV.into(), name.into());
+        }
+        _ => {
+            env.remove(&OsString::from(LAYER_AGENT_FDS_ENV));
+        }
+    }
     env.insert(RESOLVED_CONFIG_ENV.into(), config.to_json().into());
     // libuv (node) may do file I/O through io_uring, which no libc hook sees.
     env.insert("UV_USE_IO_URING".into(), "0".into());
@@ -678,6 +695,8 @@ mod kube {
         Ok(Session {
             token,
             intproxy_addr,
+            // The agent runs in the cluster: nothing to pass descriptors over.
+            agent_fd_socket: None,
             target_pid: None,
             agent_log: PathBuf::from(format!(
                 "`kubectl logs -n {} {}`",
@@ -700,6 +719,7 @@ mod tests {
         Session {
             token: SessionToken::from_bytes([7; 32]),
             intproxy_addr: "127.0.0.1:4000".parse().unwrap(),
+            agent_fd_socket: Some("mirrord-agent-fds-test".into()),
             target_pid: None,
             agent_log: PathBuf::new(),
             intproxy_log: PathBuf::new(),
@@ -776,6 +796,29 @@ mod tests {
             Some("127.0.0.1:4000")
         );
         assert!(ResolvedConfig::from_json(&get(RESOLVED_CONFIG_ENV).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_agents_descriptor_socket_is_named_unless_native_fds_is_off() {
+        let name = |config: &ResolvedConfig, session: &Session| {
+            let stale = [(
+                OsString::from(LAYER_AGENT_FDS_ENV),
+                OsString::from("left-over-from-an-outer-session"),
+            )];
+            let env = user_environment(stale, &[], config, session, Path::new("/l.so")).unwrap();
+            env.get(&OsString::from(LAYER_AGENT_FDS_ENV))
+                .map(|v| v.to_string_lossy().into_owned())
+        };
+        let mut config = ResolvedConfig::default();
+        assert_eq!(
+            name(&config, &session()).as_deref(),
+            Some("mirrord-agent-fds-test")
+        );
+        config.feature.fs.native_fds = false;
+        assert_eq!(name(&config, &session()), None);
+        let mut cluster = session();
+        cluster.agent_fd_socket = None;
+        assert_eq!(name(&ResolvedConfig::default(), &cluster), None);
     }
 
     #[test]

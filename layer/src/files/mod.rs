@@ -9,6 +9,7 @@
 
 pub(crate) mod dirs;
 mod metadata;
+mod native;
 pub(crate) mod shims;
 
 use std::{
@@ -18,7 +19,7 @@ use std::{
     ffi::{CStr, CString, c_int, c_uint},
     mem::MaybeUninit,
     os::{
-        fd::RawFd,
+        fd::{IntoRawFd, RawFd},
         unix::ffi::{OsStrExt, OsStringExt},
     },
     sync::{
@@ -360,6 +361,29 @@ pub(crate) fn open(
 
 fn open_remote(path: TargetPath, flags: c_int, mode: c_uint) -> Outcome<c_int> {
     let open_flags = OpenFlags::from_raw(flags);
+    if let Some(layer) = setup::layer()
+        && let Some(socket) = &layer.agent_fds
+        && !open_flags.directory
+    {
+        if crate::connection::agent_is_lost() {
+            return remote(Err(RemoteError::agent_lost(
+                "the agent connection was lost earlier",
+            )));
+        }
+        match native::open(socket, &layer.endpoint.token, &path, open_flags, mode) {
+            Ok(Some(fd)) => {
+                let fd = fd.into_raw_fd();
+                // The number may still be recorded for something closed behind the layer's back.
+                if let Some(stale) = FDS.take(fd) {
+                    forget_entry(fd, stale);
+                }
+                return Outcome::Handled(fd);
+            }
+            // A directory: opened the usual way below.
+            Ok(None) => {}
+            Err(error) => return remote(Err(error)),
+        }
+    }
     let handle = match file_request(FileRequest::Open {
         path: path.clone(),
         flags: open_flags,
@@ -497,6 +521,40 @@ pub(crate) fn pread(
         })
         .map(|bytes| copy_out(buffer, &bytes) as isize),
     )
+}
+
+/// Fills `mapping` with the remote file's bytes from `offset` (the rest stays as it is: zeros in a
+/// fresh anonymous mapping), for `mmap` of a tracked fd.
+pub(crate) fn fill_mapping(
+    fd: RawFd,
+    id: u32,
+    mapping: &mut [MaybeUninit<u8>],
+    offset: i64,
+) -> Outcome<()> {
+    let Some(file) = verified(fd, id) else {
+        return Outcome::Bypass("stale fd");
+    };
+    let Ok(mut position) = u64::try_from(offset) else {
+        return Outcome::Fail(libc::EINVAL);
+    };
+    let mut filled = 0;
+    while filled < mapping.len() {
+        let bytes = match file.request_bytes(FileRequest::Pread {
+            handle: file.handle,
+            offset: position,
+            len: chunk(mapping.len() - filled),
+        }) {
+            Ok(bytes) => bytes,
+            Err(error) => return remote(Err(error)),
+        };
+        if bytes.is_empty() {
+            break;
+        }
+        let copied = copy_out(&mut mapping[filled..], &bytes);
+        filled += copied;
+        position += copied as u64;
+    }
+    Outcome::Handled(())
 }
 
 /// `write` on a tracked fd.

@@ -19,7 +19,9 @@ use libc::{DIR, dirent64, iovec, mode_t, off_t, size_t, ssize_t, stat, statx};
 
 use super::{Stat, dirs};
 use crate::{
-    detour::{DetourGuard, Leaf, Outcome, c_str, errno, in_buffer, leaf, out_buffer, run},
+    detour::{
+        DetourGuard, Leaf, Outcome, c_str, errno, in_buffer, leaf, out_buffer, run, set_errno,
+    },
     fd_table::{FDS, FdEntry},
     files,
     hooks::{Hook, Installer},
@@ -34,6 +36,7 @@ type WriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
 type PwriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t, off_t) -> ssize_t;
 type LseekFn = unsafe extern "C" fn(c_int, off_t, c_int) -> off_t;
 type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
 type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type FcntlFn = unsafe extern "C" fn(c_int, c_int, usize) -> c_int;
@@ -72,6 +75,8 @@ static WRITEV: Hook<ReadvFn> = Hook::new(c"writev");
 static LSEEK: Hook<LseekFn> = Hook::new(c"lseek");
 static LSEEK64: Hook<LseekFn> = Hook::new(c"lseek64");
 static CLOSE: Hook<CloseFn> = Hook::new(c"close");
+static MMAP: Hook<MmapFn> = Hook::new(c"mmap");
+static MMAP64: Hook<MmapFn> = Hook::new(c"mmap64");
 static CLOSE_NOCANCEL: Hook<CloseFn> = Hook::new(c"__close_nocancel");
 static DUP: Hook<CloseFn> = Hook::new(c"dup");
 static DUP2: Hook<Dup2Fn> = Hook::new(c"dup2");
@@ -163,6 +168,8 @@ pub(crate) unsafe fn install_path_hooks(installer: &mut Installer) {
         installer.hook(&WRITEV, writev_shim, &[]);
         installer.hook(&LSEEK, lseek_shim, &[]);
         installer.hook(&LSEEK64, lseek64_shim, &[]);
+        installer.hook(&MMAP, mmap_shim, &[]);
+        installer.hook(&MMAP64, mmap64_shim, &[]);
         installer.hook(&STAT, stat_shim, &[]);
         installer.hook(&STAT64, stat64_shim, &[]);
         installer.hook(&LSTAT, lstat_shim, &[]);
@@ -423,6 +430,124 @@ unsafe fn pread_common(
     };
     let saved = errno();
     run("pread64", || files::pread(fd, id, view, offset)).finish(saved, original, -1)
+}
+
+unsafe extern "C" fn mmap_shim(
+    address: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    // SAFETY: the caller's arguments under mmap(2)'s contract.
+    unsafe { mmap_common(&MMAP, address, len, prot, flags, fd, offset) }
+}
+
+unsafe extern "C" fn mmap64_shim(
+    address: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    // SAFETY: as in `mmap_shim`.
+    unsafe { mmap_common(&MMAP64, address, len, prot, flags, fd, offset) }
+}
+
+/// `mmap` of a remote file's placeholder (an empty memfd, which would map nothing and raise
+/// `SIGBUS` on the first access): a private anonymous mapping filled with the file's bytes from
+/// `offset` (zeros past its end), then given the caller's protection. A shared writable mapping
+/// cannot be kept in sync with the target and fails with `ENODEV`; a shared read-only one is a
+/// snapshot. (With `feature.fs.native_fds` the process holds the target's own descriptor and this
+/// hook is never involved.)
+///
+/// # Safety
+///
+/// mmap(2)'s contract for the caller's arguments.
+#[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "mmap's own arguments plus the hook"
+)]
+unsafe fn mmap_common(
+    hook: &'static Hook<MmapFn>,
+    address: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    let original = || {
+        // SAFETY: libc's mmap with the caller's arguments.
+        unsafe { (hook.original())(address, len, prot, flags, fd, offset) }
+    };
+    if flags & libc::MAP_ANONYMOUS != 0 || len == 0 {
+        return original();
+    }
+    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
+        return original();
+    };
+    let Some(_guard) = DetourGuard::enter() else {
+        return original();
+    };
+    let saved = errno();
+    let shared = flags & libc::MAP_SHARED_VALIDATE != libc::MAP_PRIVATE;
+    if shared && prot & libc::PROT_WRITE != 0 {
+        set_errno(libc::ENODEV);
+        return libc::MAP_FAILED;
+    }
+    let private_flags =
+        (flags & !libc::MAP_SHARED_VALIDATE) | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: a fresh anonymous mapping; `address` is only a hint unless the caller asked for
+    // MAP_FIXED, in which case replacing what is there is what the caller asked for.
+    let mapping = unsafe {
+        (hook.original())(
+            address,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            private_flags,
+            -1,
+            0,
+        )
+    };
+    if mapping == libc::MAP_FAILED {
+        return mapping;
+    }
+    let unmap = || {
+        // SAFETY: `mapping` is the mapping of `len` bytes made just above, not yet handed out.
+        unsafe { libc::munmap(mapping, len) };
+    };
+    // SAFETY: the mapping is `len` writable bytes that nothing else refers to yet.
+    let Some(view) = (unsafe { out_buffer(mapping, len) }) else {
+        unmap();
+        return original();
+    };
+    match run("mmap", || files::fill_mapping(fd, id, view, offset)) {
+        Outcome::Handled(()) => {
+            // SAFETY: `mapping` and `len` are the mapping made above; only its protection changes.
+            if unsafe { libc::mprotect(mapping, len, prot) } != 0 {
+                let failure = errno();
+                unmap();
+                set_errno(failure);
+                return libc::MAP_FAILED;
+            }
+            set_errno(saved);
+            mapping
+        }
+        Outcome::Bypass(_) => {
+            unmap();
+            set_errno(saved);
+            original()
+        }
+        Outcome::Fail(failure) => {
+            unmap();
+            set_errno(failure);
+            libc::MAP_FAILED
+        }
+    }
 }
 
 unsafe extern "C" fn readv_shim(fd: c_int, vectors: *const iovec, count: c_int) -> ssize_t {

@@ -220,6 +220,15 @@ pub struct FsFileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_file_buffer: Option<u64>,
 
+    /// For targets on this machine (`pid/…`, `sandbox/…`), the agent hands the process the open
+    /// file descriptor of each remote file (not of directories), so reads, writes, seeks and `mmap`
+    /// run at native speed. `false` sends every operation through the agent, as for cluster
+    /// targets.
+    ///
+    /// Default: `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_fds: Option<bool>,
+
     /// Deprecated spelling of `read_write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "regex_or_list_schema")]

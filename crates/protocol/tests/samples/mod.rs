@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use mirrord_protocol::{
     AgentRequest, AgentResponse, AgentToClient, Bytes, ClientKind, ClientToAgent, ConnectionId,
     DirHandle, ErrorCode, FileHandle, Hello, HelloReply, LayerRequest, LayerResponse, LayerToProxy,
-    ProtocolVersion, ProxyToLayer, RemoteError, RequestId, SessionToken, UdpSocketId,
+    ProtocolVersion, ProxyToLayer, RemoteError, RemoteResult, RequestId, SessionToken, UdpSocketId,
     dns::{AddrInfo, AddrInfoFlags, AddressFamily, GetAddrInfoRequest, SocketType},
     env::{EnvVar, GetEnvRequest},
+    fd_channel::{FdReply, FdRequest},
     files::{
         AccessMode, DirEntry, FileRequest, FileResponse, FileType, Metadata, OpenFlags, TargetPath,
         Timestamp, Whence,
@@ -77,6 +78,23 @@ pub(crate) fn hellos() -> Vec<Hello> {
             },
         ),
         Hello::new(token(), ClientKind::IntProxy),
+        Hello::new(token(), ClientKind::FdClient { pid: 77 }),
+    ]
+}
+
+pub(crate) fn fd_requests() -> Vec<FdRequest> {
+    vec![FdRequest::Open {
+        path: TargetPath::from_bytes("/app/config.yaml"),
+        flags: OpenFlags::READ_ONLY,
+        mode: 0o644,
+    }]
+}
+
+pub(crate) fn fd_replies() -> Vec<RemoteResult<FdReply>> {
+    vec![
+        Ok(FdReply::Passed),
+        Ok(FdReply::Directory),
+        Err(RemoteError::new(ErrorCode::NotFound, "no such file")),
     ]
 }
 

@@ -1,0 +1,157 @@
+//! Handing open files to layers on this machine (see `mirrord_protocol::fd_channel`).
+//!
+//! When the session runs the agent on the user's machine, the agent also listens on an abstract
+//! unix socket (abstract: nothing to clean up on disk, and gone with the agent). A layer connects,
+//! says hello with the session token, and asks to open files; each file is opened exactly as for
+//! the intproxy (inside the target's root, `RESOLVE_IN_ROOT`) and its descriptor is passed back
+//! with `SCM_RIGHTS`, after which the agent closes its own copy. Directories are refused (the
+//! layer then opens them the usual way): a directory descriptor would let `openat` relative to it
+//! resolve `..` and absolute symlinks outside the target's root.
+//!
+//! Blocking I/O on plain threads: one accepting thread, one short-lived thread per connection
+//! (layers open one connection per file).
+
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mirrord_protocol::fd_channel::{FdReply, FdRequest};
+use mirrord_protocol::{
+    Hello, HelloReply, ProtocolVersion, ReadFrameError, RemoteError, RemoteResult, encode,
+    read_frame, write_frame,
+};
+
+use crate::AgentContext;
+
+/// How long a connection may sit between two frames before the agent drops it.
+const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Listens on the abstract socket `name` and serves it on a thread of its own.
+pub(crate) fn start(name: &str, context: Arc<AgentContext>) -> io::Result<()> {
+    let address = SocketAddr::from_abstract_name(name.as_bytes())?;
+    let listener = UnixListener::bind_addr(&address)?;
+    std::thread::Builder::new()
+        .name("fd-server".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let context = Arc::clone(&context);
+                let spawned = std::thread::Builder::new()
+                    .name("fd-client".into())
+                    .spawn(move || serve(stream, &context));
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "cannot start a thread for a file-descriptor client");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// One connection: the handshake, then open requests until the client closes.
+fn serve(mut stream: UnixStream, context: &AgentContext) {
+    let _ = stream.set_read_timeout(Some(IDLE_LIMIT));
+    let _ = stream.set_write_timeout(Some(IDLE_LIMIT));
+    let Ok(hello) = read_frame::<Hello, _>(&mut stream) else {
+        return;
+    };
+    let reply = hello.answer(ProtocolVersion::CURRENT, &context.token);
+    if let HelloReply::Refused { reason } = &reply {
+        tracing::info!(%reason, "refused a file-descriptor client");
+    }
+    let welcome = matches!(reply, HelloReply::Welcome { .. });
+    if write_frame(&mut stream, &reply).is_err() || !welcome {
+        return;
+    }
+    loop {
+        let request = match read_frame::<FdRequest, _>(&mut stream) {
+            Ok(request) => request,
+            Err(ReadFrameError::Closed) => return,
+            Err(error) => {
+                tracing::debug!(%error, "file-descriptor client dropped");
+                return;
+            }
+        };
+        let (reply, fd) = match open(context, request) {
+            Ok(Some(fd)) => (Ok(FdReply::Passed), Some(fd)),
+            Ok(None) => (Ok(FdReply::Directory), None),
+            Err(error) => (Err(error), None),
+        };
+        if send(&mut stream, &reply, fd.as_ref()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Opens the requested file; `None` for a directory.
+fn open(context: &AgentContext, request: FdRequest) -> RemoteResult<Option<OwnedFd>> {
+    let FdRequest::Open { path, flags, mode } = request;
+    let file = context
+        .root
+        .open_file(path.as_bytes(), flags, mode)
+        .map_err(|error| RemoteError::from(&error))?;
+    let kind = file
+        .metadata()
+        .map_err(|error| RemoteError::from(&error))?
+        .file_type();
+    if kind.is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(OwnedFd::from(file)))
+}
+
+/// Writes `reply` as one frame, with `fd` attached to its first byte.
+fn send(
+    stream: &mut UnixStream,
+    reply: &RemoteResult<FdReply>,
+    fd: Option<&OwnedFd>,
+) -> io::Result<()> {
+    let frame = encode(reply).map_err(io::Error::other)?;
+    let Some(fd) = fd else {
+        return stream.write_all(&frame);
+    };
+    let sent = send_with_fd(stream, &frame, fd)?;
+    stream.write_all(&frame[sent..])
+}
+
+/// One `sendmsg` of (a prefix of) `bytes` carrying `fd` as `SCM_RIGHTS`; returns how much was sent.
+fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: &OwnedFd) -> io::Result<usize> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: `msghdr` is a plain C struct for which all-zero bytes are a valid value.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &raw mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = space;
+    // SAFETY: `message` points at `control`, which has room for one header and one int (CMSG_SPACE
+    // above), so CMSG_FIRSTHDR is non-null and CMSG_DATA stays inside `control`.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&raw const message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>(), raw);
+    }
+    loop {
+        // SAFETY: `message` and everything it points at (`iov` → `bytes`, `control`) outlive the
+        // call; the kernel only reads them.
+        let sent =
+            unsafe { libc::sendmsg(stream.as_raw_fd(), &raw const message, libc::MSG_NOSIGNAL) };
+        if sent >= 0 {
+            return Ok(sent as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}

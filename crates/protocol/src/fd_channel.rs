@@ -1,0 +1,43 @@
+//! The layer ↔ agent file-descriptor channel, for targets on the agent's own machine.
+//!
+//! An agent started on the same machine as the user's process (targets `pid/…` and `sandbox/…`)
+//! also listens on a unix socket. There a layer can ask the agent to open a file of the target
+//! (with the same confinement as [`FileRequest::Open`](crate::files::FileRequest::Open)) and get
+//! the open file descriptor itself, passed as `SCM_RIGHTS` ancillary data. The process then reads,
+//! writes, seeks and maps that file with plain system calls, at native speed, and nothing of it
+//! travels through the intproxy.
+//!
+//! The exchange: the layer sends a [`Hello`](crate::Hello) with
+//! [`ClientKind::FdClient`](crate::ClientKind::FdClient) and gets a
+//! [`HelloReply`](crate::HelloReply); then, any number of times, an [`FdRequest`] answered by one
+//! `RemoteResult<FdReply>` frame. When the reply is [`FdReply::Passed`], the descriptor rides on
+//! the first byte of that frame: exactly one per such frame, never on any other frame.
+
+use serde::{Deserialize, Serialize};
+
+use crate::files::{OpenFlags, TargetPath};
+
+/// What a layer asks on the file-descriptor channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FdRequest {
+    /// `open(2)` inside the target's root → [`FdReply::Passed`] with the descriptor, or
+    /// [`FdReply::Directory`].
+    Open {
+        /// The path on the target.
+        path: TargetPath,
+        /// The `open` flags.
+        flags: OpenFlags,
+        /// The mode for a created file.
+        mode: u32,
+    },
+}
+
+/// The successful answer to an [`FdRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FdReply {
+    /// The file is open; its descriptor is attached to this frame.
+    Passed,
+    /// The path is a directory: no descriptor is passed (a directory descriptor would let `*at`
+    /// calls relative to it leave the target's root), so the layer opens it the usual way.
+    Directory,
+}

@@ -1,0 +1,52 @@
+"""What a program sees of a remote file's descriptor, one `key: value` line each.
+
+    descriptors.py FILE DIRECTORY WRITE_PATH TEXT
+
+link (what /proc/self/fd/N names), inode, first line through pread and through mmap, the
+directory's entries listed from a descriptor, and a write of TEXT to a new file.
+"""
+
+import mmap
+import os
+import sys
+
+
+def attempt(key, action):
+    try:
+        value = action()
+    except OSError as error:
+        value = f"ERR {error.strerror}"
+    except ValueError as error:
+        value = f"ERR {error}"
+    print(f"{key}: {value}", flush=True)
+
+
+def mapped_first_line(fd):
+    with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as mapped:
+        return bytes(mapped).decode().splitlines()[0]
+
+
+def write(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return "ok"
+
+
+def main(path, directory, write_path, text):
+    fd = os.open(path, os.O_RDONLY)
+    attempt("link", lambda: os.readlink(f"/proc/self/fd/{fd}"))
+    attempt("inode", lambda: os.fstat(fd).st_ino)
+    attempt("pread", lambda: os.pread(fd, 4096, 0).decode().splitlines()[0])
+    attempt("mmap", lambda: mapped_first_line(fd))
+    os.close(fd)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    attempt("entries", lambda: " ".join(sorted(os.listdir(dir_fd))))
+    os.close(dir_fd)
+    attempt("write", lambda: write(write_path, text))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

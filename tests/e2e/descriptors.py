@@ -3,11 +3,14 @@
     descriptors.py FILE DIRECTORY WRITE_PATH TEXT
 
 link (what /proc/self/fd/N names), inode, first line through pread and through mmap, the
-directory's entries listed from a descriptor, and a write of TEXT to a new file.
+directory's entries listed from a descriptor, a write of TEXT to a new file, and what happens when
+the process runs out of descriptors (the error, then FILE's first line once some are free again).
 """
 
+import errno
 import mmap
 import os
+import resource
 import sys
 
 
@@ -35,6 +38,28 @@ def write(path, text):
     return "ok"
 
 
+def exhaust(path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 4, hard))
+    opened, error = [], None
+    try:
+        while len(opened) < 100:
+            opened.append(os.open(path, os.O_RDONLY))
+    except OSError as failure:
+        error = errno.errorcode.get(failure.errno, str(failure.errno))
+    finally:
+        for fd in opened:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        first = os.pread(fd, 4096, 0).decode().splitlines()[0]
+    finally:
+        os.close(fd)
+    return f"{error} after {len(opened)}, then {first}"
+
+
 def main(path, directory, write_path, text):
     fd = os.open(path, os.O_RDONLY)
     attempt("link", lambda: os.readlink(f"/proc/self/fd/{fd}"))
@@ -46,6 +71,7 @@ def main(path, directory, write_path, text):
     attempt("entries", lambda: " ".join(sorted(os.listdir(dir_fd))))
     os.close(dir_fd)
     attempt("write", lambda: write(write_path, text))
+    attempt("exhaust", lambda: exhaust(path))
 
 
 if __name__ == "__main__":

@@ -770,6 +770,8 @@ fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
             .stdout
     };
     let lists_config = |entries: &str| entries.split(' ').any(|name| name == "config.yaml");
+    // Out of descriptors: EMFILE for the program, and the session goes on once some are free.
+    let recovers = |line: &str| line.starts_with("EMFILE after ") && line.ends_with(first);
 
     // Default: the agent passes the descriptor of the pod's file itself, so even mmap works.
     let native = descriptors(&pod, &scratch, &json!({}), "native");
@@ -785,6 +787,7 @@ fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
         contents == "native",
         &format!("the pod's file holds the native write: {contents:?}"),
     );
+    expect.line_that("exhaust", "EMFILE, then a working open", recovers);
     expect.finish();
 
     // Off: a placeholder descriptor, every operation through the intproxy (the cluster path).
@@ -805,6 +808,7 @@ fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
         contents == "streamed",
         &format!("the pod's file holds the streamed write: {contents:?}"),
     );
+    expect.line_that("exhaust", "EMFILE, then a working open", recovers);
     expect.finish();
 }
 

@@ -190,7 +190,15 @@ pub fn start(
 
     progress("starting the agent");
     let agent_log = log_dir.join(format!("agent-{session_id}.log"));
-    let fd_socket = format!("mirrord-agent-fds-{session_id}");
+    // Listed in /proc/net/unix for everyone: named without any part of the token.
+    let fd_socket = format!(
+        "mirrord-agent-fds-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
     let agent_exe = artifact(
         "mirrord-agent",
         "the agent binary (mirrord-agent)",

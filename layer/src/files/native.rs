@@ -43,12 +43,8 @@ pub(crate) fn open(
     flags: OpenFlags,
     mode: u32,
 ) -> Result<Option<OwnedFd>, RemoteError> {
-    let mut stream = connect(socket, token).map_err(|error| {
-        connection::mark_agent_lost();
-        RemoteError::agent_lost(format!(
-            "cannot reach the agent's socket @{socket}: {error}"
-        ))
-    })?;
+    let mut stream = connect(socket, token)
+        .map_err(|error| failure(error, &format!("cannot reach the agent's socket @{socket}")))?;
     let mut exchange = || -> io::Result<(RemoteResult<FdReply>, Option<OwnedFd>)> {
         let request = FdRequest::Open {
             path: path.clone(),
@@ -63,10 +59,7 @@ pub(crate) fn open(
             read_frame::<RemoteResult<FdReply>, _>(&mut reader).map_err(io::Error::other)?;
         Ok((reply, fd))
     };
-    let (reply, fd) = exchange().map_err(|error| {
-        connection::mark_agent_lost();
-        RemoteError::agent_lost(format!("the agent's socket failed: {error}"))
-    })?;
+    let (reply, fd) = exchange().map_err(|error| failure(error, "the agent's socket failed"))?;
     match (reply?, fd) {
         (FdReply::Passed, Some(fd)) => Ok(Some(fd)),
         (FdReply::Directory, None) => Ok(None),
@@ -75,6 +68,16 @@ pub(crate) fn open(
             format!("the agent answered {reply:?} with a descriptor count that does not match"),
         )),
     }
+}
+
+/// The error for a failed exchange: the process being out of descriptors is its own errno (the
+/// agent is fine, and a later `open` may succeed); anything else means the agent is gone.
+fn failure(error: io::Error, what: &str) -> RemoteError {
+    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        return RemoteError::from(&error);
+    }
+    connection::mark_agent_lost();
+    RemoteError::agent_lost(format!("{what}: {error}"))
 }
 
 /// Connects and says hello.
@@ -155,10 +158,14 @@ fn receive_with_fd(
             header = libc::CMSG_NXTHDR(&raw const message, header);
         }
     }
-    if extra || message.msg_flags & libc::MSG_CTRUNC != 0 {
+    if extra {
         return Err(io::Error::other(
             "the agent passed more than one descriptor",
         ));
+    }
+    if received.is_none() && message.msg_flags & libc::MSG_CTRUNC != 0 {
+        // The kernel could not install the descriptor: this process has no free one.
+        return Err(io::Error::from_raw_os_error(libc::EMFILE));
     }
     Ok((count, received))
 }

@@ -875,17 +875,30 @@ impl RemoteFile {
             });
         };
         let mut ahead = lock(ahead);
-        if ahead.buffered() > 0 {
-            return Ok(ahead.take(len));
+        let mut bytes = ahead.take(len);
+        if bytes.len() == len {
+            return Ok(bytes);
         }
-        let mut bytes = self.request_bytes(FileRequest::Read {
+        // The rest comes from the agent, so that a read of a regular file is short only at its end
+        // (some programs take a short read for the end of the file).
+        let wanted = len - bytes.len();
+        let mut more = match self.request_bytes(FileRequest::Read {
             handle: self.handle,
-            len: chunk(len.max(*size)),
-        })?;
-        if bytes.len() > len {
-            ahead.bytes = bytes.split_off(len);
+            len: chunk(wanted.max(*size)),
+        }) {
+            Ok(more) => more,
+            // What was buffered is the answer; the error comes again on the next read.
+            Err(_) if !bytes.is_empty() => return Ok(bytes),
+            Err(error) => return Err(error),
+        };
+        if more.len() > wanted {
+            ahead.bytes = more.split_off(wanted);
             ahead.start = 0;
         }
+        if bytes.is_empty() {
+            return Ok(more);
+        }
+        bytes.extend_from_slice(&more);
         Ok(bytes)
     }
 

@@ -1,13 +1,16 @@
 """What a program sees of a remote file's descriptor, one `key: value` line each.
 
-    descriptors.py FILE DIRECTORY WRITE_PATH TEXT
+    descriptors.py FILE DIRECTORY WRITE_PATH TEXT BIG_FILE
 
 link (what /proc/self/fd/N names), inode, first line through pread and through mmap, the
-directory's entries listed from a descriptor, a write of TEXT to a new file, and what happens when
-the process runs out of descriptors (the error, then FILE's first line once some are free again).
+directory's entries listed from a descriptor, a write of TEXT to a new file, what happens when
+the process runs out of descriptors (the error, then FILE's first line once some are free again),
+and BIG_FILE read from start to end in 64 KiB reads with a step back in the middle (the position
+after three reads, then the SHA-256 of the bytes put back together).
 """
 
 import errno
+import hashlib
 import mmap
 import os
 import resource
@@ -60,7 +63,21 @@ def exhaust(path):
     return f"{error} after {len(opened)}, then {first}"
 
 
-def main(path, directory, write_path, text):
+def sequential(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = [os.read(fd, 65536) for _ in range(3)]
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+        os.lseek(fd, -1000, os.SEEK_CUR)
+        parts[-1] = parts[-1][:-1000]
+        while chunk := os.read(fd, 65536):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return f"{position} {hashlib.sha256(b''.join(parts)).hexdigest()}"
+
+
+def main(path, directory, write_path, text, big):
     fd = os.open(path, os.O_RDONLY)
     attempt("link", lambda: os.readlink(f"/proc/self/fd/{fd}"))
     attempt("inode", lambda: os.fstat(fd).st_ino)
@@ -72,7 +89,8 @@ def main(path, directory, write_path, text):
     os.close(dir_fd)
     attempt("write", lambda: write(write_path, text))
     attempt("exhaust", lambda: exhaust(path))
+    attempt("sequential", lambda: sequential(big))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -753,6 +753,7 @@ fn descriptors(pod: &Pod, scratch: &ScratchDir, config: &Value, text: &str) -> R
             "/app",
             "/app/written-by-descriptor",
             text,
+            "/app/big.bin",
         ],
     )
 }
@@ -770,6 +771,15 @@ fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
             .stdout
     };
     let lists_config = |entries: &str| entries.split(' ').any(|name| name == "config.yaml");
+    // A file of a few MiB read from start to end (the intproxy reads ahead when streaming).
+    let big = pod.in_mount_namespace(
+        "head -c 3000000 /dev/urandom > /app/big.bin && sha256sum /app/big.bin",
+    );
+    big.assert_success();
+    let sequential = format!(
+        "196608 {}",
+        big.stdout.split(' ').next().unwrap_or_default()
+    );
     // Out of descriptors: EMFILE for the program, and the session goes on once some are free.
     let recovers = |line: &str| line.starts_with("EMFILE after ") && line.ends_with(first);
 
@@ -788,6 +798,7 @@ fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
         &format!("the pod's file holds the native write: {contents:?}"),
     );
     expect.line_that("exhaust", "EMFILE, then a working open", recovers);
+    expect.line("sequential", &sequential);
     expect.finish();
 
     // Off: a placeholder descriptor, every operation through the intproxy (the cluster path).
@@ -809,6 +820,7 @@ fn remote_files_are_the_targets_own_descriptors_unless_native_fds_is_off() {
         &format!("the pod's file holds the streamed write: {contents:?}"),
     );
     expect.line_that("exhaust", "EMFILE, then a working open", recovers);
+    expect.line("sequential", &sequential);
     expect.finish();
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::agent_link::AgentLink;
 use crate::incoming::IncomingRegistry;
+use crate::read_ahead::Files;
 use crate::relay;
 
 /// Serves one layer until it disconnects.
@@ -24,6 +25,7 @@ pub(crate) async fn serve(
     stream: TcpStream,
     link: Arc<AgentLink>,
     incoming: Arc<IncomingRegistry>,
+    files: Arc<Files>,
     token: SessionToken,
 ) {
     let (mut reader, mut writer) = stream.into_split();
@@ -102,8 +104,10 @@ pub(crate) async fn serve(
             LayerToProxy::Request { id, request } => {
                 let (link, outbox, relays) = (Arc::clone(&link), outbox.clone(), relays.clone());
                 let (incoming, subscribed) = (Arc::clone(&incoming), Arc::clone(&subscribed));
+                let files = Arc::clone(&files);
                 tokio::spawn(async move {
-                    let result = handle(&link, &relays, &incoming, &subscribed, request).await;
+                    let result =
+                        handle(&link, &relays, &incoming, &files, &subscribed, request).await;
                     let _ = outbox.send(ProxyToLayer::Response { id, result }).await;
                 });
             }
@@ -129,15 +133,13 @@ async fn handle(
     link: &Arc<AgentLink>,
     relays: &relay::RelayOwner,
     incoming: &IncomingRegistry,
+    files: &Files,
     subscribed: &std::sync::Mutex<Vec<u16>>,
     request: LayerRequest,
 ) -> RemoteResult<LayerResponse> {
     let forward = |request| async move { link.request(request).await.result };
     match request {
-        LayerRequest::File(request) => match forward(AgentRequest::File(request)).await? {
-            AgentResponse::File(response) => Ok(LayerResponse::File(response)),
-            other => Err(unexpected(&other)),
-        },
+        LayerRequest::File(request) => files.request(request).await.map(LayerResponse::File),
         LayerRequest::GetEnv(request) => match forward(AgentRequest::GetEnv(request)).await? {
             AgentResponse::Env(vars) => Ok(LayerResponse::Env(vars)),
             other => Err(unexpected(&other)),
@@ -234,7 +236,7 @@ async fn handle(
     }
 }
 
-fn unexpected(response: &AgentResponse) -> RemoteError {
+pub(crate) fn unexpected(response: &AgentResponse) -> RemoteError {
     RemoteError::new(
         ErrorCode::Io,
         format!("the agent answered with an unexpected response: {response:?}"),

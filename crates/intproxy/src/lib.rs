@@ -6,6 +6,8 @@
 //!   back by id, so any number of processes can share one agent.
 //! - Outgoing connections: the intproxy opens the remote side through the agent and a loopback
 //!   socket of its own that the layer connects the user's socket to; it relays the bytes.
+//! - Files read from start to end are read ahead: the next chunk is on its way while the process
+//!   consumes this one (see `read_ahead`).
 //! - When the agent connection is lost, every pending and later remote request fails at once with
 //!   `AgentLost`, and every layer is told.
 //! - It exits when no layer has been connected for `idle_timeout` (or none came within
@@ -17,6 +19,7 @@ mod agent_link;
 mod incoming;
 mod layer_session;
 mod pump;
+mod read_ahead;
 mod relay;
 
 use std::net::SocketAddr;
@@ -67,6 +70,7 @@ pub struct Intproxy {
     link: Arc<AgentLink>,
     options: IntproxyOptions,
     incoming: Arc<incoming::IncomingRegistry>,
+    files: Arc<read_ahead::Files>,
 }
 
 impl Intproxy {
@@ -97,9 +101,11 @@ impl Intproxy {
                 deliveries,
             ));
         }
+        let files = Arc::new(read_ahead::Files::new(Arc::clone(&link)));
         Ok(Intproxy {
             listener,
             link,
+            files,
             options,
             incoming,
         })
@@ -124,9 +130,9 @@ impl Intproxy {
                     ever_connected = true;
                     layers.fetch_add(1, Ordering::SeqCst);
                     let (layers, link, token) = (Arc::clone(&layers), Arc::clone(&self.link), self.options.token.clone());
-                    let incoming = Arc::clone(&self.incoming);
+                    let (incoming, files) = (Arc::clone(&self.incoming), Arc::clone(&self.files));
                     tokio::spawn(async move {
-                        layer_session::serve(stream, link, incoming, token).await;
+                        layer_session::serve(stream, link, incoming, files, token).await;
                         layers.fetch_sub(1, Ordering::SeqCst);
                     });
                 }

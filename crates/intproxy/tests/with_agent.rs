@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mirrord_intproxy::{Intproxy, IntproxyOptions};
-use mirrord_protocol::files::{FileRequest, FileResponse, OpenFlags};
+use mirrord_protocol::files::{FileRequest, FileResponse, OpenFlags, Whence};
 use mirrord_protocol::frame::{read_frame, write_frame};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
-use mirrord_protocol::ids::RequestId;
+use mirrord_protocol::ids::{FileHandle, RequestId};
 use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
 use mirrord_protocol::outgoing::{OutgoingConnectRequest, TransportProtocol};
 use mirrord_protocol::token::SessionToken;
@@ -289,4 +289,146 @@ fn losing_the_agent_fails_requests_fast() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The agent's file position for its descriptor of `path` (from `/proc/AGENT/fdinfo`), if it has one.
+fn agent_position(agent: &Agent, path: &std::path::Path) -> Option<u64> {
+    let proc_dir = PathBuf::from(format!("/proc/{}", agent.child.id()));
+    for entry in std::fs::read_dir(proc_dir.join("fd")).ok()?.flatten() {
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(path) {
+            continue;
+        }
+        let info = std::fs::read_to_string(proc_dir.join("fdinfo").join(entry.file_name())).ok()?;
+        return info
+            .lines()
+            .find_map(|line| line.strip_prefix("pos:"))
+            .and_then(|pos| pos.trim().parse().ok());
+    }
+    None
+}
+
+fn file_request(layer: &mut Layer, request: FileRequest) -> FileResponse {
+    match layer.request(LayerRequest::File(request)) {
+        Ok(LayerResponse::File(response)) => response,
+        other => panic!("unexpected answer: {other:?}"),
+    }
+}
+
+fn read_at_position(layer: &mut Layer, handle: FileHandle, len: u32) -> Vec<u8> {
+    match file_request(layer, FileRequest::Read { handle, len }) {
+        FileResponse::Read(bytes) => bytes.into_vec(),
+        other => panic!("unexpected answer to a read: {other:?}"),
+    }
+}
+
+fn seek(layer: &mut Layer, handle: FileHandle, offset: i64, whence: Whence) -> u64 {
+    match file_request(
+        layer,
+        FileRequest::Lseek {
+            handle,
+            offset,
+            whence,
+        },
+    ) {
+        FileResponse::Position(position) => position,
+        other => panic!("unexpected answer to a seek: {other:?}"),
+    }
+}
+
+#[test]
+fn sequential_reads_are_read_ahead_without_moving_the_position_the_process_sees() {
+    const CHUNK: usize = 64 * 1024;
+    let token = token();
+    let agent = start_agent(&token);
+    let (address, _runtime) = start_intproxy(&agent, &token);
+    let path = std::env::temp_dir().join(format!("mirrord-read-ahead-{}", std::process::id()));
+    let content: Vec<u8> = (0..5 * CHUNK + 1000).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+
+    let mut parent = Layer::connect(address, &token).unwrap();
+    let FileResponse::Opened(handle) = file_request(
+        &mut parent,
+        FileRequest::Open {
+            path: path.to_str().unwrap().into(),
+            flags: OpenFlags::READ_ONLY,
+            mode: 0,
+        },
+    ) else {
+        panic!("the file opens");
+    };
+    for chunk in 0..2 {
+        let bytes = read_at_position(&mut parent, handle, CHUNK as u32);
+        assert!(
+            bytes == content[chunk * CHUNK..(chunk + 1) * CHUNK],
+            "chunk {chunk}"
+        );
+    }
+    // Two full reads in a row: the agent is asked for the third chunk before the process asks.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent_position(&agent, &path) != Some(3 * CHUNK as u64) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not read ahead (its position is {:?})",
+            agent_position(&agent, &path)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The process still sees the position it read to.
+    assert_eq!(
+        seek(&mut parent, handle, 0, Whence::Current),
+        2 * CHUNK as u64
+    );
+    assert_eq!(agent_position(&agent, &path), Some(2 * CHUNK as u64));
+
+    // A read smaller than a chunk is served from what was read ahead, and a forked child sharing the
+    // handle continues where its parent stopped (the offset is shared, as the kernel's is).
+    for _ in 0..2 {
+        read_at_position(&mut parent, handle, CHUNK as u32);
+    }
+    let small = read_at_position(&mut parent, handle, 1000);
+    assert!(
+        small == content[4 * CHUNK..4 * CHUNK + 1000],
+        "a small read"
+    );
+    let mut child = Layer::connect(address, &token).unwrap();
+    let rest = read_at_position(&mut child, handle, CHUNK as u32);
+    assert!(
+        rest == content[4 * CHUNK + 1000..5 * CHUNK + 1000],
+        "the child continues where the parent stopped"
+    );
+    assert!(
+        read_at_position(&mut parent, handle, CHUNK as u32).is_empty(),
+        "end of file"
+    );
+
+    // Seeking drops what was read ahead; positional reads never move the position.
+    assert_eq!(seek(&mut parent, handle, 10, Whence::Start), 10);
+    assert_eq!(read_at_position(&mut child, handle, 100), content[10..110]);
+    let FileResponse::Read(at) = file_request(
+        &mut parent,
+        FileRequest::Pread {
+            handle,
+            offset: 3 * CHUNK as u64,
+            len: 5,
+        },
+    ) else {
+        panic!("pread answers with bytes");
+    };
+    assert_eq!(at.into_vec(), content[3 * CHUNK..3 * CHUNK + 5]);
+    assert_eq!(seek(&mut child, handle, 0, Whence::Current), 110);
+
+    // The file changes under a process that already read ahead: after a seek it reads the new bytes.
+    for _ in 0..3 {
+        read_at_position(&mut parent, handle, CHUNK as u32);
+    }
+    let position = seek(&mut parent, handle, 0, Whence::Current);
+    std::fs::write(&path, vec![b'x'; content.len()]).unwrap();
+    assert_eq!(
+        seek(&mut parent, handle, position as i64, Whence::Start),
+        position
+    );
+    assert_eq!(read_at_position(&mut parent, handle, 4), b"xxxx");
+
+    file_request(&mut parent, FileRequest::Close { handle });
+    let _ = std::fs::remove_file(&path);
 }

@@ -26,7 +26,7 @@ use mirrord_protocol::{
     ClientKind, ErrorCode, Hello, HelloReply, LayerRequest, LayerResponse, LayerToProxy,
     ProtocolVersion, ProxyToLayer, RemoteError, RequestId, SessionToken,
     files::{FileRequest, FileResponse},
-    read_frame, write_frame,
+    read_frame, read_frame_with, write_frame,
 };
 
 use crate::{
@@ -58,7 +58,12 @@ struct Slot {
 
 enum State {
     NotConnected,
-    Open { stream: TcpStream, next_id: u64 },
+    Open {
+        stream: TcpStream,
+        next_id: u64,
+        /// Where answers are read, kept from one answer to the next (see [`read_frame_with`]).
+        buffer: Vec<u8>,
+    },
     Broken,
 }
 
@@ -85,7 +90,11 @@ pub(crate) fn request(request: LayerRequest) -> Result<LayerResponse, RemoteErro
         *state = match connect(endpoint) {
             Ok(stream) => {
                 slot.fd.store(stream.as_raw_fd(), Ordering::Release);
-                State::Open { stream, next_id: 1 }
+                State::Open {
+                    stream,
+                    next_id: 1,
+                    buffer: Vec::new(),
+                }
             }
             Err(error) => {
                 tracing::error!(%error, intproxy = %endpoint.address, "cannot connect to the intproxy");
@@ -93,13 +102,18 @@ pub(crate) fn request(request: LayerRequest) -> Result<LayerResponse, RemoteErro
             }
         };
     }
-    let State::Open { stream, next_id } = &mut *state else {
+    let State::Open {
+        stream,
+        next_id,
+        buffer,
+    } = &mut *state
+    else {
         return Err(agent_lost("the intproxy connection is broken"));
     };
     let id = RequestId(*next_id);
     *next_id += 1;
     tracing::debug!(?request, "request");
-    match exchange(stream, id, request) {
+    match exchange(stream, buffer, id, request) {
         Ok(result) => {
             if let Err(error) = &result
                 && error.code == ErrorCode::AgentLost
@@ -288,12 +302,13 @@ fn move_to_high_fd(fd: RawFd) -> io::Result<RawFd> {
 /// One request and its answer. An `Err` means the connection is unusable.
 fn exchange(
     stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
     id: RequestId,
     request: LayerRequest,
 ) -> io::Result<Result<LayerResponse, RemoteError>> {
     write_frame(stream, &LayerToProxy::Request { id, request }).map_err(io::Error::other)?;
     loop {
-        match read_frame::<ProxyToLayer, _>(stream).map_err(io::Error::other)? {
+        match read_frame_with::<ProxyToLayer, _>(stream, buffer).map_err(io::Error::other)? {
             ProxyToLayer::Response {
                 id: answered,
                 result,

@@ -230,6 +230,17 @@ pub enum ReadFrameError {
 pub fn read_frame<T: DeserializeOwned, R: Read + ?Sized>(
     reader: &mut R,
 ) -> Result<T, ReadFrameError> {
+    read_frame_with(reader, &mut Vec::new())
+}
+
+/// [`read_frame`] into the caller's `buffer`, kept for the next call: a reader of many data chunks
+/// then reuses memory it already touched instead of faulting in fresh pages for every chunk. The
+/// buffer grows to the largest frame up to a data chunk's size; a larger frame is read into memory
+/// of its own, as [`read_frame`] does.
+pub fn read_frame_with<T: DeserializeOwned, R: Read + ?Sized>(
+    reader: &mut R,
+    buffer: &mut Vec<u8>,
+) -> Result<T, ReadFrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX_LEN];
     let mut filled = 0;
     while filled < LENGTH_PREFIX_LEN {
@@ -242,25 +253,24 @@ pub fn read_frame<T: DeserializeOwned, R: Read + ?Sized>(
         }
     }
     let len = frame_len(prefix)? as usize;
-    let payload = if len <= EXACT_READ_LIMIT {
-        // The common case, a data chunk included: one buffer of the right size, filled in place.
-        let mut payload = vec![0u8; len];
-        reader
-            .read_exact(&mut payload)
-            .map_err(ReadFrameError::Io)?;
-        payload
-    } else {
-        // A large frame grows as its bytes arrive, so that a lying length costs nothing up front.
-        let mut payload = Vec::with_capacity(READ_INITIAL_CAPACITY);
-        reader
-            .take(len as u64)
-            .read_to_end(&mut payload)
-            .map_err(ReadFrameError::Io)?;
-        if payload.len() < len {
-            return Err(ReadFrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+    if len <= EXACT_READ_LIMIT {
+        // The common case, a data chunk included: filled in place.
+        if buffer.len() < len {
+            buffer.resize(len, 0);
         }
-        payload
-    };
+        let payload = &mut buffer[..len];
+        reader.read_exact(payload).map_err(ReadFrameError::Io)?;
+        return Ok(decode_payload(payload)?);
+    }
+    // A large frame grows as its bytes arrive, so that a lying length costs nothing up front.
+    let mut payload = Vec::with_capacity(READ_INITIAL_CAPACITY);
+    reader
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .map_err(ReadFrameError::Io)?;
+    if payload.len() < len {
+        return Err(ReadFrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
     Ok(decode_payload(&payload)?)
 }
 
@@ -303,6 +313,40 @@ mod tests {
         assert_eq!(decoder.pop::<u32>().unwrap(), Some(7));
         assert_eq!(decoder.pop::<String>().unwrap().as_deref(), Some("x"));
         assert_eq!(decoder.pop::<String>().unwrap(), None);
+    }
+
+    #[test]
+    fn read_frame_with_reuses_the_buffer_across_frames_of_any_size() {
+        let chunk = crate::Bytes::from(vec![7u8; 100_000]);
+        let mut stream = encode(&chunk).unwrap();
+        encode_into(&"short", &mut stream).unwrap();
+        let huge = crate::Bytes::from(vec![1u8; EXACT_READ_LIMIT + 1]);
+        encode_into(&huge, &mut stream).unwrap();
+        encode_into(&3u8, &mut stream).unwrap();
+        let mut reader = io::Cursor::new(stream);
+        let mut buffer = Vec::new();
+        assert_eq!(
+            read_frame_with::<crate::Bytes, _>(&mut reader, &mut buffer).unwrap(),
+            chunk
+        );
+        let (pointer, capacity) = (buffer.as_ptr(), buffer.capacity());
+        let short: String = read_frame_with(&mut reader, &mut buffer).unwrap();
+        assert_eq!(short, "short");
+        let read: crate::Bytes = read_frame_with(&mut reader, &mut buffer).unwrap();
+        assert_eq!(read, huge);
+        assert_eq!(
+            read_frame_with::<u8, _>(&mut reader, &mut buffer).unwrap(),
+            3
+        );
+        assert_eq!(
+            (buffer.as_ptr(), buffer.capacity()),
+            (pointer, capacity),
+            "reused"
+        );
+        assert!(matches!(
+            read_frame_with::<u8, _>(&mut reader, &mut buffer),
+            Err(ReadFrameError::Closed)
+        ));
     }
 
     #[test]

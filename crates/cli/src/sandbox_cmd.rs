@@ -4,30 +4,32 @@
 
 use std::{
     error::Error,
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     time::Duration,
 };
 
 use mirrord_sandbox::{
     MAX_NAME_LEN, PidFile, Sandbox, SandboxError, SandboxInfo, UpOptions,
+    dns::{DnsService, DnsZone},
     pod::{self, PodSpec},
-    probe,
-    services::{HttpService, TcpEchoService, UdpEchoService},
+    services::{self, HttpService, TcpEchoService, UdpEchoService},
 };
 
 use crate::exit::{Outcome, report_error};
 
 const SANDBOX_HELP: &str = "\
 A sandbox pod is a local stand-in for a Kubernetes pod: a network namespace joined to this
-machine by a veth pair (10.241.N.0/24), its own mount namespace (files under /app, its own
-/etc/hosts and /etc/resolv.conf), its own environment variables and DNS server, an HTTP
-service on port 80 (the target), and a second namespace with TCP and UDP echo services on
-port 7 that only the pod can reach (10.242.N.0/24).
+machine by a veth pair (10.241.N.0/24), its own mount and PID namespaces (files under /app,
+its own /etc/hosts and /etc/resolv.conf and /proc), its own environment variables and DNS
+server, an HTTP service on port 80 (the target), and a second namespace with TCP and UDP echo
+services on port 7 that only the pod can reach (10.242.N.0/24; the host gets an `unreachable`
+route for it while the sandbox exists).
 
-Use one as a target with `mirrord exec --target pid/<PID>` (`up` prints the PID).
+Use one as a target with `mirrord exec --target sandbox/NAME` or `--target pid/<PID>` (`up`
+prints the PID).
 
-Needs root and the Debian packages iproute2, util-linux, mount and dnsmasq-base.
+Needs root and `ip` (Debian package iproute2); everything else is built into mirrord.
 State, pid files and logs live in /run/mirrord/sandbox/NAME.
 
 Examples:
@@ -132,26 +134,28 @@ enum Helper {
         #[arg(long)]
         pid_file: Option<PathBuf>,
     },
-    /// Check services from wherever this runs; exits 1 on the first failure.
-    Probe(ProbeArgs),
+    /// The pod's DNS server, over UDP and TCP: A and AAAA records, NXDOMAIN for other names.
+    Dns {
+        /// The address to listen on (UDP and TCP).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// A record, `NAME=ADDRESS` (repeat for more; a name may have several addresses).
+        #[arg(long = "record", value_parser = parse_record)]
+        records: Vec<(String, IpAddr)>,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
 }
 
-#[derive(Debug, clap::Args)]
-struct ProbeArgs {
-    #[arg(long, default_value_t = 1000)]
-    timeout_ms: u64,
-    #[arg(long)]
-    http: Option<SocketAddr>,
-    #[arg(long)]
-    tcp_echo: Option<SocketAddr>,
-    #[arg(long)]
-    udp_echo: Option<SocketAddr>,
-    #[arg(long, requires = "dns_name")]
-    dns: Option<SocketAddr>,
-    #[arg(long, requires = "dns")]
-    dns_name: Option<String>,
-    #[arg(long, requires = "dns")]
-    dns_expect: Option<Ipv4Addr>,
+/// Parses `NAME=ADDRESS` for `serve dns --record`.
+fn parse_record(text: &str) -> Result<(String, IpAddr), String> {
+    let (name, address) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=ADDRESS"))?;
+    let address = address
+        .parse()
+        .map_err(|error| format!("`{address}` is not an IP address: {error}"))?;
+    Ok((name.to_owned(), address))
 }
 
 pub(crate) fn run(args: SandboxArgs) -> Outcome {
@@ -246,7 +250,20 @@ fn list(args: ListArgs) -> Outcome {
 
 /// Runs a helper; its errors go to stderr (the service's log), where `up` looks for them.
 fn serve(helper: Helper) -> Outcome {
-    let result: Result<(), Box<dyn Error>> = match helper {
+    let result: Result<(), Box<dyn Error>> = services::start_own_session()
+        .map_err(|error| format!("could not start a session of its own: {error}").into())
+        .and_then(|()| serve_helper(helper));
+    match result {
+        Ok(()) => Outcome::Success,
+        Err(error) => {
+            report_error(&error_chain(error.as_ref()), None);
+            Outcome::Failure
+        }
+    }
+}
+
+fn serve_helper(helper: Helper) -> Result<(), Box<dyn Error>> {
+    match helper {
         Helper::Http {
             port,
             name,
@@ -263,14 +280,20 @@ fn serve(helper: Helper) -> Outcome {
             announce(pid_file)?;
             Ok(service.run()?)
         }),
-        Helper::Probe(args) => run_probes(&args),
-    };
-    match result {
-        Ok(()) => Outcome::Success,
-        Err(error) => {
-            report_error(&error_chain(error.as_ref()), None);
-            Outcome::Failure
-        }
+        Helper::Dns {
+            listen,
+            records,
+            pid_file,
+        } => open_pid_file(pid_file).and_then(|pid_file| {
+            let mut zone = DnsZone::new();
+            for (name, address) in &records {
+                zone.insert(name, *address);
+            }
+            let service = DnsService::bind(listen, zone)
+                .map_err(|error| format!("could not listen on {listen}: {error}"))?;
+            announce(pid_file)?;
+            Ok(service.run()?)
+        }),
     }
 }
 
@@ -320,34 +343,6 @@ fn announce(pid_file: Option<PidFile>) -> Result<(), Box<dyn Error>> {
     }
 }
 
-fn run_probes(args: &ProbeArgs) -> Result<(), Box<dyn Error>> {
-    let timeout = Duration::from_millis(args.timeout_ms);
-    if let Some(address) = args.http {
-        let reply = probe::http_get(address, "/healthz", timeout)?;
-        if reply.status != 200 {
-            return Err(format!("http at {address} answered status {}", reply.status).into());
-        }
-    }
-    if let Some(address) = args.tcp_echo {
-        probe::tcp_echo(address, timeout)?;
-    }
-    if let Some(address) = args.udp_echo {
-        probe::udp_echo(address, timeout)?;
-    }
-    if let (Some(server), Some(name)) = (args.dns, &args.dns_name) {
-        let addresses = probe::resolve_a(server, name, timeout)?;
-        if let Some(expected) = args.dns_expect
-            && !addresses.contains(&expected)
-        {
-            return Err(format!(
-                "dns at {server} resolved {name} to {addresses:?}, not {expected}"
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
 /// Reports a sandbox error with help the user can act on, and picks the exit code.
 fn report_sandbox_error(error: &SandboxError) -> Outcome {
     let message = error_chain(error);
@@ -366,10 +361,8 @@ fn report_sandbox_error(error: &SandboxError) -> Outcome {
             ),
             Outcome::UsageOrIo,
         ),
-        SandboxError::MissingTool { package, .. } => (
-            Some(format!("install it, e.g. `apt-get install -y {package}`")),
-            Outcome::Failure,
-        ),
+        // One line: the message already names the program and its package.
+        SandboxError::MissingTool { .. } => (None, Outcome::Failure),
         SandboxError::NoFreeSlot => (
             Some("take some down with `mirrord sandbox down NAME` or `--all`".to_owned()),
             Outcome::Failure,

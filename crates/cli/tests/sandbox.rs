@@ -1,11 +1,12 @@
-//! End-to-end tests of `mirrord sandbox`: real namespaces, veths, dnsmasq and services, checked
-//! from the host and from inside the pod with ordinary tools (curl, nsenter, getent, bash).
-//! They need root and iproute2, util-linux, mount, dnsmasq-base, curl and bash.
+//! End-to-end tests of `mirrord sandbox`: real namespaces, veths, routes, the pod's DNS server and
+//! services, checked from the host and from inside the pod with ordinary tools (curl, nsenter,
+//! getent, bash), and what a missing external program does. They need root, iproute2 (what the
+//! sandbox itself needs) and, for the checks, util-linux, curl and bash.
 
 use std::{
-    io::{Read, Write},
+    io::{self, Read, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Output},
     sync::atomic::{AtomicU32, Ordering},
     thread,
@@ -123,27 +124,30 @@ fn http_exchange(stream: &mut TcpStream, path: &str) -> (String, String) {
     }
 }
 
-/// Asserts the host gets no echo from `address`, over TCP and UDP. (Some networks accept any
-/// TCP connection through a proxy, so what matters is that nothing echoes back.)
-fn assert_no_echo_from_host(address: SocketAddr) {
-    let timeout = Duration::from_millis(700);
-    if let Ok(mut stream) = TcpStream::connect_timeout(&address, timeout) {
-        stream.set_read_timeout(Some(timeout)).unwrap();
-        let _ = stream.write_all(b"ping");
-        let mut reply = [0; 4];
-        assert!(
-            !matches!(stream.read_exact(&mut reply), Ok(()) if &reply == b"ping"),
-            "tcp echo at {address} answered the host"
-        );
-    }
+/// Whether `error` is the host's answer for a network it has no route to.
+fn is_unreachable(error: &io::Error) -> bool {
+    const ENETUNREACH: i32 = 101;
+    const EHOSTUNREACH: i32 = 113;
+    matches!(error.raw_os_error(), Some(ENETUNREACH | EHOSTUNREACH))
+}
+
+/// Asserts the host cannot send to `address` (the db namespace) at all: the sandbox's
+/// `unreachable` route makes TCP `connect` and UDP `send` fail locally instead of leaving for the
+/// host's default gateway.
+fn assert_unreachable_from_host(address: SocketAddr) {
+    let error = TcpStream::connect_timeout(&address, Duration::from_secs(5))
+        .expect_err("the host connected to the db namespace");
+    assert!(is_unreachable(&error), "connect to {address}: {error:?}");
     let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket.set_read_timeout(Some(timeout)).unwrap();
-    let _ = socket.send_to(b"ping", address);
-    let mut reply = [0; 16];
-    assert!(
-        socket.recv_from(&mut reply).is_err(),
-        "udp echo at {address} answered the host"
-    );
+    let error = socket
+        .send_to(b"ping", address)
+        .expect_err("the host sent a datagram to the db namespace");
+    assert!(is_unreachable(&error), "send to {address}: {error:?}");
+}
+
+/// The host's `unreachable` routes, as `ip route` prints them.
+fn unreachable_routes() -> String {
+    text(&run("ip", &["-4", "route", "show", "type", "unreachable"]).stdout)
 }
 
 /// Asserts nothing of sandbox `info` is left: processes, namespaces, interface, state.
@@ -170,6 +174,12 @@ fn assert_gone(info: &Value) {
     );
     let state_dir = field(info, "state_dir");
     assert!(!Path::new(state_dir).exists(), "{state_dir} is left");
+    let db_network = field(info, "db_ip").replace(".2", ".0/24");
+    let routes = unreachable_routes();
+    assert!(
+        !routes.contains(&db_network),
+        "the route to {db_network} is left:\n{routes}"
+    );
 }
 
 #[test]
@@ -253,17 +263,37 @@ fn sandbox_is_a_pod_reachable_from_the_host_and_down_removes_everything() {
         ("api.sandbox.svc", sandbox_ip),
         ("db.sandbox.local", db_ip),
     ] {
-        let lookup = in_pod(pid, &["--net", "--mount"], &["getent", "hosts", query]);
-        assert!(
-            lookup.status.success(),
-            "{query} did not resolve in the pod"
-        );
-        assert!(
-            text(&lookup.stdout).starts_with(&format!("{address} ")),
-            "{query}: {}",
-            text(&lookup.stdout)
-        );
+        // Over UDP, and over TCP (`use-vc`) for the names the pod's DNS server answers.
+        for options in ["timeout:1", "use-vc"] {
+            let lookup = in_pod(
+                pid,
+                &["--net", "--mount"],
+                &[
+                    "env",
+                    &format!("RES_OPTIONS={options}"),
+                    "getent",
+                    "hosts",
+                    query,
+                ],
+            );
+            assert!(
+                lookup.status.success(),
+                "{query} did not resolve in the pod ({options})"
+            );
+            assert!(
+                text(&lookup.stdout).starts_with(&format!("{address} ")),
+                "{query} ({options}): {}",
+                text(&lookup.stdout)
+            );
+        }
     }
+    // A name nobody has is NXDOMAIN, answered at once (getent's exit status 2: not found).
+    let missing = in_pod(
+        pid,
+        &["--net", "--mount"],
+        &["getent", "hosts", "nobody.sandbox.svc"],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     let host_lookup = Command::new("getent")
         .args(["hosts", "db.sandbox.svc"])
         .env("RES_OPTIONS", "timeout:1 attempts:1")
@@ -286,7 +316,7 @@ fn sandbox_is_a_pod_reachable_from_the_host_and_down_removes_everything() {
             text(&echo.stderr)
         );
     }
-    assert_no_echo_from_host(format!("{db_ip}:7").parse().unwrap());
+    assert_unreachable_from_host(format!("{db_ip}:7").parse().unwrap());
     let route = text(&run("ip", &["route", "get", db_ip]).stdout);
     assert!(
         !route.contains(field(&info, "host_interface")),
@@ -309,8 +339,9 @@ fn sandbox_is_a_pod_reachable_from_the_host_and_down_removes_everything() {
     }
     assert!(std::env::var_os("MIRRORD_SANDBOX").is_none());
 
-    // The target runs in its own network, mount and UTS namespaces.
-    for namespace in ["net", "mnt", "uts"] {
+    // The target runs in its own network, mount, UTS and PID namespaces; in the pod, /proc lists
+    // the pod's processes only: the target, pid 1.
+    for namespace in ["net", "mnt", "uts", "pid"] {
         let target = std::fs::read_link(format!("/proc/{pid}/ns/{namespace}")).unwrap();
         let own = std::fs::read_link(format!("/proc/self/ns/{namespace}")).unwrap();
         assert_ne!(
@@ -318,6 +349,14 @@ fn sandbox_is_a_pod_reachable_from_the_host_and_down_removes_everything() {
             "the target shares the host's {namespace} namespace"
         );
     }
+
+    let proc = in_pod(pid, &["--mount"], &["ls", "/proc"]);
+    let pids_in_pod: Vec<String> = text(&proc.stdout)
+        .lines()
+        .filter(|entry| entry.bytes().all(|byte| byte.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pids_in_pod, ["1"], "{}", text(&proc.stderr));
 
     // `up` again returns the same sandbox; `list` shows it.
     let (_again, again) = SandboxGuard::up(&name);
@@ -468,4 +507,48 @@ fn up_without_root_says_root_is_needed() {
         stderr.starts_with("error: sandbox pods need root"),
         "{stderr}"
     );
+}
+
+/// `tests/quickstart/without-programs.sh`: runs a command where the given programs are absent.
+fn without_programs_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/quickstart/without-programs.sh")
+}
+
+#[test]
+fn a_missing_program_is_named_at_once_and_nothing_is_made() {
+    for (program, package) in mirrord_sandbox::REQUIRED_PROGRAMS {
+        let name = unique_name("missing");
+        let target = format!("sandbox/{name}");
+        for command in [
+            vec!["sandbox", "up", name.as_str()],
+            vec!["exec", "--target", target.as_str(), "--", "true"],
+        ] {
+            // `timeout` bounds the wait: were the error late, its status would be 124, not 1.
+            let output = Command::new(without_programs_script())
+                .args([program, "--", "timeout", "2", MIRRORD])
+                .args(&command)
+                .output()
+                .unwrap();
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+            let errors: Vec<&str> = stderr
+                .lines()
+                .filter(|line| line.starts_with("error:"))
+                .collect();
+            assert_eq!(errors.len(), 1, "{command:?}: {stderr}");
+            assert!(
+                errors[0].ends_with(&format!(
+                    "`{program}` was not found on PATH (Debian package `{package}`)"
+                )),
+                "{command:?}: {stderr}"
+            );
+            assert_eq!(stderr.lines().last(), Some(errors[0]), "{stderr}");
+
+            let list = text(&mirrord(&["sandbox", "list", "--output", "json"]).stdout);
+            assert!(!list.contains(&format!("\"{name}\"")), "{list}");
+            let netns = text(&run("ip", &["netns", "list"]).stdout);
+            assert!(!netns.contains(&format!("mirrord-sb-{name}")), "{netns}");
+            assert!(!Path::new("/run/mirrord/sandbox").join(&name).exists());
+        }
+    }
 }

@@ -44,6 +44,11 @@ impl SandboxAddresses {
         }
     }
 
+    /// The db network's address, 10.242.N.0 (its prefix length is [`PREFIX_LEN`]).
+    pub fn db_network(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 242, self.slot, 0)
+    }
+
     /// The host's interface name, `msbN` (at most 6 characters, well under the 15 allowed).
     pub fn host_interface(&self) -> String {
         host_interface_name(self.slot)
@@ -65,6 +70,18 @@ pub(crate) fn slot_of_host_interface(interface: &str) -> Option<u8> {
     SLOTS.contains(&slot).then_some(slot)
 }
 
+/// The slot whose db network is `network` as `ip route` prints it (`10.242.N.0/24`), if any.
+pub(crate) fn slot_of_db_network(network: &str) -> Option<u8> {
+    let address: Ipv4Addr = network
+        .strip_suffix(&format!("/{PREFIX_LEN}"))?
+        .parse()
+        .ok()?;
+    let slot = SLOTS
+        .into_iter()
+        .find(|slot| SandboxAddresses::for_slot(*slot).db_network() == address)?;
+    Some(slot)
+}
+
 /// The lowest slot not in `used`, or `None` when all 254 are taken.
 pub(crate) fn allocate_slot(used: &BTreeSet<u8>) -> Option<u8> {
     SLOTS.into_iter().find(|slot| !used.contains(slot))
@@ -83,6 +100,19 @@ mod tests {
         assert_eq!(addresses.db_ip, Ipv4Addr::new(10, 242, 7, 2));
         assert_eq!(addresses.host_interface(), "msb7");
         assert!(SandboxAddresses::for_slot(254).host_interface().len() <= 15);
+    }
+
+    #[test]
+    fn db_networks_map_back_to_slots() {
+        assert_eq!(
+            SandboxAddresses::for_slot(7).db_network(),
+            Ipv4Addr::new(10, 242, 7, 0)
+        );
+        assert_eq!(slot_of_db_network("10.242.7.0/24"), Some(7));
+        assert_eq!(slot_of_db_network("10.242.0.0/24"), None);
+        assert_eq!(slot_of_db_network("10.242.7.0/16"), None);
+        assert_eq!(slot_of_db_network("10.241.7.0/24"), None);
+        assert_eq!(slot_of_db_network("default"), None);
     }
 
     #[test]

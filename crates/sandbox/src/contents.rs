@@ -13,7 +13,7 @@ use crate::{
 /// The DNS search domain of every sandbox pod, as in Kubernetes' `<namespace>.svc`.
 pub(crate) const SEARCH_DOMAIN: &str = "sandbox.svc";
 
-/// Where dnsmasq listens inside the sandbox's network namespace (unreachable from the host).
+/// Where the pod's DNS server listens inside the sandbox's network namespace (unreachable from the host).
 pub(crate) const DNS_LISTEN_IP: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// The `PATH` of the target process.
@@ -37,7 +37,7 @@ impl SandboxFile {
     }
 }
 
-/// The names dnsmasq answers inside the sandbox, and their addresses.
+/// The names the pod's DNS server answers inside the sandbox, and their addresses.
 pub(crate) fn dns_records(addresses: &SandboxAddresses) -> BTreeMap<String, Ipv4Addr> {
     BTreeMap::from([
         (format!("api.{SEARCH_DOMAIN}"), addresses.sandbox_ip),

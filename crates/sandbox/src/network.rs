@@ -1,6 +1,9 @@
 //! The sandbox's network: two named network namespaces and two veth pairs, made and removed
 //! with `ip`. Host ↔ sandbox is `msbN` ↔ `eth0` (10.241.N.0/24); sandbox ↔ db is `db0` ↔ `eth0`
-//! (10.242.N.0/24). The host gets no route to the db network, and namespaces do not forward.
+//! (10.242.N.0/24). Namespaces do not forward, and the host's only route to the db network is an
+//! `unreachable` one for the sandbox's lifetime: a program on the host that escapes interception
+//! gets `ENETUNREACH`/`EHOSTUNREACH` at once instead of sending pod-only traffic to the host's
+//! default gateway.
 
 use std::{
     collections::BTreeSet,
@@ -12,7 +15,9 @@ use std::{
 
 use crate::{
     SandboxAddresses, SandboxError,
-    addressing::{DB_LINK_INTERFACE, POD_INTERFACE, PREFIX_LEN, slot_of_host_interface},
+    addressing::{
+        DB_LINK_INTERFACE, POD_INTERFACE, PREFIX_LEN, slot_of_db_network, slot_of_host_interface,
+    },
     system::{command_line, output, run_program, spawn_error},
 };
 
@@ -32,7 +37,7 @@ pub(crate) fn db_netns_name(name: &str) -> String {
     format!("{NETNS_PREFIX}{name}-db")
 }
 
-/// The file that names namespace `netns` (for `nsenter --net=`).
+/// The file that names namespace `netns` (to open for `setns(2)`).
 pub(crate) fn netns_path(netns: &str) -> PathBuf {
     PathBuf::from(NETNS_DIR).join(netns)
 }
@@ -133,6 +138,7 @@ pub(crate) fn create(name: &str, addresses: &SandboxAddresses) -> Result<(), San
     ip_batch(
         None,
         &[
+            format!("route replace {}", pod_only_route(addresses)),
             format!("netns add {netns}"),
             format!("netns add {db_netns}"),
             format!("link add {host_interface} type veth peer name {POD_INTERFACE} netns {netns}"),
@@ -187,6 +193,40 @@ pub(crate) fn delete(name: &str) -> Result<(), SandboxError> {
         }
     }
     Ok(())
+}
+
+/// The host's route for the db network of `addresses`' slot: `unreachable 10.242.N.0/24`.
+fn pod_only_route(addresses: &SandboxAddresses) -> String {
+    format!("unreachable {}/{PREFIX_LEN}", addresses.db_network())
+}
+
+/// Deletes the host's `unreachable` route for the db network of `addresses`' slot; fine if it
+/// does not exist.
+pub(crate) fn delete_pod_only_route(addresses: &SandboxAddresses) -> Result<(), SandboxError> {
+    let mut command = Command::new("ip");
+    command.args(["route", "del"]);
+    command.args(pod_only_route(addresses).split(' '));
+    let result = output(&mut command)?;
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    if result.status.success() || stderr.contains("No such process") {
+        Ok(())
+    } else {
+        Err(SandboxError::CommandFailed {
+            command: command_line(&command),
+            status: result.status.to_string(),
+            stderr: stderr.trim().to_owned(),
+        })
+    }
+}
+
+/// The slots of every `unreachable` route the host has for a sandbox db network (10.242.N.0/24).
+pub(crate) fn pod_only_route_slots() -> Result<BTreeSet<u8>, SandboxError> {
+    let routes = run_program("ip", ["-4", "route", "show", "type", "unreachable"])?;
+    Ok(routes
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(slot_of_db_network)
+        .collect())
 }
 
 /// Deletes host interface `interface` of a known slot, e.g. one left behind without state.

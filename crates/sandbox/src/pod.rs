@@ -1,25 +1,26 @@
-//! Inside the target process: turn a fresh, private mount namespace and UTS namespace (made by
-//! `unshare --mount --uts --propagation private`) into the pod's view of the world, then
-//! `pivot_root` into it.
+//! Inside the target process: leave the host's mount and UTS namespaces for fresh private ones
+//! (`unshare(2)`), turn them into the pod's view of the world, then `pivot_root` into it. All of
+//! it is system calls made by this process; no external program is run.
 //!
 //! The pod's root is a tmpfs holding bind mounts of the host's top-level directories, except:
-//! `/app` (its own tmpfs), `/run` and `/tmp` (empty tmpfs), `/sys` (the sandbox's own sysfs) and
-//! `/etc` (an overlay on the host's `/etc` whose writes land on a tmpfs). The pod's files are
-//! written into that tree, so none of them exists on the host.
+//! `/app` (its own tmpfs), `/run` and `/tmp` (empty tmpfs), `/sys` (the sandbox's own sysfs),
+//! `/proc` (a procfs of the pod's own PID namespace, which `up` gives the target) and `/etc` (an
+//! overlay on the host's `/etc` whose writes land on a tmpfs). The pod's files are written into
+//! that tree, so none of them exists on the host.
 
 use std::{
     fs, io,
     os::unix::fs::symlink,
     path::{Path, PathBuf},
-    process::Command,
 };
 
+use nix::{
+    mount::{MntFlags, MsFlags},
+    sched::CloneFlags,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    SandboxError, SandboxFile,
-    system::{namespace_id, run, run_program},
-};
+use crate::{SandboxError, SandboxFile, system::namespace_id};
 
 /// Everything the target process needs to build its pod, written by `up` to `pod.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,12 +41,29 @@ pub struct PodSpec {
 }
 
 /// Top-level directories that the pod gets fresh instead of bound from the host.
-const OWN_DIRECTORIES: [&str; 5] = ["app", "etc", "run", "tmp", "sys"];
+const OWN_DIRECTORIES: [&str; 6] = ["app", "etc", "proc", "run", "tmp", "sys"];
 
-/// Builds the pod described by `spec` in the current mount and UTS namespaces and makes it this
-/// process's root. Refuses to run in the host's namespaces (those recorded in the spec, and
-/// those of pid 1 where they can be read).
+/// Moves this process into new mount and UTS namespaces (mounts private, so nothing propagates
+/// back to the host), builds the pod described by `spec` there and makes it this process's root.
+/// Call it while the process has a single thread.
 pub fn enter_pod(spec: &PodSpec) -> Result<(), SandboxError> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).map_err(|error| {
+        SandboxError::io("create the pod's mount and UTS namespaces", error.into())
+    })?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|error| SandboxError::io("make the pod's mounts private", error.into()))?;
+    build_pod(spec)
+}
+
+/// Builds the pod in the current mount and UTS namespaces. Refuses to run in the host's
+/// namespaces (those recorded in the spec, and those of pid 1 where they can be read).
+fn build_pod(spec: &PodSpec) -> Result<(), SandboxError> {
     for (namespace, file, recorded) in [
         ("mount", "mnt", spec.host_mount_namespace),
         ("UTS", "uts", spec.host_uts_namespace),
@@ -57,24 +75,24 @@ pub fn enter_pod(spec: &PodSpec) -> Result<(), SandboxError> {
         }
     }
     let root = &spec.rootfs;
-    mount(&["-t", "tmpfs", "-o", "mode=0755"], "mirrord-sandbox", root)?;
+    mount_fs("tmpfs", "mirrord-sandbox", root, "mode=0755")?;
     bind_host_entries(root)?;
     for (directory, mode) in [("run", "0755"), ("tmp", "1777"), ("app", "0755")] {
         let target = root.join(directory);
         create_dir(&target)?;
-        mount(
-            &["-t", "tmpfs", "-o", &format!("mode={mode}")],
-            "mirrord-sandbox",
-            &target,
-        )?;
+        mount_fs("tmpfs", "mirrord-sandbox", &target, &format!("mode={mode}"))?;
     }
     let sys = root.join("sys");
     create_dir(&sys)?;
     // The sandbox's own sysfs shows its own interfaces; fall back to the host's where a fresh
     // sysfs cannot be mounted (some container runtimes).
-    if mount(&["-t", "sysfs"], "sysfs", &sys).is_err() {
-        mount(&["--rbind"], "/sys", &sys)?;
+    if mount_fs("sysfs", "sysfs", &sys, "").is_err() {
+        bind(Path::new("/sys"), &sys)?;
     }
+    // A procfs mounted from inside the pod's PID namespace lists the pod's processes only.
+    let proc = root.join("proc");
+    create_dir(&proc)?;
+    mount_fs("proc", "proc", &proc, "")?;
     let etc_is_overlay = mount_etc(spec)?;
     for file in &spec.files {
         write_pod_file(root, file, etc_is_overlay)?;
@@ -105,11 +123,11 @@ fn bind_host_entries(root: &Path) -> Result<(), SandboxError> {
                 .map_err(|error| SandboxError::io(format!("create {}", target.display()), error))?;
         } else if kind.is_dir() {
             create_dir(&target)?;
-            mount(&["--rbind"], &source, &target)?;
+            bind(&source, &target)?;
         } else if kind.is_file() {
             fs::write(&target, "")
                 .map_err(|error| SandboxError::io(format!("create {}", target.display()), error))?;
-            mount(&["--bind"], &source, &target)?;
+            bind(&source, &target)?;
         }
     }
     Ok(())
@@ -123,11 +141,7 @@ fn mount_etc(spec: &PodSpec) -> Result<bool, SandboxError> {
     let etc = spec.rootfs.join("etc");
     create_dir(&etc)?;
     let layer = &spec.etc_layer;
-    mount(
-        &["-t", "tmpfs", "-o", "mode=0755"],
-        "mirrord-sandbox",
-        layer,
-    )?;
+    mount_fs("tmpfs", "mirrord-sandbox", layer, "mode=0755")?;
     let (upper, work) = (layer.join("upper"), layer.join("work"));
     create_dir(&upper)?;
     create_dir(&work)?;
@@ -136,16 +150,10 @@ fn mount_etc(spec: &PodSpec) -> Result<bool, SandboxError> {
         upper.display(),
         work.display()
     );
-    if mount(
-        &["-t", "overlay", "-o", &options],
-        "mirrord-sandbox-etc",
-        &etc,
-    )
-    .is_ok()
-    {
+    if mount_fs("overlay", "mirrord-sandbox-etc", &etc, &options).is_ok() {
         return Ok(true);
     }
-    mount(&["--rbind"], "/etc", &etc)?;
+    bind(Path::new("/etc"), &etc)?;
     Ok(false)
 }
 
@@ -171,7 +179,7 @@ fn write_pod_file(
             // Nothing to mount over, and creating it would create it on the host.
             return Err(io_error(io::Error::from(io::ErrorKind::NotFound)));
         }
-        return mount(&["--bind"], &staged, &target);
+        return bind(&staged, &target);
     }
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent).map_err(io_error)?;
@@ -189,10 +197,13 @@ fn write_pod_file(
 fn pivot_into(root: &Path) -> Result<(), SandboxError> {
     let old_root = root.join(".oldroot");
     create_dir(&old_root)?;
-    run_program("pivot_root", [root, &old_root])?;
+    nix::unistd::pivot_root(root, &old_root).map_err(|error| {
+        SandboxError::io(format!("pivot_root into {}", root.display()), error.into())
+    })?;
     std::env::set_current_dir("/")
         .map_err(|error| SandboxError::io("enter the pod's root", error))?;
-    run_program("umount", ["-l", "/.oldroot"])?;
+    nix::mount::umount2("/.oldroot", MntFlags::MNT_DETACH)
+        .map_err(|error| SandboxError::io("detach the host's tree", error.into()))?;
     fs::remove_dir("/.oldroot").map_err(|error| SandboxError::io("remove /.oldroot", error))
 }
 
@@ -201,12 +212,38 @@ fn create_dir(path: &Path) -> Result<(), SandboxError> {
         .map_err(|error| SandboxError::io(format!("create {}", path.display()), error))
 }
 
-fn mount(options: &[&str], source: impl AsRef<Path>, target: &Path) -> Result<(), SandboxError> {
-    run(Command::new("mount")
-        .args(options)
-        .arg(source.as_ref())
-        .arg(target))
-    .map(drop)
+/// Mounts a new file system of type `fstype` on `target`, with mount options `data`.
+fn mount_fs(fstype: &str, source: &str, target: &Path, data: &str) -> Result<(), SandboxError> {
+    nix::mount::mount(
+        Some(source),
+        target,
+        Some(fstype),
+        MsFlags::empty(),
+        (!data.is_empty()).then_some(data),
+    )
+    .map_err(|error| {
+        SandboxError::io(
+            format!("mount {fstype} on {} ({data})", target.display()),
+            error.into(),
+        )
+    })
+}
+
+/// Binds `source` (with every mount below it) on `target`.
+fn bind(source: &Path, target: &Path) -> Result<(), SandboxError> {
+    nix::mount::mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|error| {
+        SandboxError::io(
+            format!("bind {} on {}", source.display(), target.display()),
+            error.into(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -225,7 +262,7 @@ mod tests {
             host_uts_namespace: namespace_id(Path::new("/proc/self/ns/uts")).unwrap(),
         };
         assert!(matches!(
-            enter_pod(&spec),
+            build_pod(&spec),
             Err(SandboxError::HostNamespace { namespace: "mount" })
         ));
     }

@@ -8,7 +8,7 @@ use std::{
     fs::{self, File},
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -22,8 +22,10 @@ use crate::{
     network::{self, NETNS_PREFIX, db_netns_name, netns_name, netns_path},
     pod::PodSpec,
     probe,
-    state::{SandboxDir, StateRoot, read_json, read_pid_file, write_json},
-    system::{self, command_line, is_alive, kill_and_wait, namespace_id, pids_in_net_namespaces},
+    state::{SandboxDir, StateRoot, is_announced, read_json, write_json},
+    system::{
+        self, in_network_namespace, is_alive, kill_and_wait, namespace_id, pids_in_net_namespaces,
+    },
     validate_name,
 };
 
@@ -49,8 +51,8 @@ pub enum Sandbox {}
 /// How [`Sandbox::up`] starts a sandbox.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    /// The program and leading arguments that run one of the sandbox's helpers when followed by
-    /// `http …`, `tcp-echo …`, `udp-echo …` or `probe …`; for the `mirrord` binary,
+    /// The program and leading arguments that run one of the sandbox's services when followed by
+    /// `http …`, `dns …`, `tcp-echo …` or `udp-echo …`; for the `mirrord` binary,
     /// `[current_exe, "sandbox", "serve"]`. The program must be an absolute path.
     pub helper_command: Vec<OsString>,
     /// How long to wait for every service to answer before giving up and cleaning up.
@@ -70,9 +72,9 @@ impl UpOptions {
 /// The processes a sandbox started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxPids {
-    /// The target: the HTTP service in the pod's mount, UTS and network namespaces.
+    /// The target: the HTTP service in the pod's mount, UTS, PID and network namespaces.
     pub http: u32,
-    /// dnsmasq, in the sandbox's network namespace.
+    /// The DNS server (`mirrord sandbox serve dns`), in the sandbox's network namespace.
     pub dns: u32,
     /// The TCP echo service, in the db namespace.
     pub tcp_echo: u32,
@@ -174,6 +176,7 @@ impl Sandbox {
         if options.helper_command.is_empty() {
             return Err(SandboxError::NoHelperCommand);
         }
+        system::require_programs()?;
         let state = StateRoot::new(STATE_ROOT);
         let _lock = state.lock()?;
         let dir = state.sandbox(name);
@@ -202,6 +205,7 @@ impl Sandbox {
     pub fn down(name: &str) -> Result<(), SandboxError> {
         validate_name(name)?;
         system::require_root()?;
+        system::require_programs()?;
         let state = StateRoot::new(STATE_ROOT);
         let _lock = state.lock()?;
         teardown(&state, name)
@@ -211,12 +215,17 @@ impl Sandbox {
     /// Returns the names it took down. Needs root.
     pub fn down_all() -> Result<Vec<String>, SandboxError> {
         system::require_root()?;
+        system::require_programs()?;
         let state = StateRoot::new(STATE_ROOT);
         let _lock = state.lock()?;
         let mut names: BTreeSet<String> = state.names()?.into_iter().collect();
         names.extend(names_from_netns(&network::existing_netns()?));
         for name in &names {
             teardown(&state, name)?;
+        }
+        // Routes of sandboxes whose state was lost: no sandbox is left to need them.
+        for slot in network::pod_only_route_slots()? {
+            network::delete_pod_only_route(&SandboxAddresses::for_slot(slot))?;
         }
         Ok(names.into_iter().collect())
     }
@@ -277,6 +286,7 @@ fn build(
     started: Instant,
 ) -> Result<SandboxInfo, SandboxError> {
     dir.create()?;
+    write_json(&dir.addresses_file(), addresses)?;
     let files = contents::pod_files(name, addresses);
     let env = contents::pod_env(name);
     let pod = PodSpec {
@@ -290,15 +300,24 @@ fn build(
     write_json(&dir.pod_spec_file(), &pod)?;
     network::create(name, addresses)?;
     let dns_records = contents::dns_records(addresses);
-    for service in Service::ALL {
-        let command = service_command(service, name, dir, &dns_records, options);
+    let mut children = Vec::new();
+    let spawned = Service::ALL.into_iter().try_for_each(|service| {
+        let arguments = service_arguments(service, name, dir, &dns_records);
         let service_env = match service {
             Service::Http => env.clone(),
             _ => BTreeMap::from([("PATH".to_owned(), env["PATH"].clone())]),
         };
-        spawn_detached(dir, service, command, &service_env)?;
+        let child = spawn_service(name, dir, service, options, arguments, &service_env)?;
+        children.push((service, child));
+        Ok(())
+    });
+    let ready = spawned
+        .and_then(|()| wait_until_ready(name, dir, addresses, &mut children, options, started));
+    // The services outlive this call (and this process); while it lives, reap them when they end.
+    for (_, mut child) in children {
+        thread::spawn(move || child.wait());
     }
-    let pids = wait_until_ready(name, dir, addresses, options, started)?;
+    let pids = ready?;
     let info = SandboxInfo {
         name: name.to_owned(),
         target: format!("pid/{}", pids.http),
@@ -336,137 +355,101 @@ fn own_namespace(kind: &str) -> Result<(u64, u64), SandboxError> {
     })
 }
 
-/// The command line of `service`, entering its namespaces with `nsenter` and `unshare`.
-fn service_command(
+/// The arguments that follow [`UpOptions::helper_command`] to run `service`.
+fn service_arguments(
     service: Service,
     name: &str,
     dir: &SandboxDir,
     dns_records: &BTreeMap<String, Ipv4Addr>,
-    options: &UpOptions,
 ) -> Vec<OsString> {
-    let netns = netns_name(name);
-    let in_netns = |netns: &str| -> Vec<OsString> {
-        let mut enter = OsString::from("--net=");
-        enter.push(netns_path(netns));
-        vec!["nsenter".into(), enter, "--".into()]
-    };
-    let pid_file = |service: Service| {
-        let mut argument = OsString::from("--pid-file=");
-        argument.push(dir.pid_file(service.stem()));
-        argument
-    };
-    let helper = options.helper_command.iter().cloned();
-    match service {
+    let mut arguments: Vec<OsString> = match service {
         Service::Http => {
-            let mut command = in_netns(&netns);
-            command.extend(
-                [
-                    "unshare",
-                    "--mount",
-                    "--uts",
-                    "--propagation",
-                    "private",
-                    "--",
-                ]
-                .map(OsString::from),
-            );
-            command.extend(helper);
-            command.extend(
-                [
-                    "http",
-                    "--port",
-                    &HTTP_PORT.to_string(),
-                    "--name",
-                    name,
-                    "--pod-spec",
-                ]
-                .map(OsString::from),
-            );
-            command.push(dir.pod_spec_file().into());
-            command.push(pid_file(service));
-            command
+            let mut arguments: Vec<OsString> = [
+                "http",
+                "--port",
+                &HTTP_PORT.to_string(),
+                "--name",
+                name,
+                "--pod-spec",
+            ]
+            .map(OsString::from)
+            .to_vec();
+            arguments.push(dir.pod_spec_file().into());
+            arguments
         }
-        Service::TcpEcho | Service::UdpEcho => {
-            let mut command = in_netns(&db_netns_name(name));
-            command.extend(helper);
-            command.extend([service.stem(), "--port", &ECHO_PORT.to_string()].map(OsString::from));
-            command.push(pid_file(service));
-            command
-        }
+        Service::TcpEcho | Service::UdpEcho => [service.stem(), "--port", &ECHO_PORT.to_string()]
+            .map(OsString::from)
+            .to_vec(),
         Service::Dns => {
-            let mut command = in_netns(&netns);
-            command.extend(
-                [
-                    "dnsmasq",
-                    "--keep-in-foreground",
-                    "--conf-file=/dev/null",
-                    "--no-hosts",
-                    "--no-resolv",
-                    "--no-poll",
-                    "--bind-interfaces",
-                    "--log-facility=-",
-                    "--log-queries",
-                    "--user=root",
-                ]
-                .map(OsString::from),
-            );
-            command.push(format!("--listen-address={DNS_LISTEN_IP}").into());
-            command.push(format!("--port={DNS_PORT}").into());
-            command.push(format!("--local=/{SEARCH_DOMAIN}/").into());
+            let mut arguments: Vec<OsString> = vec![
+                "dns".into(),
+                "--listen".into(),
+                SocketAddr::from((DNS_LISTEN_IP, DNS_PORT))
+                    .to_string()
+                    .into(),
+            ];
             for (record, address) in dns_records {
-                command.push(format!("--address=/{record}/{address}").into());
+                arguments.push("--record".into());
+                arguments.push(format!("{record}={address}").into());
             }
-            command.push(pid_file(service));
-            command
+            arguments
         }
-    }
+    };
+    let mut pid_file = OsString::from("--pid-file=");
+    pid_file.push(dir.pid_file(service.stem()));
+    arguments.push(pid_file);
+    arguments
 }
 
-/// Starts `command` detached: in a new session (`setsid --fork`, so it is re-parented away from
-/// the caller and outlives it), stdin from /dev/null, stdout and stderr to the service's log,
-/// with exactly the environment `env`.
-fn spawn_detached(
+/// Starts `service` in its namespaces: the target in the sandbox's network namespace and a new
+/// PID namespace (where it is pid 1 and builds its own mount and UTS namespaces), the DNS server
+/// in the sandbox's network namespace, the echo services in the db namespace. Stdin is
+/// /dev/null, stdout and stderr go to the service's log, the environment is exactly `env`, and
+/// the service starts a session of its own, so it outlives the caller.
+fn spawn_service(
+    name: &str,
     dir: &SandboxDir,
     service: Service,
-    command: Vec<OsString>,
+    options: &UpOptions,
+    arguments: Vec<OsString>,
     env: &BTreeMap<String, String>,
-) -> Result<(), SandboxError> {
+) -> Result<Child, SandboxError> {
     let log_path = dir.log_file(service.stem());
     let log = File::create(&log_path)
         .map_err(|error| SandboxError::io(format!("create {}", log_path.display()), error))?;
     let log_copy = log
         .try_clone()
         .map_err(|error| SandboxError::io(format!("open {}", log_path.display()), error))?;
-    let mut setsid = Command::new("setsid");
-    setsid
-        .arg("--fork")
-        .args(command)
+    let mut command = Command::new(&options.helper_command[0]);
+    command
+        .args(&options.helper_command[1..])
+        .args(arguments)
         .env_clear()
         .envs(env)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_copy);
-    let status = setsid
-        .status()
-        .map_err(|error| system::spawn_error(&setsid, error))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(SandboxError::CommandFailed {
-            command: command_line(&setsid),
-            status: status.to_string(),
-            stderr: log_tail(&log_path),
-        })
-    }
+    let (netns, new_pid_namespace) = match service {
+        Service::Http => (netns_name(name), true),
+        Service::Dns => (netns_name(name), false),
+        Service::TcpEcho | Service::UdpEcho => (db_netns_name(name), false),
+    };
+    in_network_namespace(&netns_path(&netns), new_pid_namespace, || {
+        command
+            .spawn()
+            .map_err(|error| system::spawn_error(&command, error))
+    })
 }
 
 /// Waits until every service wrote its pid file and answers: HTTP from the host, and HTTP, DNS,
-/// TCP echo and UDP echo from inside the sandbox. Fails early when a service reports an error.
+/// TCP echo and UDP echo from inside the sandbox. Fails at once when a service exits or reports an
+/// error.
 fn wait_until_ready(
     name: &str,
     dir: &SandboxDir,
     addresses: &SandboxAddresses,
+    children: &mut [(Service, Child)],
     options: &UpOptions,
     started: Instant,
 ) -> Result<SandboxPids, SandboxError> {
@@ -485,7 +468,7 @@ fn wait_until_ready(
     let probe_timeout = Duration::from_millis(500);
     let mut problem;
     loop {
-        problem = match check_ready(name, dir, addresses, options, probe_timeout) {
+        problem = match check_ready(name, dir, addresses, children, probe_timeout) {
             Ok(pids) => return Ok(pids),
             Err(Readiness::Failed(problem)) => return Err(not_ready(problem)),
             Err(Readiness::NotYet(problem)) => problem,
@@ -509,27 +492,27 @@ fn check_ready(
     name: &str,
     dir: &SandboxDir,
     addresses: &SandboxAddresses,
-    options: &UpOptions,
+    children: &mut [(Service, Child)],
     probe_timeout: Duration,
 ) -> Result<SandboxPids, Readiness> {
-    let mut pids = [0; 4];
-    for (slot, service) in pids.iter_mut().zip([
-        Service::Http,
-        Service::Dns,
-        Service::TcpEcho,
-        Service::UdpEcho,
-    ]) {
-        let log = fs::read_to_string(dir.log_file(service.stem())).unwrap_or_default();
+    let mut pids = BTreeMap::new();
+    for (service, child) in children.iter_mut() {
+        let stem = service.stem();
+        let log = fs::read_to_string(dir.log_file(stem)).unwrap_or_default();
         if let Some(line) = log.lines().find(|line| is_fatal_log_line(line)) {
+            return Err(Readiness::Failed(format!("{stem} failed: {line}")));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
             return Err(Readiness::Failed(format!(
-                "{} failed: {line}",
-                service.stem()
+                "{stem} exited ({status}) before it was ready"
             )));
         }
-        *slot = read_pid_file(&dir.pid_file(service.stem()))
-            .ok_or_else(|| Readiness::NotYet(format!("{} has not started", service.stem())))?;
+        if !is_announced(&dir.pid_file(stem)) {
+            return Err(Readiness::NotYet(format!("{stem} has not started")));
+        }
+        pids.insert(stem, child.id());
     }
-    let [http, dns, tcp_echo, udp_echo] = pids;
+    let pid_of = |service: Service| pids.get(service.stem()).copied().unwrap_or_default();
     let http_address = SocketAddr::from((addresses.sandbox_ip, HTTP_PORT));
     let reply = probe::http_get(http_address, "/healthz", probe_timeout)
         .map_err(|error| Readiness::NotYet(error.to_string()))?;
@@ -540,56 +523,57 @@ fn check_ready(
             reply.body
         )));
     }
-    let echo = SocketAddr::from((addresses.db_ip, ECHO_PORT)).to_string();
-    let mut command = Command::new("nsenter");
-    command
-        .arg({
-            let mut enter = OsString::from("--net=");
-            enter.push(netns_path(&netns_name(name)));
-            enter
-        })
-        .arg("--")
-        .args(&options.helper_command)
-        .args([
-            "probe",
-            "--timeout-ms",
-            &probe_timeout.as_millis().to_string(),
-            "--http",
-            &SocketAddr::from((Ipv4Addr::LOCALHOST, HTTP_PORT)).to_string(),
-            "--tcp-echo",
-            &echo,
-            "--udp-echo",
-            &echo,
-            "--dns",
-            &SocketAddr::from((DNS_LISTEN_IP, DNS_PORT)).to_string(),
-            "--dns-name",
-            &format!("db.{SEARCH_DOMAIN}"),
-            "--dns-expect",
-            &addresses.db_ip.to_string(),
-        ])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    let output =
-        system::output(&mut command).map_err(|error| Readiness::Failed(error.to_string()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(Readiness::NotYet(format!(
-            "probe from inside the sandbox: {}",
-            stderr.trim()
-        )));
-    }
+    let echo = SocketAddr::from((addresses.db_ip, ECHO_PORT));
+    let dns_name = format!("db.{SEARCH_DOMAIN}");
+    let inside = in_network_namespace(&netns_path(&netns_name(name)), false, || {
+        Ok(probe_inside(
+            echo,
+            &dns_name,
+            addresses.db_ip,
+            probe_timeout,
+        ))
+    })
+    .map_err(|error| Readiness::Failed(error.to_string()))?;
+    inside.map_err(|problem| {
+        Readiness::NotYet(format!("probe from inside the sandbox: {problem}"))
+    })?;
     Ok(SandboxPids {
-        http,
-        dns,
-        tcp_echo,
-        udp_echo,
+        http: pid_of(Service::Http),
+        dns: pid_of(Service::Dns),
+        tcp_echo: pid_of(Service::TcpEcho),
+        udp_echo: pid_of(Service::UdpEcho),
     })
 }
 
-/// Lines a failing helper (`error: …`, from the CLI) or dnsmasq (`dnsmasq: …`) prints before
-/// exiting.
+/// From inside the sandbox's network namespace: HTTP on loopback, both echo services and the DNS
+/// server's answer for `dns_name`.
+fn probe_inside(
+    echo: SocketAddr,
+    dns_name: &str,
+    dns_expect: Ipv4Addr,
+    timeout: Duration,
+) -> Result<(), String> {
+    let http = SocketAddr::from((Ipv4Addr::LOCALHOST, HTTP_PORT));
+    let reply = probe::http_get(http, "/healthz", timeout).map_err(|error| error.to_string())?;
+    if reply.status != 200 {
+        return Err(format!("http at {http} answered status {}", reply.status));
+    }
+    probe::tcp_echo(echo, timeout).map_err(|error| error.to_string())?;
+    probe::udp_echo(echo, timeout).map_err(|error| error.to_string())?;
+    let dns = SocketAddr::from((DNS_LISTEN_IP, DNS_PORT));
+    let addresses = probe::resolve_a(dns, dns_name, timeout).map_err(|error| error.to_string())?;
+    if addresses.contains(&dns_expect) {
+        Ok(())
+    } else {
+        Err(format!(
+            "dns at {dns} resolved {dns_name} to {addresses:?}, not {dns_expect}"
+        ))
+    }
+}
+
+/// The line a failing service (`mirrord sandbox serve …`) prints before exiting.
 fn is_fatal_log_line(line: &str) -> bool {
-    line.starts_with("error:") || line.starts_with("dnsmasq: ")
+    line.starts_with("error:")
 }
 
 /// The last lines of a log file, for error reports.
@@ -628,6 +612,13 @@ fn is_healthy(info: &SandboxInfo) -> bool {
 fn teardown(state: &StateRoot, name: &str) -> Result<(), SandboxError> {
     let dir = state.sandbox(name);
     let info = read_json::<SandboxInfo>(&dir.info_file()).ok().flatten();
+    let addresses = read_json::<SandboxAddresses>(&dir.addresses_file())
+        .ok()
+        .flatten()
+        .or_else(|| {
+            info.as_ref()
+                .map(|info| SandboxAddresses::for_slot(info.slot))
+        });
     let namespaces: Vec<_> = [netns_name(name), db_netns_name(name)]
         .iter()
         .filter_map(|netns| namespace_id(&netns_path(netns)))
@@ -640,6 +631,9 @@ fn teardown(state: &StateRoot, name: &str) -> Result<(), SandboxError> {
     network::delete(name)?;
     if let Some(info) = info {
         network::delete_host_interface(&info.host_interface)?;
+    }
+    if let Some(addresses) = addresses {
+        network::delete_pod_only_route(&addresses)?;
     }
     dir.remove()
 }
@@ -668,10 +662,7 @@ mod tests {
 
     #[test]
     fn fatal_log_lines_are_recognised() {
-        assert!(is_fatal_log_line("error: could not bind 0.0.0.0:80"));
-        assert!(is_fatal_log_line(
-            "dnsmasq: failed to create listening socket for 127.0.0.1: Address in use"
-        ));
-        assert!(!is_fatal_log_line("dnsmasq[12]: started, version 2.90"));
+        assert!(is_fatal_log_line("error: could not listen on port 80"));
+        assert!(!is_fatal_log_line("  help: run it as root"));
     }
 }

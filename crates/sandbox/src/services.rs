@@ -1,6 +1,7 @@
 //! The sandbox's services, in plain std (threads, no async runtime): the target's HTTP/1.1
-//! server and the db namespace's TCP and UDP echo servers. The `mirrord` binary runs each as a
-//! hidden `mirrord sandbox serve …` subcommand.
+//! server and the db namespace's TCP and UDP echo servers (the DNS server is in [`crate::dns`]).
+//! The `mirrord` binary runs each as a hidden `mirrord sandbox serve …` subcommand, which first
+//! calls [`start_own_session`].
 
 use std::{
     io::{self, BufRead, BufReader, Read, Write},
@@ -9,6 +10,12 @@ use std::{
     thread,
     time::Duration,
 };
+
+/// Makes this process the leader of a new session, so that signals meant for the terminal or
+/// the process group of whoever ran `up` (Ctrl-C) do not reach the service.
+pub fn start_own_session() -> io::Result<()> {
+    nix::unistd::setsid().map(drop).map_err(io::Error::from)
+}
 
 /// How long an idle keep-alive connection stays open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -91,6 +91,12 @@ impl SandboxDir {
         self.dir.join("sandbox.json")
     }
 
+    /// `addresses.json`: the slot's [`crate::SandboxAddresses`], written before anything is made
+    /// on the host, so that removing a half-made sandbox finds its host route.
+    pub(crate) fn addresses_file(&self) -> PathBuf {
+        self.dir.join("addresses.json")
+    }
+
     /// `pod.json`: the [`crate::pod::PodSpec`] the target process reads to set up its namespaces.
     pub(crate) fn pod_spec_file(&self) -> PathBuf {
         self.dir.join("pod.json")
@@ -166,7 +172,8 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, S
 
 /// A service's pid file: created empty when the service starts (so it can be opened before the
 /// service enters a mount namespace where the path is not visible), filled with the pid once the
-/// service listens. `up` reads a non-empty pid file as "ready to serve".
+/// service listens (as the service sees it: 1 for the target, the first process of its own PID
+/// namespace). `up` reads a non-empty pid file as "ready to serve".
 #[derive(Debug)]
 pub struct PidFile {
     file: File,
@@ -187,8 +194,13 @@ impl PidFile {
     }
 }
 
+/// Whether the pid file at `path` holds a pid: its service listens.
+pub(crate) fn is_announced(path: &Path) -> bool {
+    read_pid_file(path).is_some()
+}
+
 /// The pid in `path`, if the file exists and holds one.
-pub(crate) fn read_pid_file(path: &Path) -> Option<u32> {
+fn read_pid_file(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
@@ -257,8 +269,10 @@ mod tests {
         assert_eq!(read_pid_file(&path), None);
         let pid_file = PidFile::create(&path).unwrap();
         assert_eq!(read_pid_file(&path), None);
+        assert!(!is_announced(&path));
         pid_file.announce().unwrap();
         assert_eq!(read_pid_file(&path), Some(std::process::id()));
+        assert!(is_announced(&path));
         fs::remove_dir_all(root).unwrap();
     }
 }

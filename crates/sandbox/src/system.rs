@@ -1,27 +1,93 @@
-//! Thin wrappers over the external programs and `/proc` files the sandbox uses: running a
-//! command and reporting its failure well, the root check, and finding and signalling processes.
+//! Thin wrappers over the one external program the sandbox runs (`ip`) and the `/proc` files and
+//! system calls it uses: checking that the program is installed before anything is made, running
+//! a command and reporting its failure well, the root check, entering a network namespace on a
+//! thread of its own, and finding and signalling processes.
 
 use std::{
     ffi::OsStr,
-    fs, io,
-    os::unix::fs::MetadataExt,
-    path::Path,
+    fs::{self, File},
+    io,
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
+use nix::{
+    sched::CloneFlags,
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
 use crate::SandboxError;
+
+/// Every external program a sandbox runs, with the Debian package that ships it. Everything
+/// else (namespaces, mounts, signals, the services and the DNS server) happens in-process.
+pub const REQUIRED_PROGRAMS: [(&str, &str); 1] = [("ip", "iproute2")];
 
 /// The Debian package that ships `tool`, for "not installed" errors.
 fn package_of(tool: &str) -> &'static str {
-    match tool {
-        "ip" => "iproute2",
-        "dnsmasq" => "dnsmasq-base",
-        "mount" | "umount" => "mount",
-        "sh" => "dash",
-        _ => "util-linux",
+    REQUIRED_PROGRAMS
+        .iter()
+        .find(|(program, _)| *program == tool)
+        .map_or("?", |(_, package)| package)
+}
+
+/// Where `program` would be found on `PATH` (as `Command::new` searches it), if anywhere.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            fs::metadata(candidate).is_ok_and(|metadata| {
+                metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+/// Fails with [`SandboxError::MissingTool`] for the first of [`REQUIRED_PROGRAMS`] that is not
+/// installed; called before anything is created.
+pub(crate) fn require_programs() -> Result<(), SandboxError> {
+    match REQUIRED_PROGRAMS
+        .iter()
+        .find(|(program, _)| find_on_path(program).is_none())
+    {
+        Some((program, package)) => Err(SandboxError::MissingTool {
+            tool: (*program).to_owned(),
+            package,
+        }),
+        None => Ok(()),
     }
+}
+
+/// Runs `work` on a thread of its own that has joined the network namespace at `netns` (and,
+/// when `new_pid_namespace`, whose child processes start in a new PID namespace, as its pid 1):
+/// sockets it opens and processes it starts live there. This process's other threads are not
+/// affected.
+pub(crate) fn in_network_namespace<T: Send>(
+    netns: &Path,
+    new_pid_namespace: bool,
+    work: impl FnOnce() -> Result<T, SandboxError> + Send,
+) -> Result<T, SandboxError> {
+    let namespace = File::open(netns)
+        .map_err(|error| SandboxError::io(format!("open {}", netns.display()), error))?;
+    thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET).map_err(|error| {
+                    SandboxError::io(format!("enter {}", netns.display()), error.into())
+                })?;
+                if new_pid_namespace {
+                    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|error| {
+                        SandboxError::io("create a PID namespace", error.into())
+                    })?;
+                }
+                work()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Renders a command line for error messages.
@@ -137,23 +203,19 @@ pub(crate) fn is_alive(pid: u32) -> bool {
     !matches!(state, None | Some("Z" | "X" | "x"))
 }
 
-/// Sends SIGKILL to `pids` (through the shell's `kill` builtin; no unsafe code here) and waits up
-/// to `timeout` for them to die. Returns the pids still alive after that.
+/// Sends SIGKILL to `pids` and waits up to `timeout` for them to die. Returns the pids still
+/// alive after that.
 pub(crate) fn kill_and_wait(pids: &[u32], timeout: Duration) -> Vec<u32> {
     let alive: Vec<u32> = pids.iter().copied().filter(|pid| is_alive(*pid)).collect();
     if alive.is_empty() {
         return alive;
     }
-    // Some may exit between the check and the signal; `kill`'s complaint about them is ignored.
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg("kill -s KILL \"$@\" 2>/dev/null")
-        .arg("sh")
-        .args(alive.iter().map(u32::to_string))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    for pid in &alive {
+        // One that exited since the check (ESRCH) is what we want anyway.
+        if let Ok(pid) = i32::try_from(*pid) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
     let deadline = Instant::now() + timeout;
     loop {
         let still: Vec<u32> = alive.iter().copied().filter(|pid| is_alive(*pid)).collect();
@@ -186,11 +248,17 @@ mod tests {
 
     #[test]
     fn missing_tools_name_their_package() {
-        let command = Command::new("dnsmasq");
+        let command = Command::new("ip");
         let error = spawn_error(&command, io::Error::from(io::ErrorKind::NotFound));
         assert_eq!(
             error.to_string(),
-            "`dnsmasq` was not found on PATH (Debian package `dnsmasq-base`)"
+            "`ip` was not found on PATH (Debian package `iproute2`)"
         );
+    }
+
+    #[test]
+    fn programs_are_found_on_path() {
+        assert!(find_on_path("sh").is_some());
+        assert_eq!(find_on_path("mirrord-no-such-program"), None);
     }
 }

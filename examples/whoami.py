@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Prints what this process sees: run it with and without mirrord and compare.
 
-    cargo build --release --workspace    # the agent and the layer, beside the release binary
-    cargo run --release --bin mirrord -- exec --target sandbox/demo -- python3 examples/whoami.py
+    cargo build --release -p mirrord-cli -p mirrord-agent -p mirrord-layer
+    target/release/mirrord exec --target sandbox/demo -- python3 examples/whoami.py
 
-(as root: the sandbox pod and the agent need it).
+(README's quick start; as root: the sandbox pod and the agent need it. tests/quickstart/run.sh
+checks this output line by line.)
 
 Under mirrord every line below comes from the target (the sandbox pod `demo`): a file that
 exists only there, one of its environment variables, a name only its DNS resolves, and a reply

@@ -1,6 +1,6 @@
 //! Small clients that check a sandbox's services answer: HTTP, TCP echo, UDP echo and a DNS `A`
-//! lookup. `up` runs them (inside the sandbox's network namespace, through the hidden
-//! `mirrord sandbox serve probe` subcommand) before it reports a sandbox as ready.
+//! lookup. `up` runs them (from the host, and on a thread that has joined the sandbox's network
+//! namespace) before it reports a sandbox as ready.
 
 use std::{
     io::{self, Read, Write},

@@ -183,6 +183,14 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
         }
     };
 
+    let route = match crate::syscall_exec::choose(&args.command[0]) {
+        Ok(route) => route,
+        Err(message) => {
+            report_error(&message, None);
+            return Outcome::Failure;
+        }
+    };
+
     let session = match session::start(&config, &mut |step| progress.step(step)) {
         Ok(session) => session,
         Err(error) => {
@@ -232,6 +240,21 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
     progress.done(&format!("running in the context of {target}"));
 
     let (program, arguments) = args.command.split_first().expect("clap requires a command");
+    if let crate::syscall_exec::Route::Syscall {
+        program: found,
+        reason,
+    } = route
+    {
+        crate::syscall_exec::announce(program, reason);
+        return crate::syscall_exec::run(
+            found,
+            arguments,
+            environment,
+            &layer_path,
+            &config,
+            &session,
+        );
+    }
     let error = std::process::Command::new(program)
         .args(arguments)
         .env_clear()

@@ -13,6 +13,7 @@ mod intproxy_cmd;
 mod ls_cmd;
 mod sandbox_cmd;
 mod schema_cmd;
+mod syscall_exec;
 mod verify_config_cmd;
 
 use clap::{Parser, Subcommand};

@@ -1,0 +1,234 @@
+//! Outgoing traffic: `connect` of a TCP or UDP socket to an address that the config sends through
+//! the target. The supervisor takes a copy of the program's socket (`pidfd_getfd`: the same open
+//! socket, not a new one), asks the intproxy for a relay (`OutgoingConnect`) and connects the socket
+//! to the relay's loopback address itself; the program's later `read`/`write`/`send`/`recv` are
+//! plain system calls on the relayed socket. A non-blocking socket gets `EINPROGRESS` as usual.
+//!
+//! That is also how Go's own DNS resolver reaches the target's nameserver: it reads the target's
+//! `/etc/resolv.conf` and `/etc/hosts` (file calls, decided by the `fs` policy's built-in list) and
+//! sends its queries on a connected UDP socket.
+//!
+//! Loopback destinations go to the target's loopback (its DNS server may listen there), except
+//! ports a process of the session listens on (recorded at `listen`) and what the config keeps
+//! local.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs},
+    os::fd::AsFd,
+};
+
+use mirrord_config::resolved::ResolvedConfig;
+use mirrord_protocol::{
+    LayerRequest, LayerResponse,
+    outgoing::{OutgoingConnectRequest, TransportProtocol},
+};
+
+use crate::{
+    net_filter::{AddressFilter, Protocol, canonical},
+    remote,
+    serve::{Outcome, Worker},
+    sys::{self, Notification},
+};
+
+/// What `feature.network.outgoing` asks for.
+#[derive(Debug)]
+pub(crate) struct OutgoingPolicy {
+    tcp: bool,
+    udp: bool,
+    ipv6: bool,
+    ignore_localhost: bool,
+    /// Loopback ports that always stay local (`incoming.ignore_ports`: the debugger's).
+    local_ports: Vec<u16>,
+    filter: Option<AddressFilter>,
+}
+
+impl OutgoingPolicy {
+    /// Compiles the config; the error names the key.
+    pub(crate) fn new(config: &ResolvedConfig) -> Result<Self, String> {
+        let network = &config.feature.network;
+        let filter = network
+            .outgoing
+            .filter
+            .as_ref()
+            .map(AddressFilter::new)
+            .transpose()
+            .map_err(|error| format!("feature.network.outgoing.filter: {error}"))?;
+        Ok(Self {
+            tcp: network.outgoing.tcp,
+            udp: network.outgoing.udp,
+            ipv6: network.ipv6,
+            ignore_localhost: network.outgoing.ignore_localhost,
+            local_ports: network.incoming.ignore_ports.clone(),
+            filter,
+        })
+    }
+
+    /// Whether any `connect` needs the supervisor.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.tcp || self.udp
+    }
+
+    /// Whether traffic of `protocol` to `destination` goes through the target. Loopback goes to
+    /// the target's loopback too (its DNS server may listen there), unless a listener of the
+    /// session has the port (`session_listens`, TCP only) or the config keeps it local.
+    fn sends(
+        &self,
+        protocol: Protocol,
+        destination: SocketAddr,
+        session_listens: impl Fn(u16) -> bool,
+    ) -> bool {
+        let enabled = match protocol {
+            Protocol::Tcp => self.tcp,
+            Protocol::Udp => self.udp,
+        };
+        let destination = canonical(destination);
+        let ip = destination.ip();
+        if !enabled || ip.is_unspecified() || (ip.is_ipv6() && !self.ipv6) {
+            return false;
+        }
+        if ip.is_loopback()
+            && (self.ignore_localhost
+                || self.local_ports.contains(&destination.port())
+                || (protocol == Protocol::Tcp && session_listens(destination.port())))
+        {
+            return false;
+        }
+        self.filter.as_ref().is_none_or(|filter| {
+            filter.sends_address(protocol, destination, &|name: &str| {
+                (name, 0)
+                    .to_socket_addrs()
+                    .map(|found| found.map(|address| address.ip()).collect())
+                    .unwrap_or_default()
+            })
+        })
+    }
+}
+
+impl Worker {
+    /// `connect(fd, address, length)`.
+    pub(crate) fn connect(&mut self, call: &Notification) -> Outcome {
+        let Some(policy) = self.shared.outgoing.as_ref() else {
+            return Outcome::Continue;
+        };
+        let [fd, address, length, ..] = call.args;
+        let length = (length as usize).min(128);
+        let mut raw = [0u8; 128];
+        let Ok(read) = sys::read_memory(call.pid, address, &mut raw[..length]) else {
+            return Outcome::Continue;
+        };
+        let Some(destination) = parse_sockaddr(&raw[..read]) else {
+            return Outcome::Continue;
+        };
+        let Ok(socket) = sys::take_thread_descriptor(call.pid, fd as i32) else {
+            return Outcome::Continue;
+        };
+        let Ok((domain, kind)) = sys::socket_kind(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        let (protocol, transport) = match kind {
+            libc::SOCK_STREAM => (Protocol::Tcp, TransportProtocol::Tcp),
+            libc::SOCK_DGRAM => (Protocol::Udp, TransportProtocol::Udp),
+            _ => return Outcome::Continue,
+        };
+        let listens = |port| self.shared.session_listens(port);
+        if !policy.sends(protocol, destination, listens) {
+            return Outcome::Continue;
+        }
+        if !self.shared.listener.id_valid(call.id) {
+            return Outcome::Gone;
+        }
+        let connected =
+            match self
+                .remote
+                .request(LayerRequest::OutgoingConnect(OutgoingConnectRequest {
+                    remote: destination,
+                    protocol: transport,
+                })) {
+                Ok(LayerResponse::OutgoingConnected(connected)) => connected,
+                Ok(other) => return Outcome::Fail(remote::unexpected(&other).errno()),
+                Err(error) => {
+                    tracing::debug!(%error, %destination, "outgoing connection refused");
+                    return Outcome::Fail(error.errno());
+                }
+            };
+        tracing::debug!(%destination, relay = %connected.intproxy_addr, "connected through the target");
+        match sys::connect(socket.as_fd(), domain, connected.intproxy_addr) {
+            Ok(()) => Outcome::Value(0),
+            Err(error) => Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
+        }
+    }
+}
+
+/// An `AF_INET`/`AF_INET6` socket address from its bytes.
+pub(crate) fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
+    let family = i32::from(u16::from_ne_bytes(bytes.get(..2)?.try_into().ok()?));
+    let port = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
+    match family {
+        libc::AF_INET => {
+            let ip: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        }
+        libc::AF_INET6 => {
+            let flowinfo = u32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = bytes.get(8..24)?.try_into().ok()?;
+            let scope = u32::from_ne_bytes(bytes.get(24..28)?.try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                flowinfo,
+                scope,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The bytes of `address` as a socket address of `domain` (IPv4 mapped into IPv6 for an
+/// `AF_INET6` socket); `None` for an IPv6 address and an `AF_INET` socket.
+pub(crate) fn sockaddr_bytes(address: SocketAddr, domain: i32) -> Option<Vec<u8>> {
+    let family = |value: i32| (value as u16).to_ne_bytes();
+    match (domain, address.ip()) {
+        (libc::AF_INET, IpAddr::V4(ip)) => {
+            let mut bytes = vec![0u8; 16];
+            bytes[..2].copy_from_slice(&family(libc::AF_INET));
+            bytes[2..4].copy_from_slice(&address.port().to_be_bytes());
+            bytes[4..8].copy_from_slice(&ip.octets());
+            Some(bytes)
+        }
+        (libc::AF_INET6, ip) => {
+            let ip = match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            let mut bytes = vec![0u8; 28];
+            bytes[..2].copy_from_slice(&family(libc::AF_INET6));
+            bytes[2..4].copy_from_slice(&address.port().to_be_bytes());
+            bytes[8..24].copy_from_slice(&ip.octets());
+            Some(bytes)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addresses_survive_the_round_trip_and_ipv4_maps_into_ipv6_sockets() {
+        let v4: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+        assert_eq!(
+            parse_sockaddr(&sockaddr_bytes(v4, libc::AF_INET).unwrap()),
+            Some(v4)
+        );
+        let mapped = parse_sockaddr(&sockaddr_bytes(v4, libc::AF_INET6).unwrap()).unwrap();
+        assert_eq!(canonical(mapped), v4);
+        let v6: SocketAddr = "[fd00::5]:53".parse().unwrap();
+        assert_eq!(
+            parse_sockaddr(&sockaddr_bytes(v6, libc::AF_INET6).unwrap()),
+            Some(v6)
+        );
+        assert_eq!(sockaddr_bytes(v6, libc::AF_INET), None);
+        assert_eq!(parse_sockaddr(&[1, 0]), None);
+    }
+}

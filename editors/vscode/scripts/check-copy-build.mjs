@@ -2,8 +2,9 @@
 // repository. Copies the sources (not node_modules, out/, bin/ or schema/) to a temporary
 // directory, links node_modules, builds there with the sidecar binary ($MIRRORD_BIN, default
 // ../../target/debug/mirrord) on PATH, and checks the compiled extension and the schema (which must
-// be what that binary prints for `mirrord schema`). Exits 1 with a message on the first failure.
-import { execFileSync } from 'node:child_process';
+// be what that binary prints for `mirrord schema`); before that, that `npm test` in the unbuilt
+// copy says what to build first. Exits 1 with a message on the first failure.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,17 @@ try {
     },
   });
   symlinkSync(path.join(extension, 'node_modules'), path.join(copy, 'node_modules'));
+  // Before the build, `npm test` must say what to build first.
+  const early = spawnSync('npm', ['test'], {
+    cwd: copy,
+    env: { ...process.env, MIRRORD_BIN: '/nonexistent/mirrord' },
+    encoding: 'utf8',
+  });
+  for (const expected of ['out/) is missing; build it first: `npm run build` here', 'the sidecar binary /nonexistent/mirrord is missing']) {
+    if (early.status !== 1 || !early.stderr.includes(expected)) {
+      fail(`\`npm test\` before a build should exit 1 saying "${expected}"; it exited ${early.status}:\n${early.stderr}`);
+    }
+  }
   const env = { ...process.env, PATH: `${path.dirname(binary)}${path.delimiter}${process.env.PATH ?? ''}` };
   delete env.MIRRORD_BIN;
   delete env.MIRRORD_SCHEMA;

@@ -1,0 +1,239 @@
+//! Benchmark of the system-call path (`mirrord-supervisor`), printing ratios measured in one run:
+//!
+//! 1. an intercepted call that stays local — `openat`+`close` of a local file from a static C
+//!    program (`tests/e2e/syscall_bench.c`) — natively, under `mirrord exec` against a sandbox
+//!    pod, and under the continue-only supervisor (same filter and handover, every call answered
+//!    `CONTINUE` unread): the added cost over native and over that floor;
+//! 2. a call the filter does not name (`pread` of a local file): the added cost over native;
+//! 3. a Go program (`tests/e2e/go/probe.go`, static build) reading a 100 MiB file of the pod under
+//!    `mirrord exec`, against the same program reading it inside the pod's mount namespace.
+//!
+//! Run as root: `cargo bench -p mirrord-cli --bench syscall_path` (after `cargo build
+//! --workspace`, which builds the agent beside `mirrord`). Targets (DESIGN.md §4): ≤ 5 µs added
+//! for 1, ≤ 50 ns for 2, ≥ 50 % for 3.
+
+#![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const MIRRORD: &str = env!("CARGO_BIN_EXE_mirrord");
+const GO_CACHE: &str = "/var/cache/mirrord-ci/go-build";
+/// A file every machine has and the `fs` policy keeps local (system directories).
+const LOCAL_FILE: &str = "/usr/lib/os-release";
+const OPEN_ROUNDS: &str = "20000";
+const READ_ROUNDS: &str = "1000000";
+const BIG_FILE: &str = "/app/bench-100mib";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mirrord-syscall-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn checked(command: &mut Command, what: &str) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The number after `key: ` in the output.
+fn figure(output: &Output, key: &str) -> f64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` in {text}"))
+}
+
+/// Nanoseconds from `read PATH: N bytes in NS ns`.
+fn read_ns(output: &Output) -> f64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| {
+            line.split(" bytes in ")
+                .nth(1)?
+                .strip_suffix(" ns")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no read figure in {text}"))
+}
+
+struct Sandbox(String);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = Command::new(MIRRORD)
+            .args(["sandbox", "down", &self.0])
+            .output();
+    }
+}
+
+fn main() {
+    let scratch = scratch();
+    let bench = scratch.join("syscall_bench");
+    checked(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bench)
+            .arg(repo_root().join("tests/e2e/syscall_bench.c")),
+        "gcc -static syscall_bench.c",
+    );
+    let probe = scratch.join("go-probe-static");
+    checked(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&probe)
+            .arg(".")
+            .current_dir(repo_root().join("tests/e2e/go"))
+            .env("GOCACHE", GO_CACHE)
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "0"),
+        "go build probe.go",
+    );
+
+    let name = format!("bench-sc-{:03}", std::process::id() % 1000);
+    let up = checked(
+        Command::new(MIRRORD).args(["sandbox", "up", &name, "--output", "json"]),
+        "mirrord sandbox up",
+    );
+    let sandbox = Sandbox(name);
+    let info: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let target_pid = info["target_pid"].as_u64().unwrap().to_string();
+    let target = format!("sandbox/{}", sandbox.0);
+    let under_mirrord = |program: &Path, arguments: &[&str]| -> Output {
+        checked(
+            Command::new(MIRRORD)
+                .args(["exec", "--target", &target, "--"])
+                .arg(program)
+                .args(arguments),
+            "mirrord exec",
+        )
+    };
+
+    // 1 and 2: the static C program, three ways, interleaved so load changes hit all three.
+    let mut native_open = Vec::new();
+    let mut mirrord_open = Vec::new();
+    let mut floor_open = Vec::new();
+    let mut native_read = Vec::new();
+    let mut mirrord_read = Vec::new();
+    for _ in 0..3 {
+        let open_args = ["open", OPEN_ROUNDS, LOCAL_FILE];
+        let read_args = ["read", READ_ROUNDS, LOCAL_FILE];
+        native_open.push(figure(
+            &checked(Command::new(&bench).args(open_args), "native open"),
+            "ns_per_call",
+        ));
+        mirrord_open.push(figure(&under_mirrord(&bench, &open_args), "ns_per_call"));
+        let arguments: Vec<OsString> = open_args.iter().map(OsString::from).collect();
+        let floor = continue_only(&bench, &arguments);
+        floor_open.push(floor);
+        native_read.push(figure(
+            &checked(Command::new(&bench).args(read_args), "native read"),
+            "ns_per_call",
+        ));
+        mirrord_read.push(figure(&under_mirrord(&bench, &read_args), "ns_per_call"));
+    }
+    let (native_open, mirrord_open, floor_open) = (
+        median(native_open),
+        median(mirrord_open),
+        median(floor_open),
+    );
+    let (native_read, mirrord_read) = (median(native_read), median(mirrord_read));
+    println!("system-call path, static C program (medians of 3 runs):");
+    println!(
+        "  openat+close of a local file (intercepted, stays local): native {:.2} µs, mirrord {:.2} µs \
+         (+{:.2} µs, target ≤ 5 µs; ×{:.2} native), continue-only supervisor {:.2} µs \
+         (mirrord ×{:.2} of it, +{:.2} µs over it)",
+        native_open / 1e3,
+        mirrord_open / 1e3,
+        (mirrord_open - native_open) / 1e3,
+        mirrord_open / native_open,
+        floor_open / 1e3,
+        mirrord_open / floor_open,
+        (mirrord_open - floor_open) / 1e3,
+    );
+    println!(
+        "  pread of a local file (not intercepted): native {native_read:.0} ns, mirrord \
+         {mirrord_read:.0} ns (+{:.0} ns, target ≤ 50 ns; ×{:.3} native)",
+        mirrord_read - native_read,
+        mirrord_read / native_read,
+    );
+
+    // 3: 100 MiB from the pod, Go.
+    checked(
+        Command::new("nsenter")
+            .args([
+                "--target",
+                &target_pid,
+                "--mount",
+                "--",
+                "dd",
+                "if=/dev/urandom",
+            ])
+            .arg(format!("of={BIG_FILE}"))
+            .args(["bs=1M", "count=100", "status=none"]),
+        "dd in the pod",
+    );
+    let mut direct = Vec::new();
+    let mut through = Vec::new();
+    for _ in 0..3 {
+        direct.push(read_ns(&checked(
+            Command::new("nsenter")
+                .args(["--target", &target_pid, "--mount", "--"])
+                .arg(&probe)
+                .args(["read", BIG_FILE]),
+            "Go read inside the pod",
+        )));
+        through.push(read_ns(&under_mirrord(&probe, &["read", BIG_FILE])));
+    }
+    let (direct, through) = (median(direct), median(through));
+    let mib = 100.0;
+    println!(
+        "  Go reading 100 MiB of the pod: inside the pod {:.0} MiB/s, mirrord {:.0} MiB/s \
+         ({:.0} % of direct, target ≥ 50 %)",
+        mib / (direct / 1e9),
+        mib / (through / 1e9),
+        100.0 * direct / through,
+    );
+    drop(sandbox);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Runs the bench program under the continue-only supervisor (this benchmark process is the
+/// supervisor) and returns its figure.
+fn continue_only(program: &Path, arguments: &[OsString]) -> f64 {
+    let output_path = scratch().join("continue-only.out");
+    let output = std::fs::File::create(&output_path).unwrap();
+    let status = mirrord_supervisor::run_continue_only(program, arguments, output.into())
+        .unwrap_or_else(|error| panic!("continue-only supervisor: {error}"));
+    assert!(status.success(), "continue-only run: {status}");
+    let text = std::fs::read_to_string(&output_path).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("ns_per_call: ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no figure in {text}"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

@@ -1,0 +1,658 @@
+//! Acceptance tests of the system-call path: Go programs (built both ways from
+//! `tests/e2e/go/probe.go` with this machine's Go) and static C programs (`gcc -static`) run under
+//! `mirrord exec --target sandbox/NAME` and print what they see; the tests compare it with what the
+//! pod holds.
+//!
+//! Needs root, the sandbox tools, Go and gcc with static libc (`.ci/run` checks for them), and the
+//! agent built beside `mirrord` (`cargo build --workspace`). Go's build cache lives outside the
+//! clone, under `/var/cache/mirrord-ci/go-build`, so only the first run on a machine compiles the
+//! standard library.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus, Stdio},
+    sync::OnceLock,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+mod support;
+
+const MIRRORD: &str = env!("CARGO_BIN_EXE_mirrord");
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+const GO_CACHE: &str = "/var/cache/mirrord-ci/go-build";
+/// Set in everything a test starts through mirrord, so the guard can kill leftovers.
+const MARKER_ENV: &str = "MIRRORD_E2E_SANDBOX";
+const PATH_LINE: &str = "takes the system-call path (seccomp user notification)";
+
+struct Run {
+    what: String,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn value(&self, key: &str) -> Option<&str> {
+        self.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}\n  exit: {}\n  stdout:\n{}\n  stderr:\n{}",
+            self.what, self.status, self.stdout, self.stderr
+        )
+    }
+
+    #[track_caller]
+    fn expect(&self, key: &str, expected: &str) {
+        assert_eq!(
+            self.value(key),
+            Some(expected),
+            "`{key}`:\n{}",
+            self.describe()
+        );
+    }
+}
+
+/// Runs `command` in its own process group, killing the group after it exits or after `limit`.
+fn run_bounded(mut command: Command, limit: Duration) -> Run {
+    let what = format!(
+        "{} {}",
+        command.get_program().to_string_lossy(),
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    use std::os::unix::process::CommandExt;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stdout_reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout_pipe.read_to_string(&mut text);
+        text
+    });
+    let stderr_reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let timed_out = status.is_none();
+    let status = status.unwrap_or_else(|| child.wait().unwrap());
+    let run = Run {
+        what,
+        status,
+        stdout: stdout_reader.join().unwrap_or_default(),
+        stderr: stderr_reader.join().unwrap_or_default(),
+    };
+    assert!(
+        !timed_out,
+        "killed after {limit:?} (hung?): {}",
+        run.describe()
+    );
+    run
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("syscall-path");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The Go probe, built once per test process: `static_build` with `CGO_ENABLED=0`.
+fn go_probe(static_build: bool) -> &'static Path {
+    static DYNAMIC: OnceLock<PathBuf> = OnceLock::new();
+    static STATIC: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, name, cgo) = if static_build {
+        (&STATIC, "go-probe-static", "0")
+    } else {
+        (&DYNAMIC, "go-probe-dynamic", "1")
+    };
+    cell.get_or_init(|| {
+        let output = scratch_dir().join(name);
+        let mut build = Command::new("go");
+        build
+            .args(["build", "-o"])
+            .arg(&output)
+            .arg(".")
+            .current_dir(repo_root().join("tests/e2e/go"))
+            .env("GOCACHE", GO_CACHE)
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", cgo);
+        let run = run_bounded(build, Duration::from_secs(600));
+        assert!(run.status.success(), "go build: {}", run.describe());
+        output
+    })
+}
+
+/// A C program from `source`, linked statically.
+fn static_c(name: &str, source: &Path) -> PathBuf {
+    let output = scratch_dir().join(name);
+    let mut build = Command::new("gcc");
+    build
+        .args(["-static", "-O1", "-pthread", "-o"])
+        .arg(&output)
+        .arg(source);
+    let run = run_bounded(build, Duration::from_secs(120));
+    assert!(run.status.success(), "gcc -static: {}", run.describe());
+    output
+}
+
+/// A sandbox pod, removed with everything started in it when dropped.
+struct Pod {
+    name: String,
+    info: Value,
+}
+
+impl Pod {
+    fn up(label: &str) -> Self {
+        let name = format!("sc-{label}-{:03}", std::process::id() % 1000);
+        assert!(name.len() <= 20, "sandbox name {name} is too long");
+        let mut command = Command::new(MIRRORD);
+        command.args(["sandbox", "up", &name, "--output", "json"]);
+        let up = run_bounded(command, RUN_LIMIT);
+        assert!(up.status.success(), "{}", up.describe());
+        Self {
+            name,
+            info: serde_json::from_str(&up.stdout).unwrap(),
+        }
+    }
+
+    fn first_line(&self, path: &str) -> &str {
+        self.info["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|file| file["path"] == path)
+            .unwrap_or_else(|| panic!("the pod has no {path}"))["contents"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+    }
+
+    fn greeting(&self) -> String {
+        format!("hello from sandbox {}", self.name)
+    }
+
+    fn in_mount_namespace(&self, script: &str) -> Run {
+        let pid = self.info["target_pid"].as_u64().unwrap().to_string();
+        let mut command = Command::new("nsenter");
+        command.args(["--target", &pid, "--mount", "--", "sh", "-c", script]);
+        run_bounded(command, RUN_LIMIT)
+    }
+
+    fn exec(&self, flags: &[&str], program: &Path, arguments: &[&str]) -> Run {
+        let mut command = Command::new(MIRRORD);
+        command
+            .args(["exec", "--target", &format!("sandbox/{}", self.name)])
+            .args(flags)
+            .arg("--")
+            .arg(program)
+            .args(arguments)
+            .current_dir(repo_root())
+            .env(MARKER_ENV, &self.name);
+        run_bounded(command, RUN_LIMIT)
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = Command::new(MIRRORD)
+            .args(["sandbox", "down", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let marker = format!("{MARKER_ENV}={}", self.name);
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        {
+            let marked = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == marker.as_bytes())
+            });
+            if marked && pid != std::process::id() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// The pod's files, directories and environment, seen by one Go build.
+fn go_sees_the_pod(static_build: bool, label: &str, reason: &str) {
+    assert!(
+        !Path::new("/app/config.yaml").exists(),
+        "this machine has /app/config.yaml"
+    );
+    let pod = Pod::up(label);
+    let run = pod.exec(
+        &[],
+        go_probe(static_build),
+        &[
+            "file:/app/config.yaml",
+            "file:/app/data/greeting.txt",
+            "dir:/app",
+            "dir:/app/data",
+            "stat:/app/data",
+            "env:SANDBOX_GREETING",
+        ],
+    );
+    assert!(run.status.success(), "{}", run.describe());
+    assert!(
+        run.stderr.contains(PATH_LINE) && run.stderr.contains(reason),
+        "mirrord says the program takes the system-call path because {reason}: {}",
+        run.describe()
+    );
+    run.expect("file /app/config.yaml", pod.first_line("/app/config.yaml"));
+    run.expect("file /app/data/greeting.txt", &pod.greeting());
+    run.expect("dir /app", "README.txt,config.yaml,data");
+    run.expect("dir /app/data", "greeting.txt");
+    assert!(
+        run.value("stat /app/data")
+            .is_some_and(|line| line.ends_with(" dir")),
+        "{}",
+        run.describe()
+    );
+    run.expect("env SANDBOX_GREETING", &pod.greeting());
+}
+
+#[test]
+fn a_dynamically_linked_go_program_reads_the_pods_files_and_directories_and_sees_its_env() {
+    go_sees_the_pod(false, "godyn", "it is a Go program");
+}
+
+#[test]
+fn a_static_go_program_reads_the_pods_files_and_directories_and_sees_its_env() {
+    go_sees_the_pod(true, "gostat", "statically linked Go program");
+}
+
+#[test]
+fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
+    let pod = Pod::up("gomode");
+    let probe = go_probe(true);
+
+    let local = pod.exec(&["--fs-mode", "local"], probe, &["file:/app/config.yaml"]);
+    local.expect("file /app/config.yaml", "ERR ENOENT");
+
+    let config = scratch_dir().join(format!("local-pattern-{}.json", std::process::id()));
+    std::fs::write(
+        &config,
+        r#"{ "feature": { "fs": { "mode": "read", "local": ["^/app/config\\.yaml$"] } } }"#,
+    )
+    .unwrap();
+    let pattern = pod.exec(
+        &["--config-file", config.to_str().unwrap()],
+        probe,
+        &["file:/app/config.yaml", "file:/app/data/greeting.txt"],
+    );
+    pattern.expect("file /app/config.yaml", "ERR ENOENT");
+    pattern.expect("file /app/data/greeting.txt", &pod.greeting());
+    let _ = std::fs::remove_file(&config);
+
+    let absent = || {
+        !pod.in_mount_namespace("test -e /app/go-written")
+            .status
+            .success()
+    };
+    assert!(absent());
+    let read_mode = pod.exec(
+        &["--fs-mode", "read"],
+        probe,
+        &["write:/app/go-written=in read mode"],
+    );
+    assert!(
+        read_mode.value("write /app/go-written").is_some(),
+        "{}",
+        read_mode.describe()
+    );
+    assert!(
+        absent(),
+        "a write in read mode reached the pod: {}",
+        read_mode.describe()
+    );
+
+    let write_mode = pod.exec(
+        &["--fs-mode", "write"],
+        probe,
+        &[
+            "write:/app/go-written=through mirrord",
+            "file:/app/go-written",
+        ],
+    );
+    write_mode.expect("write /app/go-written", "ok");
+    write_mode.expect("file /app/go-written", "through mirrord");
+    let in_pod = pod.in_mount_namespace("cat /app/go-written");
+    assert_eq!(in_pod.stdout, "through mirrord", "{}", in_pod.describe());
+}
+
+#[test]
+fn a_static_c_program_reads_a_pod_file() {
+    let pod = Pod::up("cstat");
+    let probe = static_c("c-probe-static", &repo_root().join("tests/e2e/probe.c"));
+    let run = pod.exec(
+        &[],
+        &probe,
+        &["file:/app/config.yaml", "env:SANDBOX_GREETING"],
+    );
+    assert!(
+        run.stderr.contains(PATH_LINE) && run.stderr.contains("statically linked"),
+        "{}",
+        run.describe()
+    );
+    run.expect("file /app/config.yaml", pod.first_line("/app/config.yaml"));
+    run.expect("env SANDBOX_GREETING", &pod.greeting());
+}
+
+#[test]
+fn go_resolves_pod_names_and_reaches_pod_only_services_both_builds() {
+    let pod = Pod::up("gonet");
+    let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
+    for static_build in [false, true] {
+        let run = pod.exec(
+            &[],
+            go_probe(static_build),
+            &[
+                "dns:db.sandbox.svc",
+                "tcp:db.sandbox.svc:7",
+                "udp:db.sandbox.svc:7",
+                "http:http://api.sandbox.svc/",
+                "hostname",
+            ],
+        );
+        run.expect("dns db.sandbox.svc", &db_ip);
+        run.expect("tcp db.sandbox.svc:7", "mirrord-e2e-ping");
+        run.expect("udp db.sandbox.svc:7", "mirrord-e2e-ping");
+        run.expect(
+            "http http://api.sandbox.svc/",
+            &format!("200 sandbox {}: GET /", pod.name),
+        );
+        run.expect("hostname", &pod.name);
+    }
+}
+
+#[test]
+fn a_static_c_program_connects_to_the_pod_only_echo_service() {
+    let pod = Pod::up("cnet");
+    let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
+    let probe = static_c("c-probe-net", &repo_root().join("tests/e2e/probe.c"));
+    let check = format!("tcp:{db_ip}:7");
+    let run = pod.exec(&[], &probe, &[&check, "hostname"]);
+    run.expect(&format!("tcp {db_ip}:7"), "mirrord-e2e-ping");
+    run.expect("hostname", &pod.name);
+}
+
+#[test]
+fn two_hundred_goroutines_reading_different_pod_files_each_get_their_own() {
+    let pod = Pod::up("gomany");
+    let made = pod.in_mount_namespace(
+        "mkdir -p /app/many && i=0; while [ $i -lt 200 ]; do echo \"file $i\" > /app/many/file-$i.txt; i=$((i+1)); done",
+    );
+    assert!(made.status.success(), "{}", made.describe());
+    let run = pod.exec(&[], go_probe(true), &["many", "200", "/app/many"]);
+    run.expect("many", "ok");
+}
+
+#[test]
+fn children_started_with_os_exec_keep_the_view() {
+    let pod = Pod::up("goexec");
+    let cat = pod.exec(&[], go_probe(true), &["exec", "cat", "/app/config.yaml"]);
+    assert!(
+        cat.stdout.starts_with(pod.first_line("/app/config.yaml")),
+        "cat, started by the Go program, reads the pod's file: {}",
+        cat.describe()
+    );
+    let static_child = static_c("c-probe-child", &repo_root().join("tests/e2e/probe.c"));
+    let child = pod.exec(
+        &[],
+        go_probe(false),
+        &[
+            "exec",
+            static_child.to_str().unwrap(),
+            "file:/app/config.yaml",
+        ],
+    );
+    child.expect("file /app/config.yaml", pod.first_line("/app/config.yaml"));
+}
+
+#[test]
+fn a_program_installing_its_own_seccomp_filter_afterwards_still_sees_the_pod() {
+    let pod = Pod::up("ownflt");
+    let program = static_c("own-filter", &repo_root().join("tests/e2e/own_filter.c"));
+    let run = pod.exec(&[], &program, &["/app/config.yaml"]);
+    run.expect("filter", "installed");
+    run.expect("mkdir", "ERR EPERM");
+    run.expect("file /app/config.yaml", pod.first_line("/app/config.yaml"));
+}
+
+/// A Go HTTP server started under mirrord in the background; killed (with its group) on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Pod {
+    /// Starts `probe serve 127.0.0.1:PORT` under mirrord with `config`, once it listens.
+    fn serve(&self, config: &Path, port: u16) -> Server {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(MIRRORD);
+        command
+            .args(["exec", "--target", &format!("sandbox/{}", self.name)])
+            .arg("--config-file")
+            .arg(config)
+            .arg("--")
+            .arg(go_probe(true))
+            .args(["serve", &format!("127.0.0.1:{port}")])
+            .env(MARKER_ENV, &self.name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let server = Server(child);
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = line_tx.send(first);
+            for _ in lines {}
+        });
+        let line = line_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_default();
+        assert!(
+            line.starts_with("serving"),
+            "the Go server did not start: {line:?}"
+        );
+        server
+    }
+
+    /// One HTTP/1.1 GET to the pod's port 80 with `headers`; the response body.
+    fn get(&self, headers: &[(&str, &str)]) -> String {
+        use std::io::Write;
+        let address = format!("{}:80", self.info["sandbox_ip"].as_str().unwrap());
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request =
+            String::from("GET /hello HTTP/1.1\r\nhost: sandbox\r\nconnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or(response)
+    }
+}
+
+/// A config stealing the pod's port 80 into local `port`, with `extra` incoming keys.
+fn steal_config(label: &str, port: u16, extra: &str) -> PathBuf {
+    let config = scratch_dir().join(format!("{label}-{}.json", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "steal", "port_mapping": [[{port}, 80]]{extra} }} }} }} }}"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn a_go_http_server_under_steal_answers_the_requests_sent_to_the_pod() {
+    let pod = Pod::up("gosteal");
+    let port = 21000 + (std::process::id() % 1000) as u16;
+    let pod_answer = format!("sandbox {}: GET /hello\n", pod.name);
+    assert_eq!(
+        pod.get(&[]),
+        pod_answer,
+        "the pod's own service answers first"
+    );
+    let config = steal_config("steal", port, "");
+    let _server = pod.serve(&config, port);
+    assert_eq!(pod.get(&[]), "go server: GET /hello\n");
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn a_go_http_server_under_steal_with_a_header_filter_answers_only_matching_requests() {
+    let pod = Pod::up("gofilter");
+    let port = 22000 + (std::process::id() % 1000) as u16;
+    let pod_answer = format!("sandbox {}: GET /hello\n", pod.name);
+    let config = steal_config(
+        "filter",
+        port,
+        r#", "http_filter": { "header_filter": "^x-mirrord-test: go$" }"#,
+    );
+    let _server = pod.serve(&config, port);
+    assert_eq!(
+        pod.get(&[("x-mirrord-test", "go")]),
+        "go server: GET /hello\n"
+    );
+    assert_eq!(pod.get(&[("x-mirrord-test", "other")]), pod_answer);
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn a_program_for_another_machine_gets_one_clear_error_and_exit_status_1() {
+    let program = scratch_dir().join(format!("aarch64-program-{}", std::process::id()));
+    let mut header = vec![0u8; 64];
+    header[..4].copy_from_slice(b"\x7fELF");
+    header[4] = 2;
+    header[5] = 1;
+    header[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(&program, header).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(MIRRORD);
+    command
+        .args(["exec", "--target", "targetless", "--"])
+        .arg(&program);
+    let run = run_bounded(command, RUN_LIMIT);
+    let _ = std::fs::remove_file(&program);
+    assert_eq!(run.status.code(), Some(1), "{}", run.describe());
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.describe());
+    assert!(
+        errors[0].contains("aarch64") && errors[0].contains("x86_64"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn a_go_program_against_a_kubernetes_target_reads_the_pods_files_and_env() {
+    use mirrord_kube_fixture::{Fixture, FixtureOptions};
+    let sandbox = support::Sandbox::up(&format!("sc-kube-{:03}", std::process::id() % 1000));
+    let fixture = Fixture::start(FixtureOptions {
+        pods: vec![format!(
+            "default/api-7f9c5d-x2k4p/api={}",
+            sandbox.target_pid()
+        )],
+        ..FixtureOptions::default()
+    });
+    let mut command = Command::new(MIRRORD);
+    command
+        .args(["exec", "--target", "deployment/api", "--"])
+        .arg(go_probe(true))
+        .args([
+            "file:/app/data/greeting.txt",
+            "dir:/app",
+            "env:SANDBOX_GREETING",
+        ])
+        .env("KUBECONFIG", &fixture.kubeconfig)
+        .env_remove("MIRRORD_CONFIG_FILE")
+        .current_dir(fixture.dir());
+    let run = run_bounded(command, RUN_LIMIT);
+    let greeting = sandbox.info["env"]["SANDBOX_GREETING"].as_str().unwrap();
+    assert!(
+        run.stderr.contains(PATH_LINE),
+        "{}\nfixture:\n{}",
+        run.describe(),
+        fixture.log()
+    );
+    run.expect("file /app/data/greeting.txt", greeting);
+    run.expect("dir /app", "README.txt,config.yaml,data");
+    run.expect("env SANDBOX_GREETING", greeting);
+}

@@ -1,0 +1,3 @@
+module mirrord.test/probe
+
+go 1.26

@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod logs;
+
 pub use kube::{ListedTargets, list_targets};
 
 use std::collections::BTreeMap;
@@ -73,6 +75,9 @@ pub enum SessionError {
     },
     #[error("cannot read the target's environment: {0}")]
     Environment(String),
+    /// The session's log directory is unsafe or cannot be made.
+    #[error(transparent)]
+    Logs(#[from] logs::LogError),
     #[error("cannot read the env file {path}: {source}")]
     EnvFile {
         path: String,
@@ -184,12 +189,10 @@ pub fn start(
     };
     ensure_root()?;
     let token = new_token()?;
-    let session_id = format!("{}-{}", std::process::id(), &token.to_string()[..8]);
-    let log_dir = std::env::temp_dir().join("mirrord");
-    let _ = std::fs::create_dir_all(&log_dir);
+    let logs = logs::SessionLogs::create()?;
 
     progress("starting the agent");
-    let agent_log = log_dir.join(format!("agent-{session_id}.log"));
+    let (agent_log, agent_log_file) = logs.create_file("agent.log")?;
     // Listed in /proc/net/unix for everyone: named without any part of the token.
     let fd_socket = format!(
         "mirrord-agent-fds-{}-{}",
@@ -231,18 +234,12 @@ pub fn start(
         agent,
         "agent",
         "MIRRORD_AGENT_LISTENING=",
-        &agent_log,
+        (agent_log_file, &agent_log),
         startup,
     )?;
 
     progress("starting the internal proxy");
-    let intproxy_log = match &config.internal_proxy.log_destination {
-        Some(destination) if destination.ends_with('/') => {
-            PathBuf::from(destination).join(format!("intproxy-{session_id}.log"))
-        }
-        Some(destination) => PathBuf::from(destination),
-        None => log_dir.join(format!("intproxy-{session_id}.log")),
-    };
+    let (intproxy_log, intproxy_log_file) = intproxy_log(config, &logs)?;
     let mut intproxy = Command::new(current_exe()?);
     intproxy
         .arg("intproxy")
@@ -259,7 +256,7 @@ pub fn start(
         intproxy,
         "internal proxy",
         "MIRRORD_INTPROXY_LISTENING=",
-        &intproxy_log,
+        (intproxy_log_file, &intproxy_log),
         Duration::from_secs(15),
     ) {
         Ok(started) => started,
@@ -281,6 +278,24 @@ pub fn start(
             intproxy: Some(intproxy_process),
         },
     })
+}
+
+/// The intproxy's log: `internal_proxy.log_destination` when set (a file, or a directory ending in
+/// `/` that gets a new file named after the session), else `intproxy.log` in the session's
+/// log directory.
+fn intproxy_log(
+    config: &ResolvedConfig,
+    logs: &logs::SessionLogs,
+) -> Result<(PathBuf, std::fs::File), SessionError> {
+    let path = match &config.internal_proxy.log_destination {
+        Some(destination) if destination.ends_with('/') => {
+            PathBuf::from(destination).join(format!("intproxy-{}.log", logs.session_name()))
+        }
+        Some(destination) => PathBuf::from(destination),
+        None => return Ok(logs.create_file("intproxy.log")?),
+    };
+    let file = logs::open_destination(&path)?;
+    Ok((path, file))
 }
 
 fn ensure_root() -> Result<(), SessionError> {
@@ -336,16 +351,15 @@ pub fn artifact(
 }
 
 /// Spawns a helper in its own process group (so the user's Ctrl-C goes to the user's process
-/// only), logs its stderr to `log`, and waits for the `prefix`-line it prints when ready.
+/// only), logs its stderr to `log` (the file and its path), and waits for the `prefix`-line it
+/// prints when ready.
 fn spawn_and_read<T: std::str::FromStr>(
     mut command: Command,
     what: &'static str,
     prefix: &str,
-    log: &Path,
+    (log_file, log): (std::fs::File, &Path),
     timeout: Duration,
 ) -> Result<(T, Child), SessionError> {
-    let log_file =
-        std::fs::File::create(log).map_err(|source| SessionError::Spawn { what, source })?;
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -641,7 +655,9 @@ mod kube {
         let settings = KubeSettings::from_config(config);
         let token = new_token()?;
         let token_text = token.to_string();
-        let session_id = format!("{}-{}", std::process::id(), &token_text[..8]);
+        let logs = super::logs::SessionLogs::create()?;
+        // Names the agent's pod, Secret and labels: random, never derived from the token.
+        let session_id = format!("{}-{}", std::process::id(), &new_token()?.to_string()[..8]);
         let agent = runtime()
             .and_then(|runtime| {
                 runtime.block_on(async {
@@ -671,15 +687,7 @@ mod kube {
             .map_err(session_error)?;
 
         progress("starting the internal proxy (port-forward to the agent)");
-        let log_dir = std::env::temp_dir().join("mirrord");
-        let _ = std::fs::create_dir_all(&log_dir);
-        let intproxy_log = match &config.internal_proxy.log_destination {
-            Some(destination) if destination.ends_with('/') => {
-                PathBuf::from(destination).join(format!("intproxy-{session_id}.log"))
-            }
-            Some(destination) => PathBuf::from(destination),
-            None => log_dir.join(format!("intproxy-{session_id}.log")),
-        };
+        let (intproxy_log, intproxy_log_file) = super::intproxy_log(config, &logs)?;
         let mut intproxy = Command::new(current_exe()?);
         intproxy
             .arg("intproxy")
@@ -697,7 +705,7 @@ mod kube {
             intproxy,
             "internal proxy",
             "MIRRORD_INTPROXY_LISTENING=",
-            &intproxy_log,
+            (intproxy_log_file, &intproxy_log),
             Duration::from_secs(30),
         )?;
         Ok(Session {

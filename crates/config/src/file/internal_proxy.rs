@@ -33,7 +33,9 @@ pub struct InternalProxyFileConfig {
 
     /// Log file, or a directory (ending in `/`) to create one in.
     ///
-    /// Default: a new file in the temporary directory. Example: `"/tmp/mirrord-intproxy.log"`.
+    /// Default: `intproxy.log` in the session's own directory under
+    /// `$XDG_STATE_HOME/mirrord/logs/` (`~/.local/state/mirrord/logs/`). Example:
+    /// `"/tmp/mirrord-intproxy.log"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_destination: Option<String>,
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -224,11 +225,15 @@ async fn spawn_job(
             ));
         }
     };
-    let owner = json!({"metadata": {"ownerReferences": [{
-        "apiVersion": "batch/v1", "kind": "Job",
-        "name": job.metadata.name, "uid": job.metadata.uid,
-        "controller": false, "blockOwnerDeletion": false,
-    }]}});
+    let owner = OwnerReference {
+        api_version: "batch/v1".to_owned(),
+        kind: "Job".to_owned(),
+        name: job.metadata.name.clone().unwrap_or_default(),
+        uid: job.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    };
+    let owner = json!({"metadata": {"ownerReferences": [owner]}});
     if let Err(error) = secrets
         .patch(&secret_name, &PatchParams::default(), &Patch::Merge(&owner))
         .await

@@ -5,11 +5,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{EphemeralContainer, Secret};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, EphemeralContainer,
+    LocalObjectReference, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretKeySelector, SecurityContext,
+    Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mirrord_config::file::LinuxCapability;
 use mirrord_config::resolved::AgentConfig;
-use serde_json::{Value, json};
 
 use crate::resolve::ResolvedTarget;
 
@@ -100,6 +106,9 @@ impl AgentSpec<'_> {
         if self.agent.flush_connections {
             args.push("--flush-connections".to_owned());
         }
+        if self.agent.json_log {
+            args.push("--json-log".to_owned());
+        }
         args
     }
 
@@ -107,32 +116,65 @@ impl AgentSpec<'_> {
         AGENT_CAPABILITIES
             .iter()
             .filter(|c| !self.agent.disabled_capabilities.contains(c))
-            .map(|c| {
-                serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            })
+            .map(serde_name)
             .collect()
     }
 
-    fn security_context(&self) -> Value {
-        let mut context = json!({
-            "runAsUser": 0,
-            "runAsGroup": 0,
-            "capabilities": {"add": self.capabilities()},
-        });
-        if self.agent.privileged {
-            context["privileged"] = json!(true);
+    fn security_context(&self) -> SecurityContext {
+        SecurityContext {
+            run_as_user: Some(0),
+            run_as_group: Some(0),
+            capabilities: Some(Capabilities {
+                add: Some(self.capabilities()),
+                drop: None,
+            }),
+            privileged: self.agent.privileged.then_some(true),
+            ..SecurityContext::default()
         }
-        context
     }
 
-    fn token_env(&self) -> Value {
-        json!([{
-            "name": TOKEN_ENV,
-            "valueFrom": {"secretKeyRef": {"name": self.secret_name(), "key": TOKEN_KEY}},
-        }])
+    fn token_env(&self) -> Vec<EnvVar> {
+        vec![EnvVar {
+            name: TOKEN_ENV.to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: self.secret_name(),
+                    key: TOKEN_KEY.to_owned(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        }]
+    }
+
+    fn resources(&self) -> ResourceRequirements {
+        let quantities = |map: &BTreeMap<String, String>| {
+            (!map.is_empty()).then(|| {
+                map.iter()
+                    .map(|(name, amount)| (name.clone(), Quantity(amount.clone())))
+                    .collect()
+            })
+        };
+        ResourceRequirements {
+            requests: quantities(&self.agent.resource_requests),
+            limits: quantities(&self.agent.resource_limits),
+            ..ResourceRequirements::default()
+        }
+    }
+
+    fn tolerations(&self) -> Vec<Toleration> {
+        self.agent
+            .tolerations
+            .iter()
+            .map(|t| Toleration {
+                key: t.key.clone(),
+                operator: t.operator.as_ref().map(serde_name),
+                value: t.value.clone(),
+                effect: t.effect.as_ref().map(serde_name),
+                toleration_seconds: t.toleration_seconds,
+            })
+            .collect()
     }
 
     /// The agent Job: one pod on the target's node, in the host PID namespace, never restarted,
@@ -142,93 +184,101 @@ impl AgentSpec<'_> {
         // Keep meshes from injecting a sidecar into the agent's pod.
         pod_annotations.insert("sidecar.istio.io/inject".to_owned(), "false".to_owned());
         pod_annotations.insert("linkerd.io/inject".to_owned(), "disabled".to_owned());
-        let mut container = json!({
-            "name": AGENT_CONTAINER,
-            "image": self.agent.image,
-            "imagePullPolicy": self.agent.image_pull_policy,
-            "command": ["mirrord-agent"],
-            "args": self.args(),
-            "env": self.token_env(),
-            "securityContext": self.security_context(),
-            "ports": [{"name": "agent", "containerPort": self.port, "protocol": "TCP"}],
+        let container = Container {
+            name: AGENT_CONTAINER.to_owned(),
+            image: Some(self.agent.image.clone()),
+            image_pull_policy: Some(serde_name(&self.agent.image_pull_policy)),
+            command: Some(vec!["mirrord-agent".to_owned()]),
+            args: Some(self.args()),
+            env: Some(self.token_env()),
+            security_context: Some(self.security_context()),
+            ports: Some(vec![ContainerPort {
+                name: Some("agent".to_owned()),
+                container_port: i32::from(self.port),
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            }]),
+            resources: Some(self.resources()),
+            ..Container::default()
+        };
+        // Pinned through the scheduler (not `nodeName`), so taints and resources still apply and
+        // an unschedulable agent says why.
+        let affinity = self.target.node_name.as_ref().map(|node| Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_fields: Some(vec![NodeSelectorRequirement {
+                            key: "metadata.name".to_owned(),
+                            operator: "In".to_owned(),
+                            values: Some(vec![node.clone()]),
+                        }]),
+                        match_expressions: None,
+                    }],
+                }),
+                ..NodeAffinity::default()
+            }),
+            ..Affinity::default()
         });
-        let mut resources = json!({});
-        if !self.agent.resource_requests.is_empty() {
-            resources["requests"] = json!(self.agent.resource_requests);
-        }
-        if !self.agent.resource_limits.is_empty() {
-            resources["limits"] = json!(self.agent.resource_limits);
-        }
-        container["resources"] = resources;
-        let mut pod_spec = json!({
-            "hostPID": true,
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "containers": [container],
-            "tolerations": self.agent.tolerations,
-        });
-        if let Some(node) = &self.target.node_name {
-            // Pinned through the scheduler (not `nodeName`), so taints and resources still apply
-            // and an unschedulable agent says why.
-            pod_spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}],
-            }}});
-        }
-        if !self.agent.node_selector.is_empty() {
-            pod_spec["nodeSelector"] = json!(self.agent.node_selector);
-        }
-        if !self.agent.image_pull_secrets.is_empty() {
-            pod_spec["imagePullSecrets"] = json!(
+        let pod_spec = PodSpec {
+            host_pid: Some(true),
+            restart_policy: Some("Never".to_owned()),
+            termination_grace_period_seconds: Some(0),
+            containers: vec![container],
+            tolerations: Some(self.tolerations()),
+            affinity,
+            node_selector: (!self.agent.node_selector.is_empty())
+                .then(|| self.agent.node_selector.clone()),
+            image_pull_secrets: (!self.agent.image_pull_secrets.is_empty()).then(|| {
                 self.agent
                     .image_pull_secrets
                     .iter()
-                    .map(|name| json!({"name": name}))
-                    .collect::<Vec<_>>()
-            );
-        }
-        match &self.agent.service_account {
-            Some(account) => pod_spec["serviceAccountName"] = json!(account),
-            None => pod_spec["automountServiceAccountToken"] = json!(false),
-        }
-        let mut metadata = json!({
-            "name": self.name(),
-            "namespace": self.job_namespace(),
-            "labels": self.labels(),
-        });
-        if !self.agent.annotations.is_empty() {
-            metadata["annotations"] = json!(self.agent.annotations);
-        }
-        let job = json!({
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": metadata,
-            "spec": {
-                "ttlSecondsAfterFinished": self.agent.ttl,
-                "backoffLimit": 0,
-                "template": {
-                    "metadata": {"labels": self.labels(), "annotations": pod_annotations},
-                    "spec": pod_spec,
-                },
+                    .map(|name| LocalObjectReference { name: name.clone() })
+                    .collect()
+            }),
+            service_account_name: self.agent.service_account.clone(),
+            automount_service_account_token: self.agent.service_account.is_none().then_some(false),
+            ..PodSpec::default()
+        };
+        Job {
+            metadata: ObjectMeta {
+                name: Some(self.name()),
+                namespace: Some(self.job_namespace().to_owned()),
+                labels: Some(self.labels()),
+                annotations: (!self.agent.annotations.is_empty())
+                    .then(|| self.agent.annotations.clone()),
+                ..ObjectMeta::default()
             },
-        });
-        serde_json::from_value(job).expect("the agent Job is a valid Job")
+            spec: Some(JobSpec {
+                ttl_seconds_after_finished: Some(i32::from(self.agent.ttl)),
+                backoff_limit: Some(0),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.labels()),
+                        annotations: Some(pod_annotations),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(pod_spec),
+                },
+                ..JobSpec::default()
+            }),
+            status: None,
+        }
     }
 
     /// The agent as an ephemeral container of the target pod, sharing the target container's
     /// process namespace.
     pub fn ephemeral_container(&self) -> EphemeralContainer {
-        let container = json!({
-            "name": self.name(),
-            "image": self.agent.image,
-            "imagePullPolicy": self.agent.image_pull_policy,
-            "command": ["mirrord-agent"],
-            "args": self.args(),
-            "env": self.token_env(),
-            "securityContext": self.security_context(),
-            "targetContainerName": self.target.container_name,
-        });
-        serde_json::from_value(container)
-            .expect("the agent container is a valid EphemeralContainer")
+        EphemeralContainer {
+            name: self.name(),
+            image: Some(self.agent.image.clone()),
+            image_pull_policy: Some(serde_name(&self.agent.image_pull_policy)),
+            command: Some(vec!["mirrord-agent".to_owned()]),
+            args: Some(self.args()),
+            env: Some(self.token_env()),
+            security_context: Some(self.security_context()),
+            target_container_name: Some(self.target.container_name.clone()),
+            ..EphemeralContainer::default()
+        }
     }
 
     /// The Secret holding the session token, in `namespace` (the Job's, or the target pod's for an
@@ -236,17 +286,28 @@ impl AgentSpec<'_> {
     pub fn secret(&self, namespace: &str, token: &str) -> Secret {
         let mut labels = self.labels();
         labels.remove(AGENT_LABEL);
-        let secret = json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": self.secret_name(), "namespace": namespace, "labels": labels},
-            "type": "Opaque",
-        });
-        let mut secret: Secret = serde_json::from_value(secret).expect("a valid Secret");
-        secret.data = Some(BTreeMap::from([(
-            TOKEN_KEY.to_owned(),
-            ByteString(token.as_bytes().to_vec()),
-        )]));
-        secret
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(self.secret_name()),
+                namespace: Some(namespace.to_owned()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".to_owned()),
+            data: Some(BTreeMap::from([(
+                TOKEN_KEY.to_owned(),
+                ByteString(token.as_bytes().to_vec()),
+            )])),
+            ..Secret::default()
+        }
     }
+}
+
+/// The name a config enum serializes to (`NET_ADMIN`, `IfNotPresent`, `NoSchedule`), which is
+/// the spelling Kubernetes uses.
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

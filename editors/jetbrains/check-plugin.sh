@@ -44,6 +44,13 @@ grep -q 'into(layout.buildDirectory.dir("generated/schema/schemas"))' plugin/bui
     || fail "the schema provider does not load the resource that build.gradle.kts copies"
 if find plugin/src -name 'mirrord-schema.json' | grep -q .; then fail "a copy of the schema is committed under plugin/src; it is copied at build time"; fi
 
+echo "== one sidecar per project, and no picker inside a run hook"
+if grep -rq 'ProcessStreamConnectionProvider' plugin/src/main/kotlin; then
+    fail "LSP4IJ starts a sidecar of its own; it must use the project's (MirrordProjectService.editorConnection)"
+fi
+grep -q 'pickInline = false' plugin/src/main/kotlin/mirrord/jetbrains/plugin/MirrordLaunch.kt \
+    || fail "the run hooks must prepare with pickInline = false (the picker runs before the run, not inside its hook)"
+
 echo "== the plugin's Kotlin stays small"
 lines=$(cat plugin/src/main/kotlin/mirrord/jetbrains/plugin/*.kt | wc -l)
 echo "   $lines lines"

@@ -22,8 +22,9 @@ const IDE = 'vscode';
 
 /** A minimal LSP client over the sidecar's stdio. */
 class Sidecar {
-  constructor() {
-    this.child = spawn(BIN, ['ide'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** `stateDir`: the sidecar's XDG_STATE_HOME (its recently used targets), fresh per scenario. */
+  constructor(stateDir) {
+    this.child = spawn(BIN, ['ide'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, XDG_STATE_HOME: stateDir } });
     this.stderr = '';
     this.child.stderr.on('data', (chunk) => {
       this.stderr += chunk;
@@ -158,18 +159,20 @@ const SCENARIOS = [
   },
   {
     name: 'list-targets',
-    description: 'mirrord/listTargets without filters while the sandbox pod `ide-transcripts` is up: sandbox pods, targetless, then local processes (the recording keeps one sandbox and one process, with their details masked).',
+    description: 'mirrord/listTargets without filters while the sandbox pod `ide-transcripts` is up: the picker groups in display order, sandbox pods, local processes, then no target (the recording keeps one sandbox and one process, with their details masked).',
     sandbox: true,
     async run(step) {
       await step.request('mirrord/listTargets', {}, {
         match: 'shape',
         edit: (result) => ({
           ...result,
-          targets: [
-            result.targets.find((t) => t.path === `sandbox/${SANDBOX}`),
-            result.targets.find((t) => t.kind === 'targetless'),
-            result.targets.find((t) => t.kind === 'pid'),
-          ].map((t) => ({ ...t, detail: t.kind === 'targetless' ? t.detail : ANY, path: t.kind === 'pid' ? ANY : t.path })),
+          groups: result.groups.map((group) => ({
+            ...group,
+            targets: group.targets
+              .filter((t) => t.kind !== 'sandbox' || t.path === `sandbox/${SANDBOX}`)
+              .slice(0, 1)
+              .map((t) => ({ ...t, detail: t.kind === 'targetless' ? t.detail : ANY, path: t.kind === 'pid' ? ANY : t.path })),
+          })),
         }),
       });
     },
@@ -224,17 +227,23 @@ const SCENARIOS = [
     files: { 'app.py': 'import os\nprint(os.environ.get("SANDBOX_GREETING"))\n' },
     async run(step) {
       await step.patch({ launchConfig: PYTHON_LAUNCH, workspaceFolder: '${workspaceFolder}' }, { match: 'exact' });
-      await step.request('mirrord/listTargets', {}, {
+      await step.request('mirrord/listTargets', { workspaceFolder: '${workspaceFolder}' }, {
         match: 'shape',
         edit: (result) => ({
           ...result,
-          targets: result.targets.filter((t) => t.path === `sandbox/${SANDBOX}` || t.kind === 'targetless')
-            .map((t) => ({ ...t, detail: t.kind === 'targetless' ? t.detail : ANY })),
+          groups: result.groups
+            .filter((group) => group.id === 'sandbox' || group.id === 'targetless')
+            .map((group) => ({
+              ...group,
+              targets: group.targets.filter((t) => t.path === `sandbox/${SANDBOX}` || t.kind === 'targetless')
+                .map((t) => ({ ...t, detail: t.kind === 'targetless' ? t.detail : ANY })),
+            })),
         }),
       });
+      const sessionVariables = ['LD_PRELOAD', 'MIRRORD_LAYER_AGENT_FDS', 'MIRRORD_LAYER_INTPROXY_ADDR', 'MIRRORD_LAYER_SESSION_TOKEN', 'MIRRORD_RESOLVED_CONFIG'];
       await step.patch({ launchConfig: PYTHON_LAUNCH, workspaceFolder: '${workspaceFolder}', target: `sandbox/${SANDBOX}` }, {
         match: 'shape',
-        maskResult: ['launchConfig.env.LD_PRELOAD', 'launchConfig.env.MIRRORD_LAYER_AGENT_FDS', 'launchConfig.env.MIRRORD_LAYER_INTPROXY_ADDR', 'launchConfig.env.MIRRORD_LAYER_SESSION_TOKEN', 'launchConfig.env.MIRRORD_RESOLVED_CONFIG'],
+        maskResult: sessionVariables.flatMap((name) => [`launchConfig.env.${name}`, `environment.${name}`]),
         until: (n) => n.some((x) => x.method === '$/progress' && x.params.value.kind === 'end'),
       });
       await step.request('mirrord/endSession', { sessionId: 'ide-1' }, {
@@ -290,7 +299,7 @@ async function runScenario(scenario, recorded) {
     mkdirSync(path.dirname(path.join(workspace, file)), { recursive: true });
     writeFileSync(path.join(workspace, file), text);
   }
-  const sidecar = new Sidecar();
+  const sidecar = new Sidecar(`${workspace}.state`);
   const exchanges = [];
   const problems = [];
   const record = (entry, live) => {
@@ -389,6 +398,7 @@ async function runScenario(scenario, recorded) {
   } finally {
     sidecar.child.kill();
     rmSync(workspace, { recursive: true, force: true });
+    rmSync(`${workspace}.state`, { recursive: true, force: true });
   }
   if (recorded && recorded.exchanges.length !== exchanges.length) {
     problems.push(`${scenario.name}: ${exchanges.length} exchanges now, ${recorded.exchanges.length} recorded`);

@@ -176,15 +176,17 @@ test('a code action applies the suggestion', async () => {
   assert.ok(!remaining.some((d) => d.message.includes('tagret')));
 });
 
-test('mirrord/listTargets lists the sandbox, targetless and local processes', async () => {
-  const all = await sidecar.connection.sendRequest('mirrord/listTargets', {});
+test('mirrord/listTargets lists the sandbox, local processes and targetless, in groups', async () => {
+  const answer = await sidecar.connection.sendRequest('mirrord/listTargets', {});
+  assert.deepEqual(answer.groups.map((g) => g.title), ['Sandbox pods', 'Local processes', 'No target']);
+  const all = { ...answer, targets: answer.groups.flatMap((g) => g.targets) };
   const sandbox = all.targets.find((t) => t.path === `sandbox/${SANDBOX}`);
   assert.deepEqual({ kind: sandbox.kind, available: sandbox.available }, { kind: 'sandbox', available: true });
   assert.ok(all.targets.some((t) => t.path === 'targetless'));
   assert.ok(all.targets.some((t) => t.path === `pid/${process.pid}` && t.kind === 'pid'));
   assert.deepEqual(all.namespaces, []);
-  const sandboxes = await sidecar.connection.sendRequest('mirrord/listTargets', { kinds: ['sandbox'] });
-  assert.ok(sandboxes.targets.length > 0 && sandboxes.targets.every((t) => t.kind === 'sandbox'));
+  const sandboxes = (await sidecar.connection.sendRequest('mirrord/listTargets', { kinds: ['sandbox'] })).groups.flatMap((g) => g.targets);
+  assert.ok(sandboxes.length > 0 && sandboxes.every((t) => t.kind === 'sandbox'));
 });
 
 test('mirrord/verifyConfig answers like `mirrord verify-config --output json`', async () => {

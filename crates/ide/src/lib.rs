@@ -39,6 +39,8 @@ pub mod errors;
 pub mod language;
 pub mod launch;
 pub mod protocol;
+pub mod protocol_schema;
+pub mod recent;
 pub mod schema_nav;
 mod server;
 pub mod sessions;

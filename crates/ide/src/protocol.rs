@@ -2,6 +2,9 @@
 //! defined once here. `docs/ide-protocol.md` documents them; a test fails when its method list
 //! or its examples drift from these types.
 
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -38,26 +41,32 @@ impl CustomRequest for ListTargets {
 }
 
 /// Parameters of `mirrord/listTargets`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListTargetsParams {
     /// Only targets in this namespace (Kubernetes; ignored by local targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Only these kinds (`sandbox`, `pid`, `targetless`, later `pod`, `deployment`, …).
+    /// Only these kinds (`sandbox`, `pid`, `targetless`, `pod`, `deployment`, …). Asking for
+    /// `pid` lists the local processes even when a cluster is reachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kinds: Option<Vec<String>>,
     /// The config whose cluster settings (kubeconfig, context) apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_path: Option<String>,
+    /// The workspace folder (a path or a `file://` URI) whose recently used targets come first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_folder: Option<String>,
 }
 
 /// Result of `mirrord/listTargets`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTargetsResult {
-    /// Every target found, in the order a quick-pick should show them.
-    pub targets: Vec<TargetInfo>,
+    /// The picker's groups in display order: the workspace's recently used targets, then one
+    /// group per kind (cluster kinds, sandbox pods, local processes), then "No target". Empty
+    /// groups are left out.
+    pub groups: Vec<TargetGroup>,
     /// The namespace the cluster's context points at (none for local targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_namespace: Option<String>,
@@ -65,13 +74,49 @@ pub struct ListTargetsResult {
     pub namespaces: Vec<String>,
 }
 
+impl ListTargetsResult {
+    /// Every target of every group, in display order (a target is in one group only).
+    pub fn targets(&self) -> impl Iterator<Item = &TargetInfo> {
+        self.groups.iter().flat_map(|group| group.targets.iter())
+    }
+}
+
+/// One titled group of the target picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroup {
+    /// `recent`, `targetless`, or the kind of its targets (`deployment`, `sandbox`, `pid`, …).
+    pub id: String,
+    /// The title to show above it ("Recently used", "Deployments", "Local processes", …).
+    pub title: String,
+    /// Its targets, in display order.
+    pub targets: Vec<TargetInfo>,
+    /// Instead of listing the targets: one entry that lists them on its own (local processes
+    /// when a cluster is reachable, so that they do not fill the picker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<MoreTargets>,
+}
+
+/// An entry that stands for a group's targets: picking it sends `mirrord/listTargets` again
+/// with `kinds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MoreTargets {
+    /// The entry's text, e.g. "Local processes…".
+    pub label: String,
+    /// One line under it.
+    pub detail: String,
+    /// The kinds to ask for.
+    pub kinds: Vec<String>,
+}
+
 /// One target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetInfo {
     /// The target path to write in the config, e.g. `sandbox/demo` or `pid/4242`.
     pub path: String,
-    /// `sandbox`, `pid`, `targetless` (later `pod`, `deployment`, …).
+    /// `sandbox`, `pid`, `targetless`, `pod`, `deployment`, …
     pub kind: String,
     /// The namespace (Kubernetes targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +139,7 @@ impl CustomRequest for VerifyConfig {
 
 /// Parameters of `mirrord/verifyConfig`: a document (`uri`, open in the editor or on disk) or a
 /// text with its format.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyConfigParams {
     /// A `file://` URI.
@@ -105,19 +150,22 @@ pub struct VerifyConfigParams {
     pub text: Option<String>,
     /// The format of `text` (default `json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<FormatShape>")]
     pub format: Option<Format>,
 }
 
 /// Result of `mirrord/verifyConfig`: `{"valid", "diagnostics", "config"}` exactly as
 /// `mirrord verify-config --output json` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VerifyConfigResult {
     /// Whether the config can be used (warnings allowed).
     pub valid: bool,
     /// Every problem, with LSP ranges.
+    #[schemars(with = "Vec<ConfigDiagnostic>")]
     pub diagnostics: Vec<Diagnostic>,
     /// The resolved config when valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     pub config: Option<ResolvedConfig>,
 }
 
@@ -133,7 +181,7 @@ impl CustomRequest for PatchLaunchConfig {
 }
 
 /// Which editor is asking (decides the launch configuration's shape).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ide {
     /// VS Code: `launch.json` configurations.
@@ -142,11 +190,22 @@ pub enum Ide {
     Jetbrains,
 }
 
+/// Which editor a launch configuration came from does not change validation; kept for logs.
+impl std::fmt::Display for Ide {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Ide::Vscode => "vscode",
+            Ide::Jetbrains => "jetbrains",
+        })
+    }
+}
+
 /// Parameters of `mirrord/patchLaunchConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchLaunchConfigParams {
     /// The debug launch configuration, after the editor substituted its variables.
+    #[schemars(with = "serde_json::Map<String, Value>")]
     pub launch_config: Value,
     /// The workspace folder (a path or a `file://` URI); config paths must lie inside it.
     pub workspace_folder: String,
@@ -161,17 +220,29 @@ pub struct PatchLaunchConfigParams {
     /// A `$/progress` token of the client's (LSP `WorkDoneProgressParams`); without it the
     /// sidecar creates one when the client supports `window/workDoneProgress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ProgressToken>")]
     pub work_done_token: Option<Value>,
 }
 
 /// Result of `mirrord/patchLaunchConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchLaunchConfigResult {
     /// The launch configuration to run (unchanged when mirrord does not apply to it).
+    #[schemars(with = "serde_json::Map<String, Value>")]
     pub launch_config: Value,
     /// The session started for it; `null` when the configuration was returned untouched.
     pub session_id: Option<String>,
+    /// The session's target path (`sandbox/demo`, `deployment/api`, `targetless`), for the
+    /// editor's status bar; absent when no session started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The debuggee's environment as the launch must change it, already written into
+    /// `launchConfig` for VS Code: each variable's final value (`LD_PRELOAD` with the layer
+    /// first, then the launch's own libraries), `null` for a variable to remove. Plugins that
+    /// keep the environment elsewhere (JetBrains run configurations) apply exactly this.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, Option<String>>,
     /// Things the user should know (what was adjusted for the debugger, config warnings).
     pub warnings: Vec<String>,
 }
@@ -187,7 +258,7 @@ impl CustomRequest for EndSession {
 }
 
 /// Parameters of `mirrord/endSession`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndSessionParams {
     /// From the `mirrord/patchLaunchConfig` result.
@@ -195,7 +266,7 @@ pub struct EndSessionParams {
 }
 
 /// Result of `mirrord/endSession`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndSessionResult {
     /// `true` when this request ended a running session; `false` when it had already ended.
@@ -212,7 +283,7 @@ impl tower_lsp_server::ls_types::notification::Notification for SessionEvent {
 }
 
 /// Parameters of `mirrord/sessionEvent`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionEventParams {
     /// The session.
@@ -224,7 +295,7 @@ pub struct SessionEventParams {
 }
 
 /// Kinds of [`SessionEventParams`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SessionEventKind {
     /// The agent is gone: remote calls of the debuggee fail from now on.
@@ -247,7 +318,7 @@ pub const NOTIFICATIONS: &[&str] =
     &[<SessionEvent as tower_lsp_server::ls_types::notification::Notification>::METHOD];
 
 /// `initializationOptions` the sidecar understands (all optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializationOptions {
     /// Milliseconds to wait after an edit before checking the document (default 100).
@@ -256,4 +327,122 @@ pub struct InitializationOptions {
     /// Watch the workspace's config files for changes made outside the editor (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_files: Option<bool>,
+}
+
+/// A `$/progress` token (LSP `ProgressToken`).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(
+    dead_code,
+    reason = "describes the wire format for the generated schema only"
+)]
+enum ProgressToken {
+    /// A string token.
+    Text(String),
+    /// A number token.
+    Number(i32),
+}
+
+// Schema only; `protocol_schema::tests` checks it against `mirrord_config::Format`.
+/// The format of a config text.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "Format")]
+#[allow(
+    dead_code,
+    reason = "describes the wire format for the generated schema only"
+)]
+pub(crate) enum FormatShape {
+    /// JSON (with comments).
+    Json,
+    /// TOML.
+    Toml,
+    /// YAML.
+    Yaml,
+}
+
+// Schema only; `protocol_schema::tests` checks it against real `mirrord_config::Diagnostic`s.
+/// One problem in a config, as `mirrord verify-config` reports it.
+#[derive(JsonSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "describes the wire format for the generated schema only"
+)]
+pub(crate) struct ConfigDiagnostic {
+    /// `error` or `warning`.
+    severity: SeverityShape,
+    /// What is wrong and, where it can, how to fix it.
+    message: String,
+    /// The key path, e.g. `feature.network.incoming.mode`; empty for the whole document.
+    path: String,
+    /// Where in the file.
+    range: RangeShape,
+    /// A text that can replace the range to fix the problem (a quick fix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replacement: Option<String>,
+}
+
+/// How bad a problem is: `error` (the config cannot be used) or `warning`.
+#[derive(JsonSchema, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "Severity")]
+#[allow(
+    dead_code,
+    reason = "describes the wire format for the generated schema only"
+)]
+enum SeverityShape {
+    /// The config cannot be used.
+    Error,
+    /// The config works, but something is deprecated or ignored.
+    Warning,
+}
+
+/// A range in a config file (LSP: zero-based, end exclusive).
+#[derive(JsonSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Range")]
+#[allow(
+    dead_code,
+    reason = "describes the wire format for the generated schema only"
+)]
+struct RangeShape {
+    /// Where it starts.
+    start: PositionShape,
+    /// Where it ends (exclusive).
+    end: PositionShape,
+}
+
+/// A position in a config file (LSP: zero-based line and UTF-16 character).
+#[derive(JsonSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Position")]
+#[allow(
+    dead_code,
+    reason = "describes the wire format for the generated schema only"
+)]
+struct PositionShape {
+    /// 0-based line.
+    line: u32,
+    /// 0-based UTF-16 code unit offset in the line.
+    character: u32,
+}
+
+/// `data` of a `ConfigInvalid` error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigInvalidData {
+    /// Every problem of the config.
+    #[schemars(with = "Vec<ConfigDiagnostic>")]
+    pub diagnostics: Vec<Diagnostic>,
+    /// The config file (none: the problems are in the launch's `MIRRORD_*` variables).
+    pub config_path: Option<String>,
+}
+
+/// `data` of a `TargetRequired` error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRequiredData {
+    /// The config that names no target (none: no config file).
+    pub config_path: Option<String>,
 }

@@ -2,11 +2,12 @@
 //!
 //! Each kind of target comes from a [`TargetSource`]: [`LocalTargets`] (sandbox pods, local
 //! processes, `targetless`) and [`KubeTargets`] (the cluster's pods, deployments, … with their
-//! namespaces, through the same code as `mirrord ls`).
+//! namespaces, through the same code as `mirrord ls`). [`groups`] decides what the editors'
+//! pickers show, in which order and under which titles; the plugins only render it.
 
 use std::time::{Duration, Instant};
 
-use crate::protocol::{ListTargetsParams, ListTargetsResult, TargetInfo};
+use crate::protocol::{ListTargetsParams, MoreTargets, TargetGroup, TargetInfo};
 
 /// A place targets come from.
 pub trait TargetSource: Send + Sync + std::fmt::Debug {
@@ -14,7 +15,18 @@ pub trait TargetSource: Send + Sync + std::fmt::Debug {
     fn kinds(&self) -> &'static [&'static str];
 
     /// Lists the targets matching `query` (kinds are already filtered by the caller).
-    fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String>;
+    fn list(&self, query: &ListTargetsParams) -> Result<Listing, String>;
+}
+
+/// Targets found, flat, by source then kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Every target.
+    pub targets: Vec<TargetInfo>,
+    /// The namespace the cluster's context points at (`Some` only when a cluster answered).
+    pub current_namespace: Option<String>,
+    /// Namespaces the user can pick from.
+    pub namespaces: Vec<String>,
 }
 
 /// Sandbox pods, local processes and `targetless`.
@@ -29,7 +41,7 @@ impl TargetSource for LocalTargets {
         &["sandbox", "targetless", "pid"]
     }
 
-    fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
+    fn list(&self, query: &ListTargetsParams) -> Result<Listing, String> {
         let wants = |kind: &str| {
             query
                 .kinds
@@ -68,7 +80,7 @@ impl TargetSource for LocalTargets {
         if wants("pid") {
             targets.extend(local_processes());
         }
-        Ok(ListTargetsResult {
+        Ok(Listing {
             targets,
             current_namespace: None,
             namespaces: Vec::new(),
@@ -92,7 +104,7 @@ impl TargetSource for KubeTargets {
         &KINDS
     }
 
-    fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
+    fn list(&self, query: &ListTargetsParams) -> Result<Listing, String> {
         // On a thread of its own: the listing drives a runtime of its own, which cannot start on a
         // thread that is already driving one (completion asks from the server's), and a cluster
         // that does not answer must not hold the editor for long.
@@ -119,7 +131,7 @@ impl TargetSource for KubeTargets {
 const KUBE_LIST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The cluster's targets, through the same code as `mirrord ls` (blocking).
-fn list_cluster_targets(query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
+fn list_cluster_targets(query: &ListTargetsParams) -> Result<Listing, String> {
     let config = match &query.config_path {
         Some(path) => mirrord_config::load_file(
             std::path::Path::new(path),
@@ -149,10 +161,10 @@ fn list_cluster_targets(query: &ListTargetsParams) -> Result<ListTargetsResult, 
         })?;
     if listed.note.is_some() {
         // No cluster configured: the local source lists the sandboxes.
-        return Ok(ListTargetsResult::default());
+        return Ok(Listing::default());
     }
     let listing = listed.listing;
-    Ok(ListTargetsResult {
+    Ok(Listing {
         targets: listing
             .targets
             .into_iter()
@@ -226,8 +238,8 @@ impl Default for Targets {
 
 impl Targets {
     /// Lists targets from every source that has a wanted kind.
-    pub fn list(&self, query: &ListTargetsParams) -> Result<ListTargetsResult, String> {
-        let mut result = ListTargetsResult::default();
+    pub fn list(&self, query: &ListTargetsParams) -> Result<Listing, String> {
+        let mut result = Listing::default();
         let (mut listed_any, mut failures) = (false, Vec::new());
         for source in &self.sources {
             let relevant = query.kinds.as_ref().is_none_or(|kinds| {
@@ -282,6 +294,93 @@ impl Targets {
     }
 }
 
+/// The title of the group of targets of `kind`.
+pub fn group_title(kind: &str) -> String {
+    match kind {
+        "pod" => "Pods",
+        "deployment" => "Deployments",
+        "rollout" => "Rollouts",
+        "statefulset" => "Stateful sets",
+        "replicaset" => "Replica sets",
+        "job" => "Jobs",
+        "cronjob" => "Cron jobs",
+        "service" => "Services",
+        "sandbox" => "Sandbox pods",
+        "pid" => "Local processes",
+        "targetless" => "No target",
+        other => return other.to_owned(),
+    }
+    .to_owned()
+}
+
+/// The id and title of the recently used group.
+pub const RECENT_GROUP: (&str, &str) = ("recent", "Recently used");
+
+/// The picker's groups for `listing`, in display order: the listed targets of `recent` (most
+/// recent first, `targetless` left to its own group), then one group per kind in the order the
+/// sources listed them, `targetless` last. When a cluster answered and `pid` was not asked for
+/// by name, the local processes are one [`MoreTargets`] entry instead of a long list.
+pub fn groups(listing: &Listing, recent: &[String], kinds: Option<&[String]>) -> Vec<TargetGroup> {
+    let is_recent =
+        |target: &TargetInfo| target.kind != "targetless" && recent.contains(&target.path);
+    let mut groups = Vec::new();
+    let recent_targets: Vec<TargetInfo> = recent
+        .iter()
+        .filter_map(|path| listing.targets.iter().find(|t| t.path == *path))
+        .filter(|target| is_recent(target))
+        .cloned()
+        .collect();
+    if !recent_targets.is_empty() {
+        groups.push(TargetGroup {
+            id: RECENT_GROUP.0.to_owned(),
+            title: RECENT_GROUP.1.to_owned(),
+            targets: recent_targets,
+            more: None,
+        });
+    }
+    let processes_behind_entry = listing.current_namespace.is_some()
+        && !kinds.is_some_and(|kinds| kinds.iter().any(|kind| kind == "pid"));
+    let mut kinds_in_order: Vec<&str> = Vec::new();
+    for target in &listing.targets {
+        if !kinds_in_order.contains(&target.kind.as_str()) {
+            kinds_in_order.push(&target.kind);
+        }
+    }
+    // `targetless` last, whatever the sources' order.
+    kinds_in_order.sort_by_key(|kind| *kind == "targetless");
+    for kind in kinds_in_order {
+        let targets: Vec<TargetInfo> = listing
+            .targets
+            .iter()
+            .filter(|target| target.kind == kind && !is_recent(target))
+            .cloned()
+            .collect();
+        if kind == "pid" && processes_behind_entry {
+            groups.push(TargetGroup {
+                id: kind.to_owned(),
+                title: group_title(kind),
+                more: Some(MoreTargets {
+                    label: "Local processes…".to_owned(),
+                    detail: format!("{} processes on this machine", targets.len()),
+                    kinds: vec!["pid".to_owned()],
+                }),
+                targets: Vec::new(),
+            });
+            continue;
+        }
+        if targets.is_empty() {
+            continue;
+        }
+        groups.push(TargetGroup {
+            id: kind.to_owned(),
+            title: group_title(kind),
+            targets,
+            more: None,
+        });
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +389,7 @@ mod tests {
     fn lists_this_machines_processes_and_targetless() {
         let targets = Targets::default();
         let all = targets.list(&ListTargetsParams::default()).unwrap();
+        assert_eq!(all.current_namespace, None, "no cluster is configured here");
         assert!(all.targets.iter().any(|t| t.path == "targetless"));
         let parent = format!("pid/{}", std::os::unix::process::parent_id());
         assert!(all.targets.iter().any(|t| t.path == parent), "{parent}");
@@ -300,5 +400,99 @@ mod tests {
             })
             .unwrap();
         assert!(only_pids.targets.iter().all(|t| t.kind == "pid"));
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    fn target(kind: &str, path: &str) -> TargetInfo {
+        TargetInfo {
+            path: path.to_owned(),
+            kind: kind.to_owned(),
+            namespace: None,
+            available: true,
+            detail: String::new(),
+        }
+    }
+
+    fn render(groups: &[TargetGroup]) -> String {
+        groups
+            .iter()
+            .map(|group| {
+                let entries: Vec<String> = match &group.more {
+                    Some(more) => vec![format!("{} {:?}", more.label, more.kinds)],
+                    None => group.targets.iter().map(|t| t.path.clone()).collect(),
+                };
+                format!("{}: {}", group.title, entries.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn listing(cluster: bool) -> Listing {
+        let mut targets = Vec::new();
+        if cluster {
+            targets.extend([
+                target("pod", "pod/api-1"),
+                target("deployment", "deployment/api"),
+                target("deployment", "deployment/web"),
+            ]);
+        }
+        targets.extend([
+            target("sandbox", "sandbox/demo"),
+            target("targetless", "targetless"),
+            target("pid", "pid/10"),
+            target("pid", "pid/11"),
+        ]);
+        Listing {
+            targets,
+            current_namespace: cluster.then(|| "default".to_owned()),
+            namespaces: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn without_a_cluster_every_kind_is_a_group_and_no_target_is_last() {
+        assert_eq!(
+            render(&groups(&listing(false), &[], None)),
+            "Sandbox pods: sandbox/demo\nLocal processes: pid/10, pid/11\nNo target: targetless"
+        );
+    }
+
+    #[test]
+    fn recent_targets_come_first_most_recent_first_and_only_once() {
+        let recent = [
+            "pid/11".to_owned(),
+            "targetless".to_owned(),
+            "deployment/web".to_owned(),
+            "pod/gone".to_owned(),
+        ];
+        assert_eq!(
+            render(&groups(&listing(true), &recent, None)),
+            "Recently used: pid/11, deployment/web\nPods: pod/api-1\nDeployments: deployment/api\nSandbox pods: sandbox/demo\nLocal processes: Local processes… [\"pid\"]\nNo target: targetless"
+        );
+        assert_eq!(
+            render(&groups(&listing(false), &recent, None)),
+            "Recently used: pid/11\nSandbox pods: sandbox/demo\nLocal processes: pid/10\nNo target: targetless"
+        );
+    }
+
+    #[test]
+    fn asking_for_processes_by_name_lists_them_beside_a_cluster() {
+        let pids: Listing = Listing {
+            targets: listing(true)
+                .targets
+                .into_iter()
+                .filter(|t| t.kind == "pid")
+                .collect(),
+            current_namespace: Some("default".to_owned()),
+            namespaces: Vec::new(),
+        };
+        assert_eq!(
+            render(&groups(&pids, &[], Some(&["pid".to_owned()]))),
+            "Local processes: pid/10, pid/11"
+        );
     }
 }

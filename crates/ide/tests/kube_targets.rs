@@ -42,6 +42,17 @@ fn the_clusters_targets_are_listed_beside_the_local_ones() {
     );
     assert!(all.targets.iter().any(|t| t.kind == "pod"));
     assert!(all.targets.iter().any(|t| t.path == "targetless"));
+    // The picker: the cluster's kinds first, the local processes behind one entry.
+    let groups = mirrord_ide::targets::groups(&all, &[], None);
+    let titles: Vec<&str> = groups.iter().map(|g| g.title.as_str()).collect();
+    assert_eq!(titles.first(), Some(&"Pods"), "{titles:?}");
+    assert_eq!(titles.last(), Some(&"No target"), "{titles:?}");
+    let processes = groups.iter().find(|g| g.id == "pid").unwrap();
+    assert!(processes.targets.is_empty());
+    assert_eq!(
+        processes.more.as_ref().map(|more| more.label.as_str()),
+        Some("Local processes…")
+    );
 
     let deployments = targets
         .list(&ListTargetsParams {

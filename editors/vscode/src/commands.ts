@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { chooseTarget, type LaunchDeps } from './launch';
 import type { SidecarRequests } from './requests';
 import { SidecarError } from './requests';
-import type { WorkspaceState } from './state';
+import type { ActiveSessions, WorkspaceState } from './state';
 import { endSessionOnTerminate, launchUi, MirrordDebugProvider } from './ui';
 
 export const Commands = {
@@ -55,10 +55,12 @@ export const STARTER_CONFIG = `// mirrord configuration. Completion and hover wo
 }
 `;
 
-function updateStatusBar(item: vscode.StatusBarItem, state: WorkspaceState): void {
+function updateStatusBar(item: vscode.StatusBarItem, state: WorkspaceState, sessions: ActiveSessions): void {
   const enabled = state.enabled;
-  item.text = enabled ? '$(plug) mirrord' : '$(debug-disconnect) mirrord';
+  const running = sessions.running;
+  item.text = running.length > 0 ? `$(plug) mirrord: ${running.join(', ')}` : enabled ? '$(plug) mirrord' : '$(debug-disconnect) mirrord';
   const lines = [enabled ? 'mirrord is on: debug sessions run in the target\'s context' : 'mirrord is off', 'Click to toggle'];
+  for (const target of running) lines.push(`session running on ${target}`);
   if (state.selectedTarget !== undefined) lines.push(`target: ${state.selectedTarget}`);
   if (state.activeConfiguration !== undefined) lines.push(`configuration: ${state.activeConfiguration}`);
   item.tooltip = lines.join('\n');
@@ -98,18 +100,25 @@ async function selectActiveConfiguration(state: WorkspaceState): Promise<void> {
 }
 
 /** Registers the status bar, the commands and the debug provider. */
-export function registerCommands(context: vscode.ExtensionContext, state: WorkspaceState, sidecar: SidecarHandle, output: vscode.OutputChannel): void {
+export function registerCommands(
+  context: vscode.ExtensionContext,
+  state: WorkspaceState,
+  sessions: ActiveSessions,
+  sidecar: SidecarHandle,
+  output: vscode.OutputChannel,
+): void {
   const ui = launchUi(output);
-  const deps: LaunchDeps = { state, requests: () => sidecar.requests(), ui };
+  const deps: LaunchDeps = { state, sessions, requests: () => sidecar.requests(), ui };
 
   const statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 0);
   statusBar.name = 'mirrord';
   statusBar.command = STATUS_BAR_COMMAND;
-  updateStatusBar(statusBar, state);
+  const refresh = (): void => {
+    updateStatusBar(statusBar, state, sessions);
+  };
+  refresh();
   statusBar.show();
-  context.subscriptions.push(statusBar, state.onDidChange(() => {
-    updateStatusBar(statusBar, state);
-  }));
+  context.subscriptions.push(statusBar, state.onDidChange(refresh), sessions.onDidChange(refresh));
 
   const register = (command: string, run: () => Promise<unknown>): void => {
     context.subscriptions.push(
@@ -124,7 +133,7 @@ export function registerCommands(context: vscode.ExtensionContext, state: Worksp
   };
   register(Commands.toggle, () => state.toggle());
   register(Commands.selectTarget, async () => {
-    const picked = await chooseTarget(deps, state.activeConfiguration, true);
+    const picked = await chooseTarget(deps, (await pickFolder())?.uri.fsPath, state.activeConfiguration, true);
     if (picked.kind === 'target') await state.setSelectedTarget(picked.path);
     if (picked.kind === 'fromConfig') await state.setSelectedTarget(undefined);
   });
@@ -138,6 +147,6 @@ export function registerCommands(context: vscode.ExtensionContext, state: Worksp
 
   context.subscriptions.push(
     vscode.debug.registerDebugConfigurationProvider('*', new MirrordDebugProvider(deps)),
-    endSessionOnTerminate(() => sidecar.requests(), output),
+    endSessionOnTerminate(() => sidecar.requests(), sessions, output),
   );
 }

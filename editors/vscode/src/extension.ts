@@ -3,16 +3,17 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Sidecar } from './sidecar';
-import { WorkspaceState } from './state';
+import { ActiveSessions, WorkspaceState } from './state';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('mirrord');
-  const sidecar = new Sidecar(context.extensionPath, output);
+  const sessions = new ActiveSessions();
+  const sidecar = new Sidecar(context.extensionPath, output, sessions);
   const state = new WorkspaceState(context.workspaceState, () =>
     vscode.workspace.getConfiguration('mirrord').get<boolean>('enabledByDefault', false),
   );
   context.subscriptions.push(output, sidecar);
-  registerCommands(context, state, sidecar, output);
+  registerCommands(context, state, sessions, sidecar, output);
   sidecar.startNow().catch((error: unknown) => {
     output.appendLine(`the sidecar did not start: ${error instanceof Error ? error.message : String(error)}`);
   });

@@ -2,9 +2,9 @@
 // a launch, the target quick-pick when the sidecar needs a target, and what to do with the
 // sidecar's answer. The sidecar does the rest (config, targets, environment).
 
-import { ErrorCodes, type LaunchConfig, type ProgressValue } from './protocol';
-import { SidecarError, type CancellationToken, type SidecarRequests } from './requests';
-import type { WorkspaceState } from './state';
+import { ErrorCodes } from './protocol';
+import { SidecarError, type CancellationToken, type LaunchConfig, type ProgressValue, type SidecarRequests } from './requests';
+import type { ActiveSessions, WorkspaceState } from './state';
 import { targetPickItems, type PickItem } from './targetPick';
 
 /** The key of a patched launch configuration that holds its mirrord session id. */
@@ -20,12 +20,15 @@ export interface LaunchUi {
   withProgress<T>(title: string, task: (report: (message: string) => void, token: CancellationToken) => Promise<T>): PromiseLike<T>;
   /** Shows a failed request (does not wait for the user). */
   showError(error: SidecarError): void;
+  /** Shows a launch's warning as a notification with "Show Logs" (does not wait for the user). */
+  showWarning(message: string): void;
   /** A line for the `mirrord` output channel. */
   log(line: string): void;
 }
 
 export interface LaunchDeps {
   state: WorkspaceState;
+  sessions: ActiveSessions;
   requests: () => Promise<SidecarRequests>;
   ui: LaunchUi;
 }
@@ -71,13 +74,16 @@ export async function resolveLaunch(folder: string | undefined, config: LaunchCo
       });
       for (const warning of result.warnings) ui.log(`warning: ${warning}`);
       if (result.sessionId === null) return result.launchConfig;
+      // What the user should know about a session that started: one notification.
+      if (result.warnings.length > 0) ui.showWarning(result.warnings.join(' · '));
       ui.log(`session ${result.sessionId} started for "${String(config.name ?? config.type)}"`);
+      deps.sessions.started(result.sessionId, result.target ?? 'a target');
       return { ...result.launchConfig, [SESSION_ID_KEY]: result.sessionId };
     } catch (thrown) {
       const error = SidecarError.from(thrown);
       if (error.cancelled) return undefined;
       if (error.code === ErrorCodes.targetRequired && target === undefined) {
-        const picked = await chooseTarget(deps, configPath);
+        const picked = await chooseTarget(deps, folder, configPath);
         if (picked.kind !== 'target') return undefined;
         target = picked.path;
         continue;
@@ -92,27 +98,36 @@ export async function resolveLaunch(folder: string | undefined, config: LaunchCo
 export type TargetPick = { kind: 'target'; path: string } | { kind: 'fromConfig' } | { kind: 'dismissed' };
 
 /**
- * The target quick-pick (also the "Select Target" command): lists the targets, lets the user
- * switch namespace, remembers the pick.
+ * The target quick-pick (also the "Select Target" command): lists the sidecar's groups, lets the
+ * user open "Local processes…" or switch namespace. The sidecar remembers the pick once a
+ * session starts with it.
  */
-export async function chooseTarget(deps: LaunchDeps, configPath: string | undefined, offerConfigTarget = false): Promise<TargetPick> {
+export async function chooseTarget(deps: LaunchDeps, folder: string | undefined, configPath: string | undefined, offerConfigTarget = false): Promise<TargetPick> {
   let namespace: string | undefined;
+  let kinds: string[] | undefined;
   for (;;) {
     const requests = await deps.requests();
     const listed = await requests.listTargets({
       ...(namespace === undefined ? {} : { namespace }),
+      ...(kinds === undefined ? {} : { kinds }),
       ...(configPath === undefined ? {} : { configPath }),
+      ...(folder === undefined ? {} : { workspaceFolder: folder }),
     });
     const title = namespace === undefined ? 'mirrord: pick a target' : `mirrord: pick a target in ${namespace}`;
-    const picked = await deps.ui.pick(targetPickItems(listed, deps.state.recentTargets, offerConfigTarget), title);
+    const picked = await deps.ui.pick(targetPickItems(listed, offerConfigTarget), title);
     if (picked?.choice === undefined) return { kind: 'dismissed' };
-    if (picked.choice.kind === 'fromConfig') return picked.choice;
-    if (picked.choice.kind === 'switchNamespace') {
-      const chosen = await deps.ui.pickNamespace(listed.namespaces, namespace ?? listed.currentNamespace);
-      if (chosen !== undefined) namespace = chosen;
+    const choice = picked.choice;
+    if (choice.kind === 'fromConfig') return choice;
+    if (choice.kind === 'more') {
+      kinds = choice.kinds;
       continue;
     }
-    await deps.state.rememberTarget(picked.choice.path);
-    return picked.choice;
+    if (choice.kind === 'switchNamespace') {
+      const chosen = await deps.ui.pickNamespace(listed.namespaces, namespace ?? listed.currentNamespace ?? undefined);
+      if (chosen !== undefined) namespace = chosen;
+      kinds = undefined;
+      continue;
+    }
+    return choice;
   }
 }

@@ -11,8 +11,19 @@ import {
   type ListTargetsResult,
   type PatchLaunchConfigParams,
   type PatchLaunchConfigResult,
-  type ProgressValue,
 } from './protocol';
+
+/** A debug launch configuration: opaque JSON to the extension. */
+export type LaunchConfig = Record<string, unknown>;
+
+/** `$/progress` values (LSP work done progress, not a mirrord type). */
+export interface ProgressValue {
+  kind: 'begin' | 'report' | 'end';
+  title?: string;
+  message?: string;
+  percentage?: number;
+  cancellable?: boolean;
+}
 
 export interface Disposable {
   dispose(): unknown;

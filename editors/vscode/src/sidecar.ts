@@ -10,7 +10,8 @@ import { findSidecarBinary, RestartBackoff } from './binary';
 import type { SidecarHandle } from './commands';
 import { SHOW_LOGS } from './errors';
 import { Methods, type SessionEventParams } from './protocol';
-import { SidecarError, SidecarRequests, type RpcEndpoint } from './requests';
+import { SidecarError, SidecarRequests, type ProgressValue, type RpcEndpoint } from './requests';
+import type { ActiveSessions } from './state';
 
 function isExecutable(file: string): boolean {
   try {
@@ -38,7 +39,7 @@ function endpoint(client: LanguageClient): RpcEndpoint {
       if (params === undefined) return cancel === undefined ? client.sendRequest(method) : client.sendRequest(method, cancel);
       return cancel === undefined ? client.sendRequest(method, params) : client.sendRequest(method, params, cancel);
     },
-    onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, handler),
+    onProgress: (token, handler: (value: ProgressValue) => void) => client.onProgress(WorkDoneProgress.type, token, handler),
   };
 }
 
@@ -52,6 +53,7 @@ export class Sidecar implements SidecarHandle, vscode.Disposable {
   constructor(
     private readonly extensionPath: string,
     private readonly output: vscode.OutputChannel,
+    private readonly sessions: ActiveSessions,
   ) {}
 
   async requests(): Promise<SidecarRequests> {
@@ -98,7 +100,12 @@ export class Sidecar implements SidecarHandle, vscode.Disposable {
     const client = new LanguageClient('mirrord', 'mirrord', server, options);
     client.onNotification(Methods.sessionEvent, (event: SessionEventParams) => {
       this.output.appendLine(`session ${event.sessionId}: ${event.kind}: ${event.message}`);
-      if (event.kind === 'agentLost') void vscode.window.showWarningMessage(`mirrord: ${event.message}`);
+      if (event.kind === 'ended') this.sessions.ended(event.sessionId);
+      if (event.kind === 'agentLost') {
+        void vscode.window.showWarningMessage(`mirrord: ${event.message}`, SHOW_LOGS).then((clicked) => {
+          if (clicked === SHOW_LOGS) this.output.show(true);
+        });
+      }
     });
     await client.start();
     this.backoff.started(Date.now());
@@ -110,6 +117,8 @@ export class Sidecar implements SidecarHandle, vscode.Disposable {
   private died(): void {
     this.client = undefined;
     this.starting = undefined;
+    // Its sessions ended with it.
+    for (const sessionId of this.sessions.ids) this.sessions.ended(sessionId);
     if (this.disposed) return;
     const { delayMs, notify } = this.backoff.died(Date.now());
     this.output.appendLine(`the sidecar exited; starting it again in ${delayMs} ms`);

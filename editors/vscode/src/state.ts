@@ -1,6 +1,7 @@
-// Per-workspace state of the extension: whether mirrord is enabled, the selected target, the
-// active configuration and the recently picked targets. Kept in VS Code's workspace state (a
-// Memento); plain logic, no `vscode` import.
+// Per-workspace state of the extension: whether mirrord is enabled, the selected target and the
+// active configuration, kept in VS Code's workspace state (a Memento); and the sessions running
+// now, for the status bar. Plain logic, no `vscode` import. The recently used targets are the
+// sidecar's (`mirrord/listTargets`).
 
 /** The subset of `vscode.Memento` used here. */
 export interface StateStore {
@@ -12,11 +13,7 @@ const KEYS = {
   enabled: 'mirrord.enabled',
   selectedTarget: 'mirrord.selectedTarget',
   activeConfiguration: 'mirrord.activeConfiguration',
-  recentTargets: 'mirrord.recentTargets',
 } as const;
-
-/** How many picked targets are remembered. */
-const RECENT_TARGETS = 5;
 
 function stringOrUndefined(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -61,7 +58,6 @@ export class WorkspaceState {
 
   async setSelectedTarget(target: string | undefined): Promise<void> {
     await this.set(KEYS.selectedTarget, target);
-    if (target !== undefined) await this.rememberTarget(target);
   }
 
   /** The config file chosen with "Select Active Configuration", relative to the workspace folder. */
@@ -72,15 +68,38 @@ export class WorkspaceState {
   async setActiveConfiguration(configPath: string | undefined): Promise<void> {
     await this.set(KEYS.activeConfiguration, configPath);
   }
+}
 
-  /** Targets picked before, most recent first. */
-  get recentTargets(): string[] {
-    const recent = this.store.get(KEYS.recentTargets);
-    return Array.isArray(recent) ? recent.filter((t): t is string => typeof t === 'string') : [];
+/** The mirrord sessions running now (started by a launch, not yet ended), by session id. */
+export class ActiveSessions {
+  private readonly targets = new Map<string, string>();
+  private readonly listeners = new Set<() => void>();
+
+  onDidChange(listener: () => void): { dispose(): void } {
+    this.listeners.add(listener);
+    return { dispose: () => this.listeners.delete(listener) };
   }
 
-  async rememberTarget(target: string): Promise<void> {
-    const recent = [target, ...this.recentTargets.filter((t) => t !== target)].slice(0, RECENT_TARGETS);
-    await this.set(KEYS.recentTargets, recent);
+  private changed(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  started(sessionId: string, target: string): void {
+    this.targets.set(sessionId, target);
+    this.changed();
+  }
+
+  ended(sessionId: string): void {
+    if (this.targets.delete(sessionId)) this.changed();
+  }
+
+  /** The ids of the running sessions. */
+  get ids(): string[] {
+    return [...this.targets.keys()];
+  }
+
+  /** The targets of the running sessions, oldest first. */
+  get running(): string[] {
+    return [...this.targets.values()];
   }
 }

@@ -2,9 +2,10 @@
 // debugger type, and the end of a mirrord session when its debug session terminates.
 
 import * as vscode from 'vscode';
-import { showSidecarError, type ErrorUi } from './errors';
+import { SHOW_LOGS, showSidecarError, type ErrorUi } from './errors';
 import { resolveLaunch, SESSION_ID_KEY, type LaunchDeps, type LaunchUi } from './launch';
 import type { SidecarRequests } from './requests';
+import type { ActiveSessions } from './state';
 import type { PickItem } from './targetPick';
 
 export function errorUi(output: vscode.OutputChannel): ErrorUi {
@@ -54,6 +55,11 @@ export function launchUi(output: vscode.OutputChannel): LaunchUi {
       output.appendLine(`error ${error.code}: ${error.message}`);
       void showSidecarError(error, errors);
     },
+    showWarning: (message) => {
+      void vscode.window.showWarningMessage(`mirrord: ${message}`, SHOW_LOGS).then((clicked) => {
+        if (clicked === SHOW_LOGS) output.show(true);
+      });
+    },
     log: (line) => {
       output.appendLine(line);
     },
@@ -74,10 +80,11 @@ export class MirrordDebugProvider implements vscode.DebugConfigurationProvider {
 }
 
 /** Ends the mirrord session of a top-level debug session when it terminates. */
-export function endSessionOnTerminate(requests: () => Promise<SidecarRequests>, output: vscode.OutputChannel): vscode.Disposable {
+export function endSessionOnTerminate(requests: () => Promise<SidecarRequests>, sessions: ActiveSessions, output: vscode.OutputChannel): vscode.Disposable {
   return vscode.debug.onDidTerminateDebugSession(async (session) => {
     const sessionId: unknown = session.configuration[SESSION_ID_KEY];
     if (typeof sessionId !== 'string' || session.parentSession !== undefined) return;
+    sessions.ended(sessionId);
     try {
       const { ended } = await (await requests()).endSession(sessionId);
       output.appendLine(`session ${sessionId} ${ended ? 'ended' : 'had already ended'}`);

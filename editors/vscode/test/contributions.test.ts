@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Commands, STATUS_BAR_COMMAND } from '../src/commands';
-import type { ProgressValue } from '../src/protocol';
+import type { ProgressValue } from '../src/requests';
 import { activate, EXTENSION_DIR, REPO } from './helpers';
 import { stub } from './stub/vscode';
 

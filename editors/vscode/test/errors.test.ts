@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ProgressValue } from '../src/protocol';
+import type { ProgressValue } from '../src/requests';
 import { activate, replay, settle } from './helpers';
 import { Range, stub } from './stub/vscode';
 

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as vscode from 'vscode';
 import { registerCommands, type SidecarHandle } from '../src/commands';
-import type { ProgressValue } from '../src/protocol';
+import type { ProgressValue } from '../src/requests';
 import { SidecarRequests, type CancellationToken, type RpcEndpoint } from '../src/requests';
-import { WorkspaceState, type StateStore } from '../src/state';
+import { ActiveSessions, WorkspaceState, type StateStore } from '../src/state';
 import { stub, window } from './stub/vscode';
 
 export const EXTENSION_DIR = path.resolve(__dirname, '../..');
@@ -28,6 +28,7 @@ export class MemoryStore implements StateStore {
 
 export interface Extension {
   state: WorkspaceState;
+  sessions: ActiveSessions;
   store: MemoryStore;
   /** Resolves a launch the way VS Code does, through the registered provider. */
   resolve(folder: string | undefined, config: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
@@ -39,17 +40,19 @@ export interface Extension {
 export function activate(endpoint: RpcEndpoint, store = new MemoryStore()): Extension {
   stub.reset();
   const state = new WorkspaceState(store, () => stub.settings.get('mirrord.enabledByDefault') === true);
+  const sessions = new ActiveSessions();
   const sidecar: SidecarHandle = {
     requests: () => Promise.resolve(new SidecarRequests(endpoint)),
     restart: () => Promise.resolve(),
   };
   const context = { subscriptions: [] as unknown[] } as unknown as vscode.ExtensionContext;
-  registerCommands(context, state, sidecar, window.createOutputChannel('mirrord') as unknown as vscode.OutputChannel);
+  registerCommands(context, state, sessions, sidecar, window.createOutputChannel('mirrord') as unknown as vscode.OutputChannel);
   const registered = stub.providers.find((p) => p.type === '*');
   assert.ok(registered, 'a debug configuration provider for every type');
   const provider = registered.provider as vscode.DebugConfigurationProvider;
   return {
     state,
+    sessions,
     store,
     async resolve(folder, config) {
       const workspaceFolder = folder === undefined ? undefined : ({ uri: { fsPath: folder }, name: 'workspace', index: 0 } as unknown as vscode.WorkspaceFolder);

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SESSION_ID_KEY } from '../src/launch';
-import { ErrorCodes, type ProgressValue } from '../src/protocol';
-import type { CancellationToken, RpcEndpoint } from '../src/requests';
+import { ErrorCodes } from '../src/protocol';
+import type { CancellationToken, ProgressValue, RpcEndpoint } from '../src/requests';
 import { activate, replay, settle, type ReplayEndpoint } from './helpers';
 import { stub, type StubQuickPickItem } from './stub/vscode';
 
@@ -101,70 +101,85 @@ test('no target: the quick-pick lists the targets, the pick is sent, the session
   const [items] = stub.callsTo('showQuickPick')[0] as [StubQuickPickItem[]];
   assert.deepEqual(
     items.map((i) => i.label),
-    ['sandbox pods', 'sandbox/ide-transcripts', '', '$(circle-slash) No target'],
-    'grouped by kind, "no target" last, no namespace entry without namespaces',
+    ['Sandbox pods', 'sandbox/ide-transcripts', 'No target', 'targetless'],
+    "the sidecar's groups and titles, no namespace entry without namespaces",
   );
-  assert.deepEqual(extension.state.recentTargets, ['sandbox/ide-transcripts']);
+  const listed = endpoint.sent.find((s) => s.method === 'mirrord/listTargets');
+  assert.deepEqual(listed?.params, { workspaceFolder: FOLDER }, 'the sidecar keeps the recents of this folder');
+  assert.match(stub.statusBarItems[0]?.text ?? '', /mirrord: sandbox\/ide-transcripts/, 'the status bar shows the session');
   // The sidecar's progress messages reached the notification.
   assert.ok(stub.callsTo('progress.report').some(([value]) => (value as { message: string }).message === 'starting the agent'));
 
   // A child debug session ending leaves the session alone; the top-level one ends it, twice is harmless.
   await extension.terminate(resolved, { id: 'parent' });
+  assert.match(stub.statusBarItems[0]?.text ?? '', /sandbox/, 'a child session ending leaves the status bar');
   await extension.terminate(resolved);
+  assert.doesNotMatch(stub.statusBarItems[0]?.text ?? '', /sandbox/, 'the session left the status bar');
   await extension.terminate(resolved);
   endpoint.assertDone();
   assert.ok(stub.output.includes('session ide-1 ended'));
   assert.ok(stub.output.includes('session ide-1 had already ended'));
 });
 
-test('the most recent target comes first, and "switch namespace" appears when the sidecar offers namespaces', async () => {
+test("the sidecar's groups render in order; \"Local processes…\" and \"switch namespace\" list again", async () => {
+  const target = (path: string, kind: string, available = true) => ({ path, kind, available, detail: path });
   const listed = {
-    targets: [
-      { path: 'sandbox/a', kind: 'sandbox', available: true, detail: 'a' },
-      { path: 'sandbox/b', kind: 'sandbox', available: true, detail: 'b' },
-      { path: 'targetless', kind: 'targetless', available: true, detail: 'no target' },
-      { path: 'pid/42', kind: 'pid', available: false, detail: 'python3 app.py' },
+    groups: [
+      { id: 'recent', title: 'Recently used', targets: [target('sandbox/b', 'sandbox')] },
+      { id: 'sandbox', title: 'Sandbox pods', targets: [target('sandbox/a', 'sandbox')] },
+      { id: 'pid', title: 'Local processes', targets: [], more: { label: 'Local processes…', detail: '2 processes on this machine', kinds: ['pid'] } },
+      { id: 'targetless', title: 'No target', targets: [target('targetless', 'targetless')] },
     ],
     namespaces: ['default', 'staging'],
     currentNamespace: 'default',
   };
+  const processes = { groups: [{ id: 'pid', title: 'Local processes', targets: [target('pid/42', 'pid', false), target('pid/43', 'pid')] }], namespaces: ['default', 'staging'], currentNamespace: 'staging' };
   let patches = 0;
+  let lists = 0;
   const endpoint = scripted((method, params) => {
-    if (method === 'mirrord/listTargets') return Promise.resolve(listed);
+    if (method === 'mirrord/listTargets') {
+      lists += 1;
+      return Promise.resolve(lists === 3 ? processes : listed);
+    }
     patches += 1;
     if (patches === 1) return Promise.reject({ code: ErrorCodes.targetRequired, message: 'no target' });
-    return Promise.resolve({ launchConfig: (params as { launchConfig: unknown }).launchConfig, sessionId: 'ide-2', warnings: [] });
+    return Promise.resolve({ launchConfig: (params as { launchConfig: unknown }).launchConfig, sessionId: 'ide-2', target: 'pid/43', warnings: ['one', 'two'] });
   });
   const extension = await enabled(endpoint);
-  await extension.state.rememberTarget('sandbox/b');
   let picks = 0;
   stub.quickPick = (items) => {
     picks += 1;
     if (picks === 1) return pickByLabel('$(arrow-swap) Switch namespace… (now default)')(items);
     if (picks === 2) return 'staging';
-    return pickByLabel('pid/42')(items);
+    if (picks === 3) return pickByLabel('$(list-unordered) Local processes…')(items);
+    return pickByLabel('pid/43')(items);
   };
   const resolved = await extension.resolve(FOLDER, PYTHON);
   assert.equal(resolved?.[SESSION_ID_KEY], 'ide-2');
   const [first] = stub.callsTo('showQuickPick')[0] as [StubQuickPickItem[]];
   assert.deepEqual(first.map((i) => [i.label, i.description]), [
-    ['recently used', undefined],
+    ['Recently used', undefined],
     ['sandbox/b', undefined],
-    ['sandbox pods', undefined],
+    ['Sandbox pods', undefined],
     ['sandbox/a', undefined],
-    ['local processes', undefined],
-    ['pid/42', 'not available'],
+    ['Local processes', undefined],
+    ['$(list-unordered) Local processes…', undefined],
+    ['No target', undefined],
+    ['targetless', undefined],
     ['', undefined],
     ['$(arrow-swap) Switch namespace… (now default)', undefined],
-    ['$(circle-slash) No target', undefined],
   ]);
-  assert.deepEqual(endpoint.sent.map((s) => [s.method, s.params]).slice(0, 3), [
+  const [last] = stub.callsTo('showQuickPick').at(-1) as [StubQuickPickItem[]];
+  assert.deepEqual(last.map((i) => [i.label, i.description]).slice(0, 3), [['Local processes', undefined], ['pid/42', 'not available'], ['pid/43', undefined]]);
+  assert.deepEqual(endpoint.sent.map((s) => [s.method, s.params]).slice(0, 4), [
     ['mirrord/patchLaunchConfig', endpoint.sent[0]?.params],
-    ['mirrord/listTargets', {}],
-    ['mirrord/listTargets', { namespace: 'staging' }],
+    ['mirrord/listTargets', { workspaceFolder: FOLDER }],
+    ['mirrord/listTargets', { namespace: 'staging', workspaceFolder: FOLDER }],
+    ['mirrord/listTargets', { namespace: 'staging', kinds: ['pid'], workspaceFolder: FOLDER }],
   ]);
-  assert.equal((endpoint.sent[3]?.params as { target: string }).target, 'pid/42');
-  assert.deepEqual(extension.state.recentTargets, ['pid/42', 'sandbox/b']);
+  assert.equal((endpoint.sent[4]?.params as { target: string }).target, 'pid/43');
+  assert.deepEqual(stub.callsTo('showWarningMessage'), [['mirrord: one · two', 'Show Logs']], "the session's warnings as one notification with Show Logs");
+  assert.match(stub.statusBarItems[0]?.text ?? '', /mirrord: pid\/43/);
 });
 
 test('dismissing the target quick-pick cancels the launch without an error', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { findSidecarBinary, RestartBackoff } from '../src/binary';
 import { Commands, STATUS_BAR_COMMAND } from '../src/commands';
-import type { ProgressValue } from '../src/protocol';
+import type { ProgressValue } from '../src/requests';
 import { activate, MemoryStore } from './helpers';
 import { stub } from './stub/vscode';
 

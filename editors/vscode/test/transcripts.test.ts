@@ -41,7 +41,7 @@ test('initialize-schema: the sidecar serves every custom method the extension us
   assert.ok(served.notifications.includes(Methods.sessionEvent));
 });
 
-test('list-targets: Select Target lists the targets and remembers the pick', async () => {
+test("list-targets: Select Target shows the sidecar's groups and keeps the pick", async () => {
   const endpoint = await replay('list-targets', FOLDER);
   const extension = activate(endpoint);
   stub.quickPick = (items) => (items as StubQuickPickItem[]).find((item) => item.label === 'sandbox/ide-transcripts');
@@ -50,7 +50,7 @@ test('list-targets: Select Target lists the targets and remembers the pick', asy
   assert.equal(extension.state.selectedTarget, 'sandbox/ide-transcripts');
   const [items] = stub.callsTo('showQuickPick')[0] as [StubQuickPickItem[]];
   assert.deepEqual(items.map((i) => i.label), [
-    'sandbox pods', 'sandbox/ide-transcripts', 'local processes', '${any}', '', "$(settings-gear) Use the config's target", '$(circle-slash) No target',
+    'Sandbox pods', 'sandbox/ide-transcripts', 'Local processes', '${any}', 'No target', 'targetless', '', "$(settings-gear) Use the config's target",
   ]);
   assert.match(stub.statusBarItems[0]?.tooltip ?? '', /target: sandbox\/ide-transcripts/);
 });

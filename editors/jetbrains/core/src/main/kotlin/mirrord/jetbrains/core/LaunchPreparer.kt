@@ -34,12 +34,6 @@ interface LaunchUi {
     fun onProgress(state: ProgressState) {}
 }
 
-/** Where the recent targets are kept (the plugin: per project). */
-interface RecentTargets {
-    fun load(): List<String>
-    fun save(targets: List<String>)
-}
-
 /** The result of preparing a launch. */
 sealed interface LaunchOutcome {
     /** Run with [environment] (the run configuration's variables with the session's applied). */
@@ -56,6 +50,13 @@ sealed interface LaunchOutcome {
     /** The user closed the picker or cancelled: do not run. */
     data object Cancelled : LaunchOutcome
 
+    /**
+     * Neither the config nor the request names a target, and the caller asked not to pick inside
+     * the launch: show the picker before the run ([LaunchPreparer.selectTarget]) and start it
+     * again with the chosen target.
+     */
+    data class TargetRequired(val configPath: String?) : LaunchOutcome
+
     /** Do not run; show [message], and for an invalid config open [configPath] at the first of [diagnostics]. */
     data class Failed(
         val message: String,
@@ -67,13 +68,16 @@ sealed interface LaunchOutcome {
 
 class LaunchPreparer(
     private val client: () -> CompletableFuture<SidecarClient>,
-    private val recentTargets: RecentTargets,
     /** How long a single request may take (starting a session starts an agent). */
     private val timeoutMillis: Long = TimeUnit.MINUTES.toMillis(5),
 ) {
-    fun prepare(request: LaunchRequest, ui: LaunchUi): LaunchOutcome = try {
+    /**
+     * Prepares [request]. With [pickInline] false (run hooks: never block on the user there) a
+     * missing target is [LaunchOutcome.TargetRequired] instead of the picker.
+     */
+    fun prepare(request: LaunchRequest, ui: LaunchUi, pickInline: Boolean = true): LaunchOutcome = try {
         val sidecar = await(client(), ui) ?: return LaunchOutcome.Cancelled
-        prepareWith(sidecar, request, ui)
+        prepareWith(sidecar, request, ui, pickInline)
     } catch (error: SidecarException) {
         failure(error)
     } catch (error: SidecarUnavailableException) {
@@ -82,7 +86,7 @@ class LaunchPreparer(
         LaunchOutcome.Failed("the mirrord sidecar answered something unexpected: ${error.message}", null)
     }
 
-    private fun prepareWith(sidecar: SidecarClient, request: LaunchRequest, ui: LaunchUi): LaunchOutcome {
+    private fun prepareWith(sidecar: SidecarClient, request: LaunchRequest, ui: LaunchUi, pickInline: Boolean): LaunchOutcome {
         var target = request.target
         while (true) {
             val token = sidecar.newProgressToken()
@@ -98,42 +102,49 @@ class LaunchPreparer(
                 await(sidecar.patchLaunchConfig(params), ui) ?: return LaunchOutcome.Cancelled
             } catch (error: SidecarException) {
                 if (error.errorCode != SidecarErrorCode.TARGET_REQUIRED || target != null) throw error
-                target = pick(sidecar, request.configPath, ui) ?: return LaunchOutcome.Cancelled
+                if (!pickInline) return LaunchOutcome.TargetRequired(error.configPath)
+                target = pick(sidecar, request.workspaceFolder, request.configPath, ui) ?: return LaunchOutcome.Cancelled
                 continue
             } finally {
                 // A request that never began a progress will never end it either.
                 if (!sidecar.progress.hasBegun(token)) sidecar.progress.unwatch(token)
             }
             val sessionId = result.sessionId ?: return LaunchOutcome.Untouched(result.warnings)
-            target?.let { recentTargets.save(TargetPicker.remember(recentTargets.load(), it)) }
             val applied = EnvironmentPatch.apply(LaunchConfigs.environment(request.launchConfig), result.environment)
-            return LaunchOutcome.Patched(applied.environment, sessionId, target, result.warnings + applied.warnings)
+            return LaunchOutcome.Patched(applied.environment, sessionId, result.target ?: target, result.warnings + applied.warnings)
         }
     }
 
-    /** The picker loop: list, show, and list again after a namespace switch. */
-    private fun pick(sidecar: SidecarClient, configPath: String?, ui: LaunchUi): String? {
+    /** The picker loop: list, show, and list again after a namespace switch or "more". */
+    private fun pick(sidecar: SidecarClient, workspaceFolder: String?, configPath: String?, ui: LaunchUi): String? {
         var namespace: String? = null
+        var kinds: List<String>? = null
         while (true) {
-            val listed = await(sidecar.listTargets(ListTargetsParams(namespace = namespace, configPath = configPath)), ui)
-                ?: return null
-            val item = ui.pickTarget(TargetPicker.items(listed, recentTargets.load())) ?: return null
+            val params = ListTargetsParams(kinds = kinds, namespace = namespace, configPath = configPath, workspaceFolder = workspaceFolder)
+            val listed = await(sidecar.listTargets(params), ui) ?: return null
+            val item = ui.pickTarget(TargetPicker.items(listed)) ?: return null
             val chosenNamespace = (item as? PickerItem.SwitchNamespace)?.let { ui.pickNamespace(it.current, it.namespaces) }
             when (val choice = TargetPicker.choose(item, chosenNamespace)) {
                 is PickerChoice.UseTarget -> return choice.path
-                is PickerChoice.ListNamespace -> namespace = choice.namespace
+                is PickerChoice.ListNamespace -> {
+                    namespace = choice.namespace
+                    kinds = null
+                }
+                is PickerChoice.ListKinds -> kinds = choice.kinds
                 null -> {} // a header, a disabled target, or no namespace chosen: show the picker again
             }
         }
     }
 
     /**
-     * "Select Target" outside a launch: the picker alone. Returns the chosen path (remembered as
-     * the recent one) or null when the user closed it; sidecar failures are thrown.
+     * The picker before a run starts (the "Select Target" action, and the plugin before it
+     * launches a run whose config names no target): returns the chosen path, or null when the
+     * user closed it; sidecar failures are thrown. The sidecar remembers the path as recent once
+     * a session starts with it.
      */
-    fun selectTarget(configPath: String?, ui: LaunchUi): String? {
+    fun selectTarget(workspaceFolder: String?, configPath: String?, ui: LaunchUi): String? {
         val sidecar = await(client(), ui) ?: return null
-        return pick(sidecar, configPath, ui)?.also { recentTargets.save(TargetPicker.remember(recentTargets.load(), it)) }
+        return pick(sidecar, workspaceFolder, configPath, ui)
     }
 
     /** Ends a session when its run ends; false when it had already ended. */

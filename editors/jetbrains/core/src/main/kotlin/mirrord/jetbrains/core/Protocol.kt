@@ -32,11 +32,14 @@ data class ListTargetsParams(
     val kinds: List<String>? = null,
     val namespace: String? = null,
     val configPath: String? = null,
+    /** The project folder whose recently used targets the sidecar lists first. */
+    val workspaceFolder: String? = null,
 ) {
     fun toJson(): JsonObject = JsonObject().apply {
         kinds?.let { add("kinds", stringArray(it)) }
         namespace?.let { addProperty("namespace", it) }
         configPath?.let { addProperty("configPath", it) }
+        workspaceFolder?.let { addProperty("workspaceFolder", it) }
     }
 }
 
@@ -47,25 +50,45 @@ data class TargetInfo(
     val namespace: String?,
     val available: Boolean,
     val detail: String,
-)
+) {
+    companion object {
+        internal fun fromJson(target: Fields) = TargetInfo(
+            path = target.string("path"),
+            kind = target.string("kind"),
+            namespace = target.optionalString("namespace"),
+            available = target.boolean("available"),
+            detail = target.string("detail"),
+        )
+    }
+}
 
-/** Result of `mirrord/listTargets`, targets in the order a picker shows them. */
+/** An entry that stands for a group's targets: picking it lists [kinds] on their own. */
+data class MoreTargets(val label: String, val detail: String, val kinds: List<String>)
+
+/** One titled group of the picker, in the sidecar's order. */
+data class TargetGroup(val id: String, val title: String, val targets: List<TargetInfo>, val more: MoreTargets?)
+
+/** Result of `mirrord/listTargets`: the picker's groups in display order. */
 data class TargetList(
-    val targets: List<TargetInfo>,
+    val groups: List<TargetGroup>,
     val currentNamespace: String?,
     val namespaces: List<String>,
 ) {
+    /** Every target of every group, in display order. */
+    val targets: List<TargetInfo> get() = groups.flatMap { it.targets }
+
     companion object {
         fun fromJson(json: JsonElement?): TargetList {
             val result = Fields(json, Methods.LIST_TARGETS)
             return TargetList(
-                targets = result.objects("targets").map { target ->
-                    TargetInfo(
-                        path = target.string("path"),
-                        kind = target.string("kind"),
-                        namespace = target.optionalString("namespace"),
-                        available = target.boolean("available"),
-                        detail = target.string("detail"),
+                groups = result.objects("groups").map { group ->
+                    TargetGroup(
+                        id = group.string("id"),
+                        title = group.string("title"),
+                        targets = group.objects("targets").map(TargetInfo::fromJson),
+                        more = group.optionalObject("more")?.let { Fields(it, "${Methods.LIST_TARGETS}.more") }?.let { more ->
+                            MoreTargets(more.string("label"), more.string("detail"), more.strings("kinds"))
+                        },
                     )
                 },
                 currentNamespace = result.optionalString("currentNamespace"),
@@ -156,31 +179,30 @@ data class PatchLaunchConfigResult(
     val launchConfig: JsonObject,
     /** `null` when mirrord does not apply to this configuration (the reason is in [warnings]). */
     val sessionId: String?,
+    /** The session's target path. */
+    val target: String?,
+    /**
+     * The debuggee's environment as the run must change it, final values decided by the sidecar
+     * (`LD_PRELOAD` included): a value to set, or `null` for a variable to remove.
+     */
+    val environment: Map<String, String?>,
     val warnings: List<String>,
 ) {
-    /**
-     * The environment the sidecar wrote into the configuration: a value to set, or `null` for a
-     * variable to remove.
-     */
-    val environment: Map<String, String?>
-        get() {
-            val env = launchConfig.get("env") ?: return emptyMap()
-            if (!env.isJsonObject) throw ProtocolException("${Methods.PATCH_LAUNCH_CONFIG}: `launchConfig.env` is not an object")
-            return env.asJsonObject.entrySet().associate { (name, value) ->
-                name to when {
-                    value.isJsonNull -> null
-                    value.isJsonPrimitive -> value.asString
-                    else -> throw ProtocolException("${Methods.PATCH_LAUNCH_CONFIG}: `launchConfig.env.$name` is not a string")
-                }
-            }
-        }
-
     companion object {
         fun fromJson(json: JsonElement?): PatchLaunchConfigResult {
             val result = Fields(json, Methods.PATCH_LAUNCH_CONFIG)
+            val environment = result.optionalObject("environment")?.entrySet()?.associate { (name, value) ->
+                name to when {
+                    value.isJsonNull -> null
+                    value.isJsonPrimitive && value.asJsonPrimitive.isString -> value.asString
+                    else -> throw ProtocolException("${Methods.PATCH_LAUNCH_CONFIG}: `environment.$name` is not a string")
+                }
+            }.orEmpty()
             return PatchLaunchConfigResult(
                 launchConfig = result.obj("launchConfig").json,
                 sessionId = result.optionalString("sessionId"),
+                target = result.optionalString("target"),
+                environment = environment,
                 warnings = result.strings("warnings"),
             )
         }

@@ -174,6 +174,7 @@ class SidecarSupervisor(
     private var failures = 0
     private var generation = 0
     private var process: SidecarProcess? = null
+    private var mux: SidecarMux? = null
 
     fun state(): SupervisorState = synchronized(lock) { state }
 
@@ -203,6 +204,16 @@ class SidecarSupervisor(
         return waiter
     }
 
+    /**
+     * A connection for the editor's language client (LSP4IJ) to this same sidecar, once it runs:
+     * one sidecar per project. It ends when the sidecar exits; ask again for the restarted one.
+     */
+    fun editorConnection(): CompletableFuture<EditorConnection> = client().thenApply { running ->
+        val shared = synchronized(lock) { mux.takeIf { (state as? SupervisorState.Running)?.client === running } }
+            ?: throw SidecarUnavailableException("the sidecar restarted; ask again")
+        shared.openEditor()
+    }
+
     /** Starts a process; [restartOf] is the generation whose failure scheduled this restart. */
     private fun launch(restartOf: Int?) {
         val myGeneration: Int
@@ -220,8 +231,13 @@ class SidecarSupervisor(
             return
         }
         val startedAt = clock.millis()
-        val client = SidecarClient.connect(started.fromSidecar, started.toSidecar, events)
-        synchronized(lock) { process = started }
+        // The editor's language client (LSP4IJ) shares this process through the mux.
+        val shared = SidecarMux(started)
+        val client = SidecarClient.connect(shared.core.fromSidecar, shared.core.toSidecar, events)
+        synchronized(lock) {
+            process = started
+            mux = shared
+        }
         started.exit.whenComplete { status, _ ->
             val stderr = started.stderrTail().lastOrNull()?.let { ": $it" }.orEmpty()
             failed(myGeneration, "the sidecar exited with status $status$stderr", client.openSessions(), startedAt)
@@ -264,6 +280,7 @@ class SidecarSupervisor(
                 return
             }
             process = null
+            mux = null
             val ranHealthy = startedAt != null && state is SupervisorState.Running &&
                 clock.millis() - startedAt >= backoff.healthyAfterMillis
             failures = if (ranHealthy) 1 else failures + 1
@@ -293,6 +310,7 @@ class SidecarSupervisor(
             generation += 1
             toKill = process
             process = null
+            mux = null
             abandoned = waiters.also { waiters = mutableListOf() }
         }
         abandoned.forEach { it.completeExceptionally(SidecarUnavailableException("the sidecar was stopped")) }

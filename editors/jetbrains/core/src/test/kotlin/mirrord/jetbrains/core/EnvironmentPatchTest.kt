@@ -26,17 +26,10 @@ class EnvironmentPatchTest {
     )
 
     @Test
-    fun `the layer joins the user's LD_PRELOAD instead of replacing it`() = check(
-        user = mapOf("LD_PRELOAD" to "/usr/lib/libjemalloc.so"),
-        patched = mapOf("LD_PRELOAD" to "/m/libmirrord_layer.so"),
-        expected = mapOf("LD_PRELOAD" to "/m/libmirrord_layer.so:/usr/lib/libjemalloc.so"),
-    )
-
-    @Test
-    fun `the sidecar already prepended the layer and nothing is doubled`() = check(
+    fun `the sidecar's LD_PRELOAD is final (it joined the user's libraries itself)`() = check(
         user = mapOf("LD_PRELOAD" to "/a.so /b.so"),
-        patched = mapOf("LD_PRELOAD" to "/m/libmirrord_layer.so:/a.so:/b.so"),
-        expected = mapOf("LD_PRELOAD" to "/m/libmirrord_layer.so:/a.so:/b.so"),
+        patched = mapOf("LD_PRELOAD" to "/m/libmirrord_layer.so /a.so /b.so"),
+        expected = mapOf("LD_PRELOAD" to "/m/libmirrord_layer.so /a.so /b.so"),
     )
 
     @Test
@@ -49,11 +42,4 @@ class EnvironmentPatchTest {
             "a run configuration cannot unset inherited variables; the program still sees AWS_PROFILE, HOME",
         ),
     )
-
-    @Test
-    fun `preload entries`() {
-        assertEquals("/l.so", EnvironmentPatch.preload("/l.so", null))
-        assertEquals("/l.so", EnvironmentPatch.preload("/l.so", ""))
-        assertEquals("/l.so:/x.so:/y.so", EnvironmentPatch.preload("/l.so", " /x.so::/y.so "))
-    }
 }

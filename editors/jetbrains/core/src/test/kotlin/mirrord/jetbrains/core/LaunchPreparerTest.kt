@@ -13,8 +13,7 @@ import kotlin.test.assertIs
 class LaunchPreparerTest {
     private val process = FakeProcess()
     private val client = SidecarClient.connect(process.fromSidecar, process.toSidecar)
-    private val recent = MemoryRecentTargets(listOf("deployment/old"))
-    private val preparer = LaunchPreparer({ CompletableFuture.completedFuture(client) }, recent)
+    private val preparer = LaunchPreparer({ CompletableFuture.completedFuture(client) })
     private val background = Executors.newSingleThreadExecutor()
 
     @AfterEach
@@ -24,12 +23,12 @@ class LaunchPreparerTest {
     }
 
     private fun targets(namespace: String, vararg paths: String) = json(
-        """{"targets": [${paths.joinToString(",") { """{"path": "$it", "kind": "deployment", "namespace": "$namespace", "available": true, "detail": ""}""" }}],
+        """{"groups": [{"id": "deployment", "title": "Deployments", "targets": [${paths.joinToString(",") { """{"path": "$it", "kind": "deployment", "namespace": "$namespace", "available": true, "detail": ""}""" }}]}],
             "currentNamespace": "$namespace", "namespaces": ["default", "staging"]}""",
     )
 
     @Test
-    fun `switching namespace lists that namespace's targets, and the choice becomes recent`() {
+    fun `switching namespace lists that namespace's targets`() {
         val shown = mutableListOf<List<PickerItem>>()
         val ui = object : LaunchUi {
             override fun pickTarget(items: List<PickerItem>): PickerItem = items.also { shown += it }.let { rows ->
@@ -41,15 +40,14 @@ class LaunchPreparerTest {
                 return "staging"
             }
         }
-        val chosen = background.submit<String?> { preparer.selectTarget("cfg/mirrord.json", ui) }
+        val chosen = background.submit<String?> { preparer.selectTarget("/w", "cfg/mirrord.json", ui) }
         val first = process.wire.expectRequest("mirrord/listTargets")
-        assertEquals(json("""{"configPath": "cfg/mirrord.json"}"""), first.get("params"))
+        assertEquals(json("""{"configPath": "cfg/mirrord.json", "workspaceFolder": "/w"}"""), first.get("params"))
         process.wire.respond(first.get("id"), targets("default", "deployment/api"))
         val second = process.wire.expectRequest("mirrord/listTargets")
-        assertEquals(json("""{"namespace": "staging", "configPath": "cfg/mirrord.json"}"""), second.get("params"))
+        assertEquals(json("""{"namespace": "staging", "configPath": "cfg/mirrord.json", "workspaceFolder": "/w"}"""), second.get("params"))
         process.wire.respond(second.get("id"), targets("staging", "deployment/worker"))
         assertEquals("deployment/worker", chosen.get(WAIT_SECONDS, TimeUnit.SECONDS))
-        assertEquals(listOf("deployment/worker", "deployment/old"), recent.load())
     }
 
     @Test
@@ -67,7 +65,20 @@ class LaunchPreparerTest {
         val list = process.wire.expectRequest("mirrord/listTargets")
         process.wire.respond(list.get("id"), targets("default", "deployment/api"))
         assertEquals(LaunchOutcome.Cancelled, outcome.get(WAIT_SECONDS, TimeUnit.SECONDS))
-        assertEquals(listOf("deployment/old"), recent.load(), "nothing was used")
+    }
+
+    @Test
+    fun `a run hook gets TargetRequired instead of a picker`() {
+        val ui = object : LaunchUi {
+            override fun pickTarget(items: List<PickerItem>) = error("no picker inside a run hook")
+            override fun pickNamespace(current: String?, namespaces: List<String>) = error("not shown")
+        }
+        val outcome = background.submit<LaunchOutcome> {
+            preparer.prepare(LaunchRequest(LaunchConfigs.go("api", null, emptyMap()), "/w"), ui, pickInline = false)
+        }
+        val patch = process.wire.expectRequest("mirrord/patchLaunchConfig")
+        process.wire.respondError(patch.get("id"), -32013, "no target", json("""{"configPath": "/w/.mirrord/mirrord.json"}"""))
+        assertEquals(LaunchOutcome.TargetRequired("/w/.mirrord/mirrord.json"), outcome.get(WAIT_SECONDS, TimeUnit.SECONDS))
     }
 
     @Test

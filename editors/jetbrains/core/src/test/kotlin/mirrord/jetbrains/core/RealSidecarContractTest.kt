@@ -98,20 +98,19 @@ class RealSidecarContractTest {
 
     @Test
     fun `the running sandbox pod is listed and the picker offers it`() {
-        val listed = client().listTargets().get(60, TimeUnit.SECONDS)
+        val listed = client().listTargets(ListTargetsParams(workspaceFolder = workspace.toString())).get(60, TimeUnit.SECONDS)
         val pod = listed.targets.single { it.path == target }
         assertEquals("sandbox", pod.kind)
         assertTrue(pod.available)
-        val items = TargetPicker.items(listed, recentTargets = listOf(target))
-        assertEquals(listOf(PickerItem.Group("Recent"), PickerItem.Target(target, pod.detail, enabled = true, recent = true)), items.take(2))
-        assertTrue(items.any { it is PickerItem.NoTarget })
+        val items = TargetPicker.items(listed)
+        assertTrue(PickerItem.Target(target, pod.detail, enabled = true) in items, items.toString())
+        assertEquals(PickerItem.Group("No target"), items[items.size - 2], "no target is the last group")
     }
 
     @Test
     fun `a Java application configuration runs in the sandbox pod's context`() {
-        val recent = MemoryRecentTargets()
         val progress = CopyOnWriteArrayList<ProgressState>()
-        val preparer = LaunchPreparer({ supervisor.client() }, recent)
+        val preparer = LaunchPreparer({ supervisor.client() })
         val userEnvironment = mapOf("APP_MODE" to "dev")
         val launchConfig = LaunchConfigs.java("Greeting", "Greeting", vmArgs = emptyList(), environment = userEnvironment)
         val outcome = preparer.prepare(
@@ -132,7 +131,10 @@ class RealSidecarContractTest {
         val resolved = JsonParser.parseString(environment.getValue("MIRRORD_RESOLVED_CONFIG")).asJsonObject
         assertTrue(resolved.getAsJsonObject("feature").getAsJsonObject("network").getAsJsonObject("outgoing").get("ignore_localhost").asBoolean,
             "java: the debuggee reaches the IDE's debugger over loopback")
-        assertEquals(listOf(target), recent.load())
+        assertEquals(target, patched.target)
+        val again = client().listTargets(ListTargetsParams(workspaceFolder = workspace.toString())).get(60, TimeUnit.SECONDS)
+        assertEquals(TargetGroup("recent", "Recently used", listOf(again.targets.first { it.path == target }), null), again.groups.first(),
+            "the sidecar lists the target of the project's last session first")
         eventually("the end of the session's progress") { progress.any { it.done } }
         assertTrue(progress.any { it.message?.contains("agent") == true }, progress.toString())
 
@@ -159,13 +161,5 @@ class RealSidecarContractTest {
         assertFalse(result.valid)
         assertEquals("tagret", result.diagnostics.single().path)
         assertEquals(Position(0, 2), result.diagnostics.single().start)
-    }
-}
-
-/** Recent targets kept in memory. */
-class MemoryRecentTargets(private var targets: List<String> = emptyList()) : RecentTargets {
-    override fun load(): List<String> = targets
-    override fun save(targets: List<String>) {
-        this.targets = targets
     }
 }

@@ -53,9 +53,21 @@ class SidecarClientTest {
         assertEquals(json("""{"kinds": ["sandbox"]}"""), list.get("params"))
         wire.respond(
             list.get("id"),
-            json("""{"targets": [{"path": "sandbox/demo", "kind": "sandbox", "available": true, "detail": "pod"}], "namespaces": []}"""),
+            json("""{"groups": [{"id": "sandbox", "title": "Sandbox pods", "targets": [{"path": "sandbox/demo", "kind": "sandbox", "available": true, "detail": "pod"}]},
+                {"id": "pid", "title": "Local processes", "targets": [], "more": {"label": "Local processes…", "detail": "3 processes", "kinds": ["pid"]}}],
+                "namespaces": []}"""),
         )
-        assertEquals(TargetList(listOf(TargetInfo("sandbox/demo", "sandbox", null, true, "pod")), null, emptyList()), listed.await())
+        assertEquals(
+            TargetList(
+                listOf(
+                    TargetGroup("sandbox", "Sandbox pods", listOf(TargetInfo("sandbox/demo", "sandbox", null, true, "pod")), null),
+                    TargetGroup("pid", "Local processes", emptyList(), MoreTargets("Local processes…", "3 processes", listOf("pid"))),
+                ),
+                null,
+                emptyList(),
+            ),
+            listed.await(),
+        )
 
         val schema = client.schema()
         val schemaRequest = wire.expectRequest("mirrord/schema")
@@ -96,10 +108,10 @@ class SidecarClientTest {
     fun `a result of the wrong shape is a protocol error naming the field`() {
         val listed = client.listTargets()
         val request = wire.expectRequest("mirrord/listTargets")
-        wire.respond(request.get("id"), json("""{"targets": [{"path": "pid/1", "kind": "pid", "detail": "x"}], "namespaces": []}"""))
+        wire.respond(request.get("id"), json("""{"groups": [{"id": "pid", "title": "Local processes", "targets": [{"path": "pid/1", "kind": "pid", "detail": "x"}]}], "namespaces": []}"""))
         val error = assertThrows<ExecutionException> { listed.await() }.cause
         assertIs<ProtocolException>(error)
-        assertEquals("mirrord/listTargets.targets[0]: `available` is missing or not a boolean", error.message)
+        assertEquals("mirrord/listTargets.groups[0].targets[0]: `available` is missing or not a boolean", error.message)
     }
 
     @Test
@@ -125,8 +137,10 @@ class SidecarClientTest {
     fun `sessions are open from patchLaunchConfig until their ended event`() {
         val patched = client.patchLaunchConfig(PatchLaunchConfigParams(json("""{"type": "java", "request": "launch"}"""), "/w"))
         val request = wire.expectRequest("mirrord/patchLaunchConfig")
-        wire.respond(request.get("id"), json("""{"launchConfig": {"env": {"A": "1", "B": null}}, "sessionId": "ide-1", "warnings": []}"""))
-        assertEquals(mapOf("A" to "1", "B" to null), patched.await().environment)
+        wire.respond(request.get("id"), json("""{"launchConfig": {"env": {"A": "1", "B": null}}, "sessionId": "ide-1", "target": "pid/7", "environment": {"A": "1", "B": null}, "warnings": []}"""))
+        val result = patched.await()
+        assertEquals(mapOf("A" to "1", "B" to null), result.environment, "the sidecar's final environment, not re-read from launchConfig")
+        assertEquals("pid/7", result.target)
         assertEquals(setOf("ide-1"), client.openSessions())
         wire.notify("mirrord/sessionEvent", json("""{"sessionId": "ide-1", "kind": "ended", "message": "no process uses it"}"""))
         eventually("the ended event") { events.isNotEmpty() }

@@ -4,29 +4,29 @@ import org.junit.jupiter.api.Test
 import kotlin.test.assertEquals
 import kotlin.test.assertNull
 
+/** The picker renders the sidecar's groups as they come; the order and titles are the sidecar's (crates/ide/src/targets.rs). */
 class TargetPickerTest {
     private fun target(path: String, available: Boolean = true, detail: String = "d") =
         TargetInfo(path, path.substringBefore('/'), null, available, detail)
 
     private val listed = TargetList(
-        targets = listOf(
-            target("sandbox/demo", detail = "sandbox pod at 10.0.0.2"),
-            target("sandbox/api"),
-            TargetInfo("targetless", "targetless", null, true, "no target: outgoing traffic and DNS only"),
-            target("pid/42", detail = "python3 app.py"),
-            target("pid/43", available = false),
+        groups = listOf(
+            TargetGroup("recent", "Recently used", listOf(target("pid/42", detail = "python3 app.py")), null),
+            TargetGroup("sandbox", "Sandbox pods", listOf(target("sandbox/demo", detail = "sandbox pod at 10.0.0.2"), target("sandbox/api", available = false)), null),
+            TargetGroup("pid", "Local processes", emptyList(), MoreTargets("Local processes…", "12 processes on this machine", listOf("pid"))),
+            TargetGroup("targetless", "No target", listOf(TargetInfo("targetless", "targetless", null, true, "no target: outgoing traffic and DNS only")), null),
         ),
         currentNamespace = null,
         namespaces = emptyList(),
     )
 
-    /** Renders the rows one per line: headers as `== label`, rows as `label — detail`, markers for recent/disabled. */
-    private fun check(targets: TargetList, recent: List<String>, expected: String) {
-        val rendered = TargetPicker.items(targets, recent).joinToString("\n") { item ->
+    /** Renders the rows one per line: headers as `== label`, rows as `label — detail`, a marker for disabled. */
+    private fun check(targets: TargetList, expected: String) {
+        val rendered = TargetPicker.items(targets).joinToString("\n") { item ->
             when (item) {
                 is PickerItem.Group -> "== ${item.label}"
-                is PickerItem.Target -> "${item.path} — ${item.detail}" + (if (item.recent) " [recent]" else "") + (if (item.enabled) "" else " [disabled]")
-                is PickerItem.NoTarget -> TargetPicker.label(item) + " — ${item.detail}" + (if (item.recent) " [recent]" else "")
+                is PickerItem.Target -> "${item.path} — ${item.detail}" + (if (item.enabled) "" else " [disabled]")
+                is PickerItem.More -> "${TargetPicker.label(item)} — ${item.detail} ${item.kinds}"
                 is PickerItem.SwitchNamespace -> TargetPicker.label(item) + " ${item.namespaces}"
             }
         }
@@ -34,63 +34,31 @@ class TargetPickerTest {
     }
 
     @Test
-    fun `groups by kind in the sidecar's order with no target last`() = check(
+    fun `the sidecar's groups in its order with its titles`() = check(
         listed,
-        recent = emptyList(),
         """
-        == Sandbox pods
-        sandbox/demo — sandbox pod at 10.0.0.2
-        sandbox/api — d
-        == Local processes
+        == Recently used
         pid/42 — python3 app.py
-        pid/43 — d [disabled]
-        == No target
-        No target (targetless) — no target: outgoing traffic and DNS only
-        """,
-    )
-
-    @Test
-    fun `the most recent listed target comes first and only once`() = check(
-        listed,
-        recent = listOf("pod/gone", "pid/42", "sandbox/demo"),
-        """
-        == Recent
-        pid/42 — python3 app.py [recent]
         == Sandbox pods
         sandbox/demo — sandbox pod at 10.0.0.2
-        sandbox/api — d
+        sandbox/api — d [disabled]
         == Local processes
-        pid/43 — d [disabled]
+        Local processes… — 12 processes on this machine [pid]
         == No target
-        No target (targetless) — no target: outgoing traffic and DNS only
-        """,
-    )
-
-    @Test
-    fun `a recent targetless run puts no target first`() = check(
-        TargetList(listOf(target("sandbox/demo")), null, emptyList()),
-        recent = listOf("targetless"),
-        """
-        == Recent
-        No target (targetless) — no target: outgoing traffic and DNS only [recent]
-        == Sandbox pods
-        sandbox/demo — d
+        targetless — no target: outgoing traffic and DNS only
         """,
     )
 
     @Test
     fun `namespaces offer a switch entry with the current one`() = check(
         TargetList(
-            listOf(TargetInfo("deployment/api", "deployment", "staging", true, "2 replicas")),
+            listOf(TargetGroup("deployment", "Deployments", listOf(TargetInfo("deployment/api", "deployment", "staging", true, "2 replicas")), null)),
             currentNamespace = "staging",
             namespaces = listOf("default", "staging"),
         ),
-        recent = emptyList(),
         """
         == Deployments
         deployment/api — 2 replicas
-        == No target
-        No target (targetless) — no target: outgoing traffic and DNS only
         == Namespace
         Switch namespace… (current: staging) [default, staging]
         """,
@@ -98,27 +66,15 @@ class TargetPickerTest {
 
     @Test
     fun `choices`() {
-        val items = TargetPicker.items(listed, emptyList())
-        assertEquals(PickerChoice.UseTarget("sandbox/demo"), TargetPicker.choose(items.first { it is PickerItem.Target }))
-        assertEquals(PickerChoice.UseTarget("targetless"), TargetPicker.choose(items.first { it is PickerItem.NoTarget }))
+        val items = TargetPicker.items(listed)
+        assertEquals(PickerChoice.UseTarget("pid/42"), TargetPicker.choose(items.first { it is PickerItem.Target }))
+        assertEquals(PickerChoice.UseTarget("targetless"), TargetPicker.choose(items.last { it is PickerItem.Target }))
+        assertEquals(PickerChoice.ListKinds(listOf("pid")), TargetPicker.choose(items.first { it is PickerItem.More }))
         assertNull(TargetPicker.choose(items.first { it is PickerItem.Group }), "headers are not choices")
         assertNull(TargetPicker.choose(items.first { it is PickerItem.Target && !it.enabled }), "unavailable targets cannot be used")
         val switch = PickerItem.SwitchNamespace("default", listOf("default", "staging"))
         assertEquals(PickerChoice.ListNamespace("staging"), TargetPicker.choose(switch, "staging"))
         assertNull(TargetPicker.choose(switch, null))
         assertNull(TargetPicker.choose(switch, "not-offered"))
-    }
-
-    @Test
-    fun `recent targets are most recent first, unique and bounded`() {
-        assertEquals(listOf("a"), TargetPicker.remember(emptyList(), "a"))
-        assertEquals(listOf("b", "a", "c"), TargetPicker.remember(listOf("a", "b", "c"), "b"))
-        assertEquals(listOf("f", "a", "b", "c", "d"), TargetPicker.remember(listOf("a", "b", "c", "d", "e"), "f"))
-    }
-
-    @Test
-    fun `unknown kinds are grouped under their own name`() {
-        assertEquals("Rollouts", TargetPicker.groupLabel("rollout"))
-        assertEquals("gizmo", TargetPicker.groupLabel("gizmo"))
     }
 }

@@ -29,4 +29,7 @@ object TestPaths {
 
     /** The repository's committed schema. */
     fun schema(): Path = moduleDir.resolve("../../../schema/mirrord-schema.json").normalize()
+
+    /** The sidecar protocol's schema, generated from crates/ide/src/protocol.rs. */
+    fun protocolSchema(): Path = moduleDir.resolve("../../../schema/ide-protocol.json").normalize()
 }

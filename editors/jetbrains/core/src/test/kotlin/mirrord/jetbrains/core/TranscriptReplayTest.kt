@@ -37,9 +37,9 @@ class TranscriptReplayTest {
         },
         "list-targets" to {
             val listed = client().listTargets().get(WAIT_SECONDS, TimeUnit.SECONDS)
-            val items = TargetPicker.items(listed, recentTargets = emptyList())
+            val items = TargetPicker.items(listed)
             assertEquals(
-                listOf("Sandbox pods", "sandbox/ide-transcripts", "Local processes", ANY, "No target", "No target (targetless)"),
+                listOf("Sandbox pods", "sandbox/ide-transcripts", "Local processes", ANY, "No target", "targetless"),
                 items.map(TargetPicker::label),
             )
         },
@@ -71,13 +71,12 @@ class TranscriptReplayTest {
         "patch-pick-target" to {
             val outcome = assertIs<LaunchOutcome.Patched>(prepare(LaunchRequest(recordedLaunchConfig(), workspace.toString())))
             assertEquals(
-                listOf("Sandbox pods", "sandbox/ide-transcripts", "No target", "No target (targetless)"),
+                listOf("Sandbox pods", "sandbox/ide-transcripts", "No target", "targetless"),
                 shownPickers.single().map(TargetPicker::label),
             )
             assertEquals("ide-1", outcome.sessionId)
             assertEquals("sandbox/ide-transcripts", outcome.target)
             assertEquals("hello from sandbox ide-transcripts", outcome.environment["SANDBOX_GREETING"])
-            assertEquals(listOf("sandbox/ide-transcripts"), recent.load(), "the picked target becomes the recent one")
             eventually("the end of the progress") { progress.any { it.done } }
             assertEquals(
                 listOf("starting a session", "starting sandbox ide-transcripts", "starting the agent", "starting the internal proxy", "reading the target's environment"),
@@ -146,7 +145,6 @@ class TranscriptReplayTest {
         val events = CopyOnWriteArrayList<SessionEvent>()
         val progress = CopyOnWriteArrayList<ProgressState>()
         val shownPickers = CopyOnWriteArrayList<List<PickerItem>>()
-        val recent = MemoryRecentTargets()
         private val supervisor = SidecarSupervisor(
             SidecarCommand(Path.of("/replayed/mirrord"), workspace),
             starter = { process },
@@ -155,7 +153,7 @@ class TranscriptReplayTest {
                 override fun onSessionEvent(event: SessionEvent) { events += event }
             },
         )
-        val preparer = LaunchPreparer({ supervisor.client() }, recent, timeoutMillis = TimeUnit.SECONDS.toMillis(WAIT_SECONDS))
+        val preparer = LaunchPreparer({ supervisor.client() }, timeoutMillis = TimeUnit.SECONDS.toMillis(WAIT_SECONDS))
 
         init {
             transcript.writeFiles(workspace)

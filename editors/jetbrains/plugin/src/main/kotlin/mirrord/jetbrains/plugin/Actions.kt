@@ -32,7 +32,7 @@ class SelectTargetAction : AnAction() {
                 override fun pickTarget(items: List<PickerItem>) = TargetPickerPopup.pickTarget(project, items)
                 override fun pickNamespace(current: String?, namespaces: List<String>) = TargetPickerPopup.pickNamespace(project, current, namespaces)
             }
-            runCatching { service.preparer.selectTarget(service.configPath, ui) }
+            runCatching { service.preparer.selectTarget(service.workspaceFolder?.toString(), service.configPath, ui) }
                 .onSuccess { chosen -> if (chosen != null) service.target = chosen }
                 .onFailure { Notifications.error(project, "mirrord: ${it.message}") }
         }

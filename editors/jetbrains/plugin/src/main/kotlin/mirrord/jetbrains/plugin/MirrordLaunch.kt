@@ -1,9 +1,15 @@
 // The run-configuration hooks all end here: prepare the launch through the core (with a
-// progress indicator and the picker), then apply the outcome or stop the run.
+// progress indicator), then apply the outcome or stop the run. The hooks never show the target
+// picker (a hook may run under a read lock, and a modal wait there froze IDEs before): when no
+// target is known the run stops, the picker opens on a pooled thread, and the run starts again
+// with the chosen target.
 package mirrord.jetbrains.plugin
 
 import com.google.gson.JsonObject
 import com.intellij.execution.ExecutionException
+import com.intellij.execution.ExecutionListener
+import com.intellij.execution.runners.ExecutionEnvironment
+import com.intellij.execution.runners.ExecutionUtil
 import com.intellij.execution.process.ProcessAdapter
 import com.intellij.execution.process.ProcessEvent
 import com.intellij.execution.process.ProcessHandler
@@ -26,8 +32,11 @@ object MirrordLaunch {
         val service = MirrordProjectService.of(project)
         if (!service.enabled) return null
         val folder = service.workspaceFolder ?: throw ExecutionException("mirrord: the project has no folder")
-        val request = LaunchRequest(launchConfig, folder.toString(), service.configPath, service.target)
-        val outcome = withProgress(project) { indicator -> service.preparer.prepare(request, Ui(project, indicator)) }
+        val oneShot = service.targetForNextRun.also { service.targetForNextRun = null }
+        val request = LaunchRequest(launchConfig, folder.toString(), service.configPath, oneShot ?: service.target)
+        val outcome = withProgress(project) { indicator ->
+            service.preparer.prepare(request, Ui(project, indicator), pickInline = false)
+        }
         return when (outcome) {
             is LaunchOutcome.Patched -> {
                 service.pendingSessions[runKey] = outcome.sessionId
@@ -36,6 +45,10 @@ object MirrordLaunch {
             }
             is LaunchOutcome.Untouched -> null.also { outcome.warnings.forEach { Notifications.info(project, it) } }
             LaunchOutcome.Cancelled -> throw ExecutionException("mirrord: cancelled")
+            is LaunchOutcome.TargetRequired -> {
+                pickThenRestart(project, runKey, folder.toString(), outcome.configPath ?: service.configPath)
+                throw ExecutionException("mirrord: pick a target; the run starts again with it")
+            }
             is LaunchOutcome.Failed -> {
                 Notifications.launchFailed(project, outcome)
                 throw ExecutionException("mirrord: ${outcome.message}")
@@ -52,6 +65,25 @@ object MirrordLaunch {
                 ApplicationManager.getApplication().executeOnPooledThread { service.preparer.endSession(sessionId) }
             }
         })
+    }
+
+    /** The picker, off the run hook (pooled thread), then the same run again with the chosen target. */
+    private fun pickThenRestart(project: Project, runKey: Any, folder: String, configPath: String?) {
+        val service = MirrordProjectService.of(project)
+        ApplicationManager.getApplication().executeOnPooledThread {
+            val ui = object : mirrord.jetbrains.core.LaunchUi {
+                override fun pickTarget(items: List<PickerItem>) = TargetPickerPopup.pickTarget(project, items)
+                override fun pickNamespace(current: String?, namespaces: List<String>) = TargetPickerPopup.pickNamespace(project, current, namespaces)
+            }
+            runCatching { service.preparer.selectTarget(folder, configPath, ui) }
+                .onSuccess { chosen ->
+                    val environment = service.runEnvironments[runKey] ?: return@onSuccess
+                    if (chosen == null) return@onSuccess
+                    service.targetForNextRun = chosen
+                    ApplicationManager.getApplication().invokeLater { ExecutionUtil.restart(environment) }
+                }
+                .onFailure { Notifications.error(project, "mirrord: ${it.message}") }
+        }
     }
 
     private fun <T> withProgress(project: Project, work: (ProgressIndicator) -> T): T {
@@ -71,5 +103,12 @@ object MirrordLaunch {
             indicator.text = state.message ?: state.title
             state.percentage?.let { indicator.isIndeterminate = false; indicator.fraction = it / 100.0 }
         }
+    }
+}
+
+/** Remembers each run's environment when it is scheduled, so that a run stopped for the picker can start again. */
+class RunEnvironments(private val project: Project) : ExecutionListener {
+    override fun processStartScheduled(executorId: String, env: ExecutionEnvironment) {
+        env.runProfile.let { MirrordProjectService.of(project).runEnvironments[it] = env }
     }
 }

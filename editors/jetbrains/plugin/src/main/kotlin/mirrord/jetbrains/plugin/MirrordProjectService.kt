@@ -1,5 +1,6 @@
-// Per-project state of the plugin: whether mirrord is on, the chosen target and config, the
-// sidecar supervisor and the launch preparer of ../core. No decisions here.
+// Per-project state of the plugin: whether mirrord is on, the chosen target and config, the one
+// sidecar of the project (the core's supervisor; LSP4IJ shares it through editorConnection) and
+// the launch preparer of ../core. No decisions here.
 package mirrord.jetbrains.plugin
 
 import com.intellij.ide.util.PropertiesComponent
@@ -8,8 +9,8 @@ import com.intellij.openapi.components.Service
 import com.intellij.openapi.components.service
 import com.intellij.openapi.project.Project
 import com.intellij.openapi.project.guessProjectDir
+import mirrord.jetbrains.core.EditorConnection
 import mirrord.jetbrains.core.LaunchPreparer
-import mirrord.jetbrains.core.RecentTargets
 import mirrord.jetbrains.core.SessionEvent
 import mirrord.jetbrains.core.SidecarBinary
 import mirrord.jetbrains.core.SidecarCommand
@@ -41,27 +42,32 @@ class MirrordProjectService(private val project: Project) : Disposable {
 
     val workspaceFolder: Path? get() = project.guessProjectDir()?.toNioPath()
 
+    /** The last environment each run configuration was scheduled with (see RunEnvironments). */
+    val runEnvironments = ConcurrentHashMap<Any, com.intellij.execution.runners.ExecutionEnvironment>()
+
     /** Sessions started for runs, by the run configuration that asked (ended when its process ends). */
     val pendingSessions = ConcurrentHashMap<Any, String>()
 
-    private val recentTargets = object : RecentTargets {
-        override fun load(): List<String> = properties.getList(RECENT).orEmpty()
-        override fun save(targets: List<String>) = properties.setList(RECENT, targets)
-    }
+    /** A target picked before a run (the run hooks never show the picker): used by the next launch only. */
+    @Volatile
+    var targetForNextRun: String? = null
 
     private var supervisor: SidecarSupervisor? = null
 
-    val preparer = LaunchPreparer({ supervisor() }, recentTargets)
+    val preparer = LaunchPreparer({ supervisor().thenCompose { it.client() } })
+
+    /** The editor's (LSP4IJ's) connection to the project's one sidecar. */
+    fun editorConnection(): CompletableFuture<EditorConnection> = supervisor().thenCompose { it.editorConnection() }
 
     @Synchronized
-    private fun supervisor(): CompletableFuture<mirrord.jetbrains.core.SidecarClient> {
-        supervisor?.let { return it.client() }
+    private fun supervisor(): CompletableFuture<SidecarSupervisor> {
+        supervisor?.let { return CompletableFuture.completedFuture(it) }
         val folder = workspaceFolder ?: return CompletableFuture.failedFuture(SidecarUnavailableException("the project has no folder"))
         val binary = SidecarBinary.find(PropertiesComponent.getInstance().getValue(BINARY), System.getenv())
             ?: return CompletableFuture.failedFuture(SidecarUnavailableException("the mirrord binary was not found: set it in the settings or put mirrord on PATH"))
         val created = SidecarSupervisor(SidecarCommand(binary, folder), events = events, listener = failures)
         supervisor = created
-        return created.client()
+        return CompletableFuture.completedFuture(created)
     }
 
     private val events = object : SidecarEvents {
@@ -89,7 +95,6 @@ class MirrordProjectService(private val project: Project) : Disposable {
         private const val ENABLED = "mirrord.enabled"
         private const val TARGET = "mirrord.target"
         private const val CONFIG_PATH = "mirrord.configPath"
-        private const val RECENT = "mirrord.recentTargets"
         const val BINARY = "mirrord.binaryPath"
 
         fun of(project: Project): MirrordProjectService = project.service()

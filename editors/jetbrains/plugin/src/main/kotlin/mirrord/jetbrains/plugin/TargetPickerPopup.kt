@@ -19,7 +19,7 @@ object TargetPickerPopup {
         for (item in items) {
             if (item is PickerItem.Group) group = item.label else group?.let { groupOf.putIfAbsent(item, it); group = null }
         }
-        return choose(project, "mirrord: Select Target", rows, { TargetPicker.label(it) }, { (it as? PickerItem.Target)?.detail }, groupOf)
+        return choose(project, "mirrord: Select Target", rows, { TargetPicker.label(it) }, { (it as? PickerItem.Target)?.detail ?: (it as? PickerItem.More)?.detail }, groupOf)
     }
 
     fun pickNamespace(project: Project, current: String?, namespaces: List<String>): String? =

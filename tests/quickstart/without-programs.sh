@@ -27,6 +27,8 @@ shift
 # Scratch space for the overlays' upper layers: a tmpfs over /mnt, in this namespace only.
 scratch=/mnt
 mount -t tmpfs mirrord-without-programs "$scratch"
+# A copy of `mount` keeps working when `mount` itself is among the hidden programs.
+cp "$(command -v mount)" "$scratch/mount"
 
 # Every directory to cover, by its real path (on merged-/usr systems /bin is /usr/bin).
 declare -A covered=()
@@ -51,9 +53,11 @@ for dir in "${!covered[@]}"; do
         # An overlayfs whiteout: a 0/0 character device hides the lower file.
         mknod "$upper/$program" c 0 0
     done
-    mount -t overlay mirrord-without-programs -o "lowerdir=$dir,upperdir=$upper,workdir=$work" "$dir"
+    "$scratch/mount" -t overlay mirrord-without-programs -o "lowerdir=$dir,upperdir=$upper,workdir=$work" "$dir"
 done
 
+rm "$scratch/mount"
+hash -r
 for program in "${programs[@]}"; do
     if found=$(command -v "$program"); then
         echo "error: $program is still visible at $found" >&2

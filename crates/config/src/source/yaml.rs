@@ -1,6 +1,8 @@
 //! YAML through `saphyr-parser`'s event stream, converted to [`Node`] with YAML 1.2 core-schema
 //! scalar resolution (`null`, `true`, `42`, `0x2A`, `1.5`, `.inf`). Aliases are expanded, with a
-//! cap on the total size so that "billion laughs" documents are refused, not allocated.
+//! cap on what they add in proportion to the size of the text ([`MAX_EXPANSION`] times it, at
+//! least [`MIN_EXPANSION_BUDGET`]), so that "billion laughs" documents are refused with a
+//! diagnostic, not allocated.
 
 use std::collections::HashMap;
 
@@ -8,8 +10,14 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span as YamlSpan};
 
 use super::{Entry, MAX_DEPTH, Node, NodeKind, Span, SyntaxError, check_duplicate_keys};
 
-/// The most nodes a document may expand to through aliases.
-const MAX_NODES: usize = 1_000_000;
+/// What aliases may add to a document, as a multiple of the text's size.
+pub(crate) const MAX_EXPANSION: usize = 16;
+
+/// What aliases may add to any document, however small (bytes).
+pub(crate) const MIN_EXPANSION_BUDGET: usize = 64 * 1024;
+
+/// What one node costs in the expansion budget besides its text (about its size in memory).
+const NODE_COST: usize = 64;
 
 pub(super) fn parse(text: &str) -> (Option<Node>, Vec<SyntaxError>) {
     let offsets = CharOffsets::new(text);
@@ -19,7 +27,11 @@ pub(super) fn parse(text: &str) -> (Option<Node>, Vec<SyntaxError>) {
         anchors: HashMap::new(),
         root: None,
         documents: 0,
-        nodes: 0,
+        expanded: 0,
+        expansion_budget: text
+            .len()
+            .saturating_mul(MAX_EXPANSION)
+            .max(MIN_EXPANSION_BUDGET),
         errors: Vec::new(),
     };
     for event in Parser::new_from_str(text) {
@@ -103,7 +115,9 @@ struct Builder<'a> {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     documents: usize,
-    nodes: usize,
+    /// What aliases have added so far (see [`NODE_COST`]).
+    expanded: usize,
+    expansion_budget: usize,
     errors: Vec<SyntaxError>,
 }
 
@@ -195,10 +209,13 @@ impl Builder<'_> {
                         span: byte_span,
                     });
                 };
-                self.nodes += count(&node);
-                if self.nodes > MAX_NODES {
+                self.expanded = self.expanded.saturating_add(cost(&node));
+                if self.expanded > self.expansion_budget {
                     return Err(SyntaxError {
-                        message: "aliases expand to too many values".to_owned(),
+                        message: format!(
+                            "aliases expand this document too much: more than {} bytes of values, {MAX_EXPANSION} times the size of the file; write the repeated values out or use fewer aliases",
+                            self.expansion_budget
+                        ),
                         span: byte_span,
                     });
                 }
@@ -227,7 +244,6 @@ impl Builder<'_> {
 
     /// Places a completed node into its parent (or as the root).
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
-        self.nodes += 1;
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
         }
@@ -274,17 +290,18 @@ impl Builder<'_> {
     }
 }
 
-fn count(node: &Node) -> usize {
-    match &node.kind {
-        NodeKind::Array(items) => 1 + items.iter().map(count).sum::<usize>(),
-        NodeKind::Object(entries) => {
-            1 + entries
+/// What a copy of `node` costs: [`NODE_COST`] per node and key, plus their text.
+fn cost(node: &Node) -> usize {
+    NODE_COST
+        + match &node.kind {
+            NodeKind::String(text) => text.len(),
+            NodeKind::Array(items) => items.iter().map(cost).sum::<usize>(),
+            NodeKind::Object(entries) => entries
                 .iter()
-                .map(|entry| count(&entry.value))
-                .sum::<usize>()
+                .map(|entry| NODE_COST + entry.key.len() + cost(&entry.value))
+                .sum::<usize>(),
+            NodeKind::Null | NodeKind::Bool(_) | NodeKind::Number(_) => 0,
         }
-        _ => 1,
-    }
 }
 
 /// YAML 1.2 core schema resolution of a plain scalar.
@@ -371,11 +388,48 @@ mod tests {
         }
         let (_, errors) = parse(&bomb);
         assert!(
-            errors
-                .iter()
-                .any(|error| error.message.contains("too many")),
+            errors.iter().any(|error| error
+                .message
+                .contains("aliases expand this document too much")),
             "{errors:?}"
         );
+    }
+
+    /// A few hundred bytes used to expand to up to a million values (~90 MB) before the old
+    /// cap, counted in nodes, refused them; the cap now grows with the file instead.
+    #[test]
+    fn expansion_is_capped_in_proportion_to_the_text() {
+        let mut small = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 0..4 {
+            let previous = if level == 0 {
+                "a".to_owned()
+            } else {
+                format!("l{}", level - 1)
+            };
+            let aliases = vec![format!("*{previous}"); 10].join(", ");
+            small.push_str(&format!("l{level}: &l{level} [{aliases}]\n"));
+        }
+        assert!(small.len() < 400, "{}", small.len());
+        let (node, errors) = parse(&small);
+        assert!(node.is_none());
+        let error = &errors[0];
+        assert!(
+            error
+                .message
+                .contains("aliases expand this document too much")
+                && error.message.contains("16 times the size of the file"),
+            "{error:?}"
+        );
+        assert!(
+            small[error.span.clone()].starts_with('*'),
+            "points at the alias"
+        );
+
+        // Ordinary reuse stays fine.
+        let reuse = "base: &base { mode: read }\nfeature:\n  fs: *base\n  env: { include: X }\n";
+        let (node, errors) = parse(reuse);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(node.is_some());
     }
 
     #[test]

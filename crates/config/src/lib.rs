@@ -14,6 +14,7 @@ pub mod file;
 pub mod overrides;
 pub mod resolved;
 pub mod schema;
+pub mod schema_nav;
 pub mod source;
 pub mod suggest;
 mod validate;
@@ -69,9 +70,24 @@ pub enum LoadError {
 }
 
 /// Parses and validates `text` without overrides or resolution: the diagnostics an editor shows.
+/// Takes time linear in the size of the text.
 pub fn check_str(text: &str, format: Format) -> (Option<FileConfig>, Vec<Diagnostic>) {
+    check_str_cancellable(text, format, &|| false).unwrap_or_default()
+}
+
+/// [`check_str`] that gives up, returning `None`, once `cancelled` returns true (an editor's
+/// newer version of the document makes this one's check useless). `cancelled` is asked between
+/// the steps and every few hundred values during validation.
+pub fn check_str_cancellable(
+    text: &str,
+    format: Format,
+    cancelled: &dyn Fn() -> bool,
+) -> Option<(Option<FileConfig>, Vec<Diagnostic>)> {
     let index = LineIndex::new(text);
     let (node, syntax_errors) = source::parse(text, format);
+    if cancelled() {
+        return None;
+    }
     let mut raw: Vec<diagnostic::RawDiagnostic> = syntax_errors
         .into_iter()
         .map(|error| {
@@ -80,7 +96,7 @@ pub fn check_str(text: &str, format: Format) -> (Option<FileConfig>, Vec<Diagnos
         .collect();
     let mut file_config = None;
     if let Some(node) = &node {
-        raw.extend(validate::validate(node, schema::schema()));
+        raw.extend(validate::validate(node, schema::schema(), cancelled)?);
         if !raw.iter().any(|d| d.severity == Severity::Error) {
             match serde_json::from_value::<FileConfig>(node.to_json()) {
                 Ok(config) => file_config = Some(config),
@@ -95,7 +111,7 @@ pub fn check_str(text: &str, format: Format) -> (Option<FileConfig>, Vec<Diagnos
     raw.sort_by_key(|d| (d.span.start, d.severity));
     raw.dedup_by(|a, b| a.span == b.span && a.message == b.message);
     let diagnostics = raw.into_iter().map(|d| d.locate(text, &index)).collect();
-    (file_config, diagnostics)
+    Some((file_config, diagnostics))
 }
 
 /// Loads a config from text: parse, validate, apply `overrides` (already merged from the

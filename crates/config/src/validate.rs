@@ -9,50 +9,69 @@
 //! `x-mirrord-replaced-by`, `x-mirrord-unsupported` and `x-mirrord-message`. Because the
 //! schema is generated from the Rust types, validation and deserialization cannot drift apart.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{KeyPath, RawDiagnostic};
+use crate::schema_nav::{SchemaNav, json_type};
 use crate::source::{Node, NodeKind, Span};
 use crate::suggest;
 
-/// Validates `node` against `root_schema`, returning every problem found.
-pub(crate) fn validate(node: &Node, root_schema: &Value) -> Vec<RawDiagnostic> {
-    let validator = Validator { root: root_schema };
+/// Validates `node` against `root_schema`, returning every problem found, or `None` when
+/// `cancelled` said to stop (it is asked every [`CANCEL_CHECK_INTERVAL`] values).
+pub(crate) fn validate(
+    node: &Node,
+    root_schema: &Value,
+    cancelled: &dyn Fn() -> bool,
+) -> Option<Vec<RawDiagnostic>> {
+    let validator = Validator {
+        nav: SchemaNav::new(root_schema),
+        cancelled,
+        visited: Cell::new(0),
+        stopped: Cell::new(false),
+    };
     let mut out = Vec::new();
     validator.value(node, root_schema, &KeyPath::default(), &mut out);
-    out
+    (!validator.stopped.get()).then_some(out)
 }
 
-struct Validator<'s> {
-    root: &'s Value,
+/// How many values are validated between two questions to `cancelled`.
+const CANCEL_CHECK_INTERVAL: usize = 512;
+
+struct Validator<'s, 'c> {
+    /// Reads the schema (`$ref`s, combinators).
+    nav: SchemaNav<'s>,
+    cancelled: &'c dyn Fn() -> bool,
+    visited: Cell<usize>,
+    stopped: Cell<bool>,
 }
 
-impl<'s> Validator<'s> {
-    /// Follows `$ref` chains (and `allOf` with a single `$ref`, which schemars uses to attach a
-    /// description) to the schema that says something.
-    fn resolve(&self, schema: &'s Value) -> &'s Value {
-        let mut current = schema;
-        for _ in 0..32 {
-            let Some(reference) = current.get("$ref").and_then(Value::as_str) else {
-                return current;
-            };
-            let Some(target) = self.lookup(reference) else {
-                return current;
-            };
-            current = target;
+impl<'s> Validator<'s, '_> {
+    /// Whether to stop: asks `cancelled` once every [`CANCEL_CHECK_INTERVAL`] calls.
+    fn stop(&self) -> bool {
+        if self.stopped.get() {
+            return true;
         }
-        current
+        let visited = self.visited.get() + 1;
+        self.visited.set(visited);
+        if visited.is_multiple_of(CANCEL_CHECK_INTERVAL) && (self.cancelled)() {
+            self.stopped.set(true);
+        }
+        self.stopped.get()
     }
 
-    fn lookup(&self, reference: &str) -> Option<&'s Value> {
-        let pointer = reference.strip_prefix('#')?;
-        self.root.pointer(pointer)
+    /// Follows `$ref` chains to the schema that says something.
+    fn resolve(&self, schema: &'s Value) -> &'s Value {
+        self.nav.resolve(schema)
     }
 
     fn value(&self, node: &Node, schema: &'s Value, path: &KeyPath, out: &mut Vec<RawDiagnostic>) {
+        if self.stop() {
+            return;
+        }
         let schema = self.resolve(schema);
         let Some(keywords) = schema.as_object() else {
             if schema == &Value::Bool(false) {
@@ -375,26 +394,13 @@ impl<'s> Validator<'s> {
                     .with_replacement(replacement),
             );
         }
-        if self.is_unsupported(property) {
+        if self.nav.is_unsupported(property) {
             out.push(RawDiagnostic::warning(
                 path,
                 entry.key_span.clone(),
                 format!("`{path}` is a mirrord feature that this implementation does not support; it is ignored"),
             ));
         }
-    }
-
-    fn is_unsupported(&self, schema: &'s Value) -> bool {
-        let schema = self.resolve(schema);
-        if schema.get("x-mirrord-unsupported") == Some(&Value::Bool(true)) {
-            return true;
-        }
-        ["anyOf", "oneOf", "allOf"].iter().any(|combinator| {
-            schema
-                .get(combinator)
-                .and_then(Value::as_array)
-                .is_some_and(|branches| branches.iter().any(|branch| self.is_unsupported(branch)))
-        })
     }
 
     fn unknown_key(
@@ -590,18 +596,6 @@ fn type_name_matches(node: &Node, name: &str) -> bool {
             !number.is_f64() || number.as_f64().is_some_and(|f| f.fract() == 0.0)
         }
         _ => false,
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(number) if number.is_f64() => "number",
-        Value::Number(_) => "integer",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -16,7 +16,7 @@ use tower_lsp_server::ls_types::{
 use crate::cursor::{self, CursorContext, SlotKind};
 use crate::documents::Document;
 use crate::protocol::TargetInfo;
-use crate::schema_nav::{self, SchemaNav};
+use mirrord_config::schema_nav::{self, SchemaNav};
 
 /// The `source` of every diagnostic the sidecar publishes.
 pub const SOURCE: &str = "mirrord";
@@ -40,14 +40,29 @@ fn range_of(text: &str, index: &LineIndex, span: std::ops::Range<usize>) -> Rang
 }
 
 /// Checks `text` and returns the config diagnostics (kept for quick fixes) and the LSP ones.
+/// Takes time linear in the size of the text.
 pub fn check(
     uri: &Uri,
     text: &str,
     format: Format,
 ) -> (Vec<mirrord_config::Diagnostic>, Vec<Diagnostic>) {
-    let (_, diagnostics) = mirrord_config::check_str(text, format);
+    check_cancellable(uri, text, format, &|| false).unwrap_or_default()
+}
+
+/// [`check`] that gives up, returning `None`, once `cancelled` returns true (see
+/// `mirrord_config::check_str_cancellable`).
+pub fn check_cancellable(
+    uri: &Uri,
+    text: &str,
+    format: Format,
+    cancelled: &dyn Fn() -> bool,
+) -> Option<(Vec<mirrord_config::Diagnostic>, Vec<Diagnostic>)> {
+    let (_, diagnostics) = mirrord_config::check_str_cancellable(text, format, cancelled)?;
+    if cancelled() {
+        return None;
+    }
     let lsp = to_lsp_diagnostics(uri, text, format, &diagnostics);
-    (diagnostics, lsp)
+    Some((diagnostics, lsp))
 }
 
 /// The diagnostic published for a document too large to check.
@@ -75,14 +90,16 @@ pub fn to_lsp_diagnostics(
 ) -> Vec<Diagnostic> {
     let index = LineIndex::new(text);
     let (tree, _) = mirrord_config::source::parse(text, format);
+    let keys = tree
+        .as_ref()
+        .map(|tree| KeyTable::new(text, &index, tree))
+        .unwrap_or_default();
     diagnostics
         .iter()
         .map(|diagnostic| {
             let range = lsp_range(&diagnostic.range);
-            let related = tree
-                .as_ref()
-                .map(|tree| related_information(uri, text, &index, tree, diagnostic, range))
-                .filter(|related| !related.is_empty());
+            let related =
+                Some(keys.related(uri, diagnostic, range)).filter(|related| !related.is_empty());
             let mut data = serde_json::Map::new();
             data.insert("path".to_owned(), diagnostic.path.clone().into());
             if let Some(replacement) = &diagnostic.replacement {
@@ -104,52 +121,108 @@ pub fn to_lsp_diagnostics(
         .collect()
 }
 
-fn related_information(
-    uri: &Uri,
-    text: &str,
-    index: &LineIndex,
-    tree: &Node,
-    diagnostic: &mirrord_config::Diagnostic,
-    range: Range,
-) -> Vec<DiagnosticRelatedInformation> {
-    let mentioned: Vec<&str> = diagnostic.message.split('`').skip(1).step_by(2).collect();
-    let mut related = Vec::new();
-    visit_objects(tree, &mut |entries| {
-        let Some(own) = entries
-            .iter()
-            .position(|entry| range_of(text, index, entry.key_span.clone()) == range)
-        else {
-            return;
-        };
-        let own_key = &entries[own].key;
-        for (position, entry) in entries.iter().enumerate() {
-            if position == own {
-                continue;
-            }
-            let message =
-                if &entry.key == own_key && diagnostic.message.starts_with("duplicate key") {
-                    if position > own {
-                        continue;
-                    }
-                    format!("`{}` is first set here", entry.key)
-                } else if mentioned.contains(&entry.key.as_str()) && &entry.key != own_key {
-                    format!("`{}` is set here", entry.key)
-                } else {
-                    continue;
-                };
-            related.push(DiagnosticRelatedInformation {
-                location: Location {
-                    uri: uri.clone(),
-                    range: range_of(text, index, entry.key_span.clone()),
-                },
-                message,
-            });
-        }
-    });
-    related
+/// A range as a hashable key.
+type RangeKey = (u32, u32, u32, u32);
+
+fn range_key(range: Range) -> RangeKey {
+    (
+        range.start.line,
+        range.start.character,
+        range.end.line,
+        range.end.character,
+    )
 }
 
-fn visit_objects(node: &Node, visit: &mut dyn FnMut(&[mirrord_config::source::Entry])) {
+/// Every key of a document's objects with its range, indexed so that finding the keys a
+/// diagnostic relates to costs the same whatever the number of keys.
+#[derive(Default)]
+struct KeyTable<'t> {
+    objects: Vec<ObjectKeys<'t>>,
+    /// Key range → the objects with a key there, with the key's first position in each.
+    by_range: std::collections::HashMap<RangeKey, Vec<(usize, usize)>>,
+}
+
+/// The keys of one object, in source order.
+struct ObjectKeys<'t> {
+    keys: Vec<(&'t str, Range)>,
+    /// Key → its positions in `keys`.
+    positions: std::collections::HashMap<&'t str, Vec<usize>>,
+}
+
+impl<'t> KeyTable<'t> {
+    fn new(text: &str, index: &LineIndex, tree: &'t Node) -> KeyTable<'t> {
+        let mut table = KeyTable::default();
+        visit_objects(tree, &mut |entries| {
+            let object = table.objects.len();
+            let mut keys = Vec::with_capacity(entries.len());
+            let mut positions: std::collections::HashMap<&'t str, Vec<usize>> =
+                std::collections::HashMap::with_capacity(entries.len());
+            for (position, entry) in entries.iter().enumerate() {
+                let range = range_of(text, index, entry.key_span.clone());
+                keys.push((entry.key.as_str(), range));
+                positions
+                    .entry(entry.key.as_str())
+                    .or_default()
+                    .push(position);
+                let at = table.by_range.entry(range_key(range)).or_default();
+                if !at.iter().any(|&(other, _)| other == object) {
+                    at.push((object, position));
+                }
+            }
+            table.objects.push(ObjectKeys { keys, positions });
+        });
+        table
+    }
+
+    /// The other keys that explain `diagnostic`, whose range is `range`.
+    fn related(
+        &self,
+        uri: &Uri,
+        diagnostic: &mirrord_config::Diagnostic,
+        range: Range,
+    ) -> Vec<DiagnosticRelatedInformation> {
+        let Some(places) = self.by_range.get(&range_key(range)) else {
+            return Vec::new();
+        };
+        let mentioned: Vec<&str> = diagnostic.message.split('`').skip(1).step_by(2).collect();
+        let duplicate = diagnostic.message.starts_with("duplicate key");
+        let mut related = Vec::new();
+        for &(object, own) in places {
+            let object = &self.objects[object];
+            let own_key = object.keys[own].0;
+            let mut found: Vec<(usize, String)> = Vec::new();
+            if duplicate {
+                for &position in object.positions.get(own_key).into_iter().flatten() {
+                    if position < own {
+                        found.push((position, format!("`{own_key}` is first set here")));
+                    }
+                }
+            }
+            for key in &mentioned {
+                if *key == own_key {
+                    continue;
+                }
+                for &position in object.positions.get(key).into_iter().flatten() {
+                    found.push((position, format!("`{key}` is set here")));
+                }
+            }
+            found.sort_by_key(|(position, _)| *position);
+            found.dedup_by_key(|(position, _)| *position);
+            related.extend(found.into_iter().map(|(position, message)| {
+                DiagnosticRelatedInformation {
+                    location: Location {
+                        uri: uri.clone(),
+                        range: object.keys[position].1,
+                    },
+                    message,
+                }
+            }));
+        }
+        related
+    }
+}
+
+fn visit_objects<'t>(node: &'t Node, visit: &mut dyn FnMut(&'t [mirrord_config::source::Entry])) {
     match &node.kind {
         NodeKind::Object(entries) => {
             visit(entries);
@@ -209,7 +282,7 @@ fn key_items(
                 .any(|existing| existing == key.name)
         })
         .map(|(position, key)| {
-            let unsupported = schema_nav::is_unsupported(&nav, key.schema);
+            let unsupported = nav.is_unsupported(key.schema);
             let description = nav.description(key.schema);
             let shape = ValueShape::of(&nav, key.schema);
             let (insert, is_snippet) = key_insert_text(format, context, key.name, &shape, support);
@@ -542,7 +615,7 @@ pub fn hover(document: &Document, offset: usize) -> Option<Hover> {
     {
         text.push_str(&format!("\n\n`{}`: {meaning}", context.token));
     }
-    if schema_nav::is_unsupported(&nav, schema) {
+    if nav.is_unsupported(schema) {
         text.push_str("\n\nThis implementation does not support this key; it is ignored.");
     }
     Some(Hover {

@@ -41,7 +41,6 @@ pub mod launch;
 pub mod protocol;
 pub mod protocol_schema;
 pub mod recent;
-pub mod schema_nav;
 mod server;
 pub mod sessions;
 pub mod stdio;

@@ -1,9 +1,11 @@
-//! Reading the generated JSON Schema for editor features: which keys an object at a key path
-//! accepts, their descriptions, types, defaults and allowed values. Everything comes from
-//! `mirrord_config::schema::schema()`, so completion and hover can never disagree with validation.
+//! The one reader of the generated JSON Schema: `$ref` resolution, the alternatives a schema
+//! stands for (`allOf`/`anyOf`/`oneOf`), which keys an object at a key path accepts, their
+//! descriptions, types, defaults and allowed values. The validator (`validate.rs`) and the IDE
+//! sidecar's completion and hover both read the schema through it, so they cannot disagree.
 
-use mirrord_config::diagnostic::PathSegment;
 use serde_json::Value;
+
+use crate::diagnostic::PathSegment;
 
 /// A view of the schema.
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +39,11 @@ impl<'s> SchemaNav<'s> {
 
     /// The schema of this binary's config format.
     pub fn mirrord() -> SchemaNav<'static> {
-        SchemaNav::new(mirrord_config::schema::schema())
+        SchemaNav::new(crate::schema::schema())
     }
 
-    fn resolve(&self, schema: &'s Value) -> &'s Value {
+    /// Follows `$ref` chains (at most 32 deep) to the schema that says something.
+    pub fn resolve(&self, schema: &'s Value) -> &'s Value {
         let mut current = schema;
         for _ in 0..32 {
             let Some(reference) = current.get("$ref").and_then(Value::as_str) else {
@@ -228,6 +231,34 @@ impl<'s> SchemaNav<'s> {
         choices
     }
 
+    /// Whether a key is a mirrord feature this implementation ignores: `x-mirrord-unsupported` on
+    /// the key's schema, on what it refers to, or on any branch of its `allOf`/`anyOf`/`oneOf`.
+    pub fn is_unsupported(&self, key_schema: &'s Value) -> bool {
+        self.is_unsupported_within(key_schema, 0)
+    }
+
+    fn is_unsupported_within(&self, schema: &'s Value, depth: usize) -> bool {
+        let marked =
+            |schema: &Value| schema.get("x-mirrord-unsupported") == Some(&Value::Bool(true));
+        if depth > 32 {
+            return false;
+        }
+        let resolved = self.resolve(schema);
+        if marked(schema) || marked(resolved) {
+            return true;
+        }
+        ["allOf", "anyOf", "oneOf"].iter().any(|combinator| {
+            resolved
+                .get(combinator)
+                .and_then(Value::as_array)
+                .is_some_and(|branches| {
+                    branches
+                        .iter()
+                        .any(|branch| self.is_unsupported_within(branch, depth + 1))
+                })
+        })
+    }
+
     /// Example values the schema gives (`examples`), e.g. for target paths.
     pub fn examples(&self, schema: &'s Value) -> Vec<String> {
         self.alternatives(schema)
@@ -247,14 +278,6 @@ pub fn is_deprecated(key_schema: &Value) -> bool {
         || key_schema.get("deprecationMessage").is_some()
 }
 
-/// Whether a key is a mirrord feature this implementation ignores.
-pub fn is_unsupported(nav: &SchemaNav<'_>, key_schema: &Value) -> bool {
-    nav.alternatives(key_schema)
-        .iter()
-        .any(|schema| schema.get("x-mirrord-unsupported") == Some(&Value::Bool(true)))
-        || key_schema.get("x-mirrord-unsupported") == Some(&Value::Bool(true))
-}
-
 /// The default a description states ("Default: `60`." or "Default: none …"), as written.
 pub fn default_from_description(description: &str) -> Option<String> {
     let start = description.find("Default: ")? + "Default: ".len();
@@ -268,7 +291,8 @@ pub fn default_from_description(description: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// The JSON Schema type name of a value (`integer` for numbers without a fraction part).
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -1,37 +1,24 @@
-//! `mirrord ls` and `mirrord exec` against Kubernetes targets, served by the fixture API server
-//! (`tests/kube-fixture`) whose pod `api-7f9c5d-x2k4p` is backed by a sandbox pod, and checked
-//! against a real client, kubectl. Needs root (sandboxes), python3 and kubectl (Debian's
-//! `kubernetes-client`).
+//! `mirrord ls` and `mirrord exec` against a real Kubernetes control plane (`tests/cluster`:
+//! etcd, kube-apiserver, controller-manager, scheduler, kwok and the node runner), whose workloads
+//! are made by the real controllers and whose `api` Deployment's pod is backed by a sandbox pod;
+//! checked against a real client, kubectl. Needs root (sandboxes), python3, kubectl and the
+//! control plane built by `tests/cluster/build.sh`.
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mirrord_kube_fixture::{Fixture, FixtureOptions};
+use mirrord_test_cluster::{Backing, Cluster, ClusterOptions, NODE_NAME};
 use support::{MIRRORD, Sandbox};
 
-const BACKED_POD: &str = "default/api-7f9c5d-x2k4p/api";
-
-fn kubectl() -> Command {
-    let found = Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "kubectl is needed to check the fixture (apt-get install kubernetes-client)"
-    );
-    Command::new("kubectl")
-}
-
-fn mirrord(fixture: &Fixture) -> Command {
+fn mirrord(cluster: &Cluster) -> Command {
     let mut command = Command::new(MIRRORD);
     command
-        .env("KUBECONFIG", &fixture.kubeconfig)
+        .env("KUBECONFIG", &cluster.kubeconfig)
         .env_remove("MIRRORD_CONFIG_FILE")
-        .current_dir(fixture.dir());
+        .current_dir(cluster.dir());
     command
 }
 
@@ -44,21 +31,94 @@ fn json_of(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// A cluster whose `deployment/api` runs on the sandbox pod `sandbox`.
+fn cluster_on(sandbox: &Sandbox) -> Cluster {
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
+    cluster
+}
+
+fn write_config(cluster: &Cluster, json: &str) -> String {
+    let path = cluster.dir().join("mirrord.json");
+    std::fs::write(&path, json).unwrap();
+    path.display().to_string()
+}
+
+/// What is left of a session in the namespace, as kubectl sees it.
+fn leftovers(cluster: &Cluster) -> String {
+    cluster.get(&[
+        "jobs,pods,secrets",
+        "-l",
+        "mirrord.dev/session",
+        "-o",
+        "name",
+    ])
+}
+
 #[test]
-fn ls_json_agrees_with_kubectl() {
-    let fixture = Fixture::start(FixtureOptions::default());
+fn ls_agrees_with_kubectl_for_every_kind() {
+    let cluster = Cluster::start(ClusterOptions { rollouts: true });
+    cluster.create_workloads(Backing::Idle, true);
+    cluster.wait_for_cronjob_run();
     let listing = json_of(
-        &mirrord(&fixture)
+        &mirrord(&cluster)
             .args(["ls", "--output", "json"])
             .output()
             .unwrap(),
     );
     assert_eq!(listing["currentNamespace"], "default");
-    assert_eq!(
-        listing["namespaces"],
-        serde_json::json!(["default", "staging"])
-    );
+    let namespaces: Vec<String> = cluster
+        .get(&["namespaces", "-o", "jsonpath={.items[*].metadata.name}"])
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(listing["namespaces"], serde_json::json!(namespaces));
     let targets = listing["targets"].as_array().unwrap();
+    let listed = |path: &str| {
+        targets
+            .iter()
+            .find(|t| t["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not listed: {listing:#}"))["available"]
+            .as_bool()
+            .unwrap()
+    };
+    let from_kubectl = json_of(
+        &cluster
+            .kubectl()
+            .args([
+                "get",
+                "pods,deployments,statefulsets,replicasets,jobs,cronjobs,rollouts",
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let mut counted = std::collections::BTreeMap::<String, usize>::new();
+    for item in from_kubectl["items"].as_array().unwrap() {
+        let name = item["metadata"]["name"].as_str().unwrap();
+        let kind = item["kind"].as_str().unwrap().to_lowercase();
+        *counted.entry(kind.clone()).or_default() += 1;
+        let available = listed(&format!("{kind}/{name}"));
+        let expected = match kind.as_str() {
+            "pod" => item["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+            "deployment" | "replicaset" => {
+                item["status"]["availableReplicas"].as_u64().unwrap_or(0) > 0
+            }
+            "statefulset" => item["status"]["readyReplicas"].as_u64().unwrap_or(0) > 0,
+            "job" => item["status"]["ready"].as_u64().unwrap_or(0) > 0,
+            "cronjob" => item["status"]["active"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "rollout" => true,
+            other => panic!("unexpected kind {other}"),
+        };
+        assert_eq!(available, expected, "{kind}/{name}: {item:#}");
+    }
     for kind in [
         "pod",
         "deployment",
@@ -68,224 +128,33 @@ fn ls_json_agrees_with_kubectl() {
         "cronjob",
         "rollout",
     ] {
-        assert!(
-            targets.iter().any(|t| t["kind"] == kind),
-            "no {kind} listed: {listing:#}"
+        let listed = targets
+            .iter()
+            .filter(|t| t["kind"] == kind && !t["path"].as_str().unwrap().contains("/container/"))
+            .count();
+        assert_eq!(
+            Some(&listed),
+            counted.get(kind),
+            "{kind}: mirrord ls {listing:#}"
         );
     }
-    let available = |path: &str| {
-        targets
-            .iter()
-            .find(|t| t["path"] == path)
-            .unwrap_or_else(|| panic!("{path} not listed"))["available"]
-            .as_bool()
-            .unwrap()
-    };
-
-    // The same cluster through kubectl, over HTTPS with the kubeconfig and over plain HTTP.
-    for server in [None, Some(fixture.http_url.clone())] {
-        let mut command = kubectl();
-        command.env("KUBECONFIG", &fixture.kubeconfig).args([
-            "get",
-            "pods,deployments",
-            "-o",
-            "json",
-        ]);
-        if let Some(server) = &server {
-            command.args(["--server", server]);
-        }
-        let from_kubectl = json_of(&command.output().unwrap());
-        assert_eq!(from_kubectl["kind"], "List");
-        let items = from_kubectl["items"].as_array().unwrap();
-        let mut pods = 0;
-        for item in items {
-            let name = item["metadata"]["name"].as_str().unwrap();
-            match item["kind"].as_str().unwrap() {
-                "Pod" if name.starts_with("mirrord-agent") => {}
-                "Pod" => {
-                    pods += 1;
-                    let ready = item["status"]["conditions"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True");
-                    assert_eq!(available(&format!("pod/{name}")), ready, "pod {name}");
-                }
-                "Deployment" => {
-                    let ready = item["status"]["availableReplicas"].as_u64().unwrap_or(0) > 0;
-                    assert_eq!(
-                        available(&format!("deployment/{name}")),
-                        ready,
-                        "deployment {name}"
-                    );
-                }
-                other => panic!("unexpected {other}"),
-            }
-        }
-        let listed_pods = targets
-            .iter()
-            .filter(|t| t["kind"] == "pod" && !t["path"].as_str().unwrap().contains("/container/"))
-            .count();
-        assert_eq!(listed_pods, pods);
-    }
-    assert!(
-        !available("pod/api-7f9c5d-b8n2q"),
-        "the pod that is not ready"
-    );
-
-    // kubectl's own printing (server-side tables), get by name, pagination and selectors.
-    let table = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args(["get", "pods"])
-        .output()
-        .unwrap();
-    let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.starts_with("NAME "), "{table}");
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("api-7f9c5d-b8n2q") && l.contains("0/2")),
-        "{table}"
-    );
-    let deployment = json_of(
-        &kubectl()
-            .env("KUBECONFIG", &fixture.kubeconfig)
-            .args(["get", "deployment", "api", "-o", "json"])
+    assert!(!listed("deployment/legacy"), "its image cannot be pulled");
+    assert!(listed("deployment/api"));
+    // The other namespace, as kubectl lists it.
+    let staging = json_of(
+        &mirrord(&cluster)
+            .args(["ls", "--namespace", "staging", "--output", "json"])
             .output()
             .unwrap(),
     );
-    assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app"], "api");
-    let paged = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args([
-            "get",
-            "pods",
-            "--chunk-size=2",
-            "-l",
-            "app=api",
-            "-o",
-            "name",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(paged.stdout).unwrap(),
-        "pod/api-7f9c5d-b8n2q\npod/api-7f9c5d-x2k4p\n"
-    );
-    let missing = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args(["get", "pod", "nope"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&missing.stderr).trim(),
-        "Error from server (NotFound): pods \"nope\" not found"
-    );
-}
-
-#[test]
-fn kubectl_watches_pods_and_deployments() {
-    let fixture = Fixture::start(FixtureOptions::default());
-    let mut watch = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args([
-            "get",
-            "pods",
-            "--watch",
-            "--output-watch-events",
-            "-o",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let (events_tx, events_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // kubectl prints one pretty-printed JSON object per event.
-        let mut text = String::new();
-        let mut depth = 0i32;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
-            text.push_str(&line);
-            if depth == 0 && !text.trim().is_empty() {
-                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let _ = events_tx.send((
-                    event["type"].as_str().unwrap_or("").to_owned(),
-                    event["object"]["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_owned(),
-                ));
-                text.clear();
-            }
-        }
-    });
-    let wait_for = |kind: &str, prefix: &str| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while let Ok((event, name)) =
-            events_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if event == kind && name.starts_with(prefix) {
-                return;
-            }
-        }
-        panic!("kubectl's watch showed no {kind} for {prefix}");
-    };
-    wait_for("ADDED", "api-7f9c5d-x2k4p");
-    // A Job created by kubectl becomes a pod (whose image cannot be pulled here), seen live.
-    let job = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hello"},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "hello", "image": "registry.example/hello:1"}]}}}}"#;
-    let mut create = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args(["create", "--validate=false", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    create
-        .stdin
-        .take()
+    let paths: Vec<&str> = staging["targets"]
+        .as_array()
         .unwrap()
-        .write_all(job.as_bytes())
-        .unwrap();
-    let created = create.wait_with_output().unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    wait_for("ADDED", "hello-");
-    wait_for("MODIFIED", "hello-");
-    let _ = watch.kill();
-    let _ = watch.wait();
-
-    let deployments = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args([
-            "get",
-            "deployments",
-            "--watch",
-            "-o",
-            "name",
-            "--request-timeout=3s",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut deployments = deployments;
-    let _ = deployments.kill();
-    let mut names = String::new();
-    deployments
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut names)
-        .unwrap();
-    assert_eq!(names, "deployment.apps/api\ndeployment.apps/legacy\n");
+        .iter()
+        .filter(|t| t["kind"] == "deployment")
+        .map(|t| t["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["deployment/cache"]);
 }
 
 #[test]
@@ -318,16 +187,17 @@ fn ls_without_a_cluster_lists_sandboxes_and_says_why() {
     );
 }
 
+/// The restricted user of the real API server's RBAC may not `list` jobs.
 #[test]
 fn ls_explains_rbac_denials() {
-    let fixture = Fixture::start(FixtureOptions {
-        forbid: vec!["list:jobs.batch".to_owned()],
-        ..FixtureOptions::default()
-    });
-    let output = mirrord(&fixture)
-        .args(["ls", "--kind", "job"])
-        .output()
-        .unwrap();
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Idle, false);
+    let restricted = || {
+        let mut command = mirrord(&cluster);
+        command.env("KUBECONFIG", &cluster.restricted_kubeconfig);
+        command
+    };
+    let output = restricted().args(["ls", "--kind", "job"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -335,8 +205,9 @@ fn ls_explains_rbac_denials() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("help: your Kubernetes user needs permission to list jobs.batch"),
-        "{stderr}"
+        stderr
+            .contains("User \"mirrord-dev\" cannot list resource \"jobs\" in API group \"batch\""),
+        "the API server's own words: {stderr}"
     );
     assert!(
         stderr.contains(
@@ -345,11 +216,17 @@ fn ls_explains_rbac_denials() {
         "{stderr}"
     );
     // Without `--kind`, the other kinds are listed and the denial is a warning.
-    let output = mirrord(&fixture).args(["ls"]).output().unwrap();
-    assert!(output.status.success());
+    let output = restricted().args(["ls"]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&output.stderr)
-            .contains("warning: jobs left out: not allowed to list jobs.batch")
+            .contains("warning: jobs left out: not allowed to list jobs.batch"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("deployment/api"));
 }
@@ -360,18 +237,17 @@ import os, socket, sys
 print("ENV", os.environ.get("SANDBOX_GREETING"), flush=True)
 print("FILE", open("/app/data/greeting.txt").read().strip(), flush=True)
 print("DNS", socket.gethostbyname("db.sandbox.svc"), flush=True)
+with socket.create_connection(("db.sandbox.svc", 7), timeout=5) as echo:
+    echo.sendall(b"ping over the cluster\n")
+    print("ECHO", echo.recv(100).decode().strip(), flush=True)
 "#
 }
 
 #[test]
 fn exec_runs_against_a_deployment_through_a_job_and_port_forward() {
     let sandbox = Sandbox::up("kube-exec");
-    let fixture = Fixture::start(FixtureOptions {
-        pods: vec![format!("{BACKED_POD}={}", sandbox.target_pid())],
-        ..FixtureOptions::default()
-    });
-    let started = Instant::now();
-    let output = mirrord(&fixture)
+    let cluster = cluster_on(&sandbox);
+    let output = mirrord(&cluster)
         .args([
             "exec",
             "--target",
@@ -387,8 +263,8 @@ fn exec_runs_against_a_deployment_through_a_job_and_port_forward() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{stderr}\nfixture:\n{}",
-        fixture.log()
+        "stdout:\n{stdout}\nstderr:\n{stderr}\ncluster:\n{}",
+        cluster.logs()
     );
     let info = &sandbox.info;
     let greeting = info["env"]["SANDBOX_GREETING"].as_str().unwrap();
@@ -413,49 +289,94 @@ fn exec_runs_against_a_deployment_through_a_job_and_port_forward() {
         )),
         "{stdout}"
     );
+    assert!(stdout.contains("ECHO ping over the cluster\n"), "{stdout}");
+    let pod = cluster.get(&[
+        "pods",
+        "-l",
+        "app=api",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
     for step in [
-        "resolving deployment/api",
-        "target: container api of pod default/api-7f9c5d-x2k4p on node node-1",
-        "creating the agent Job",
-        "port-forward",
+        "resolving deployment/api".to_owned(),
+        format!("target: container api of pod default/{pod} on node {NODE_NAME}"),
+        "creating the agent Job".to_owned(),
+        "port-forward".to_owned(),
     ] {
         assert!(
-            stderr.contains(step),
+            stderr.contains(&step),
             "no progress step {step:?}:\n{stderr}"
         );
     }
-    assert!(started.elapsed() < Duration::from_secs(20));
-    // The agent found the target by container ID, and the token Secret is gone.
-    let logs = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args(["logs", "-l", "mirrord.dev/session"])
-        .output()
-        .unwrap();
+    // The agent found the target by the container ID the node wrote into the pod's status.
+    let agent_log = cluster.container_logs_of("default", "mirrord-agent-");
+    let container_id = cluster.get(&[
+        "pod",
+        &pod,
+        "-o",
+        "jsonpath={.status.containerStatuses[?(@.name==\"api\")].containerID}",
+    ]);
     assert!(
-        String::from_utf8_lossy(&logs.stdout)
-            .contains("found the target container's process container_id="),
-        "{}",
-        String::from_utf8_lossy(&logs.stdout)
+        agent_log.contains(&format!(
+            "found the target container's process container_id={}",
+            container_id.trim_start_matches("containerd://")
+        )),
+        "{agent_log}"
     );
-    let secrets = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args(["get", "secrets", "-o", "name"])
+    // The token Secret is gone.
+    assert_eq!(
+        cluster.get(&["secrets", "-l", "mirrord.dev/session", "-o", "name"]),
+        ""
+    );
+}
+
+/// The agent as an ephemeral container of the target pod, accepted by the real API server.
+#[test]
+fn exec_with_an_ephemeral_agent() {
+    let sandbox = Sandbox::up("kube-ephemeral");
+    let cluster = cluster_on(&sandbox);
+    let config = write_config(&cluster, r#"{"agent": {"ephemeral": true}}"#);
+    let output = mirrord(&cluster)
+        .args([
+            "exec",
+            "--config-file",
+            &config,
+            "--target",
+            "deployment/api",
+            "--",
+            "python3",
+            "-c",
+            "print('FILE', open('/app/data/greeting.txt').read().strip())",
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&secrets.stdout), "");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}\ncluster:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        cluster.logs()
+    );
+    assert!(stdout.starts_with("FILE "), "{stdout}");
+    let ephemeral = cluster.get(&[
+        "pods",
+        "-l",
+        "app=api",
+        "-o",
+        "jsonpath={.items[0].spec.ephemeralContainers[0].name}",
+    ]);
+    assert!(ephemeral.starts_with("mirrord-agent-"), "{ephemeral}");
 }
 
 /// `mirrord exec --target deployment/api --steal` with a real python `http.server`: the agent Job,
-/// the intproxy's port-forward and the layer's `listen` hook together steal HTTP sent to the pod.
+/// the intproxy's port-forward through the real API server and kwok, and the layer's `listen` hook
+/// together steal HTTP sent to the pod.
 #[test]
 fn steals_http_through_the_port_forward() {
     let sandbox = Sandbox::up("kube-steal");
-    let fixture = Fixture::start(FixtureOptions {
-        pods: vec![format!("{BACKED_POD}={}", sandbox.target_pid())],
-        ..FixtureOptions::default()
-    });
+    let cluster = cluster_on(&sandbox);
     let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/server.py");
-    let mut command = mirrord(&fixture);
+    let mut command = mirrord(&cluster);
     command
         .args([
             "exec",
@@ -482,7 +403,7 @@ fn steals_http_through_the_port_forward() {
     let next_line = |prefix: &str| loop {
         let line = lines
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no {prefix} line; fixture:\n{}", fixture.log()));
+            .unwrap_or_else(|_| panic!("no {prefix} line; cluster:\n{}", cluster.logs()));
         if let Some(rest) = line.strip_prefix(prefix) {
             return rest.to_owned();
         }
@@ -497,19 +418,18 @@ fn steals_http_through_the_port_forward() {
 
 #[test]
 fn exec_fails_fast_when_the_agent_image_cannot_be_pulled() {
-    let fixture = Fixture::start(FixtureOptions::default());
-    let config = fixture.dir().join("mirrord.json");
-    std::fs::write(
-        &config,
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Idle, false);
+    let config = write_config(
+        &cluster,
         r#"{"agent": {"image": "registry.example/mirrord-agent:missing"}}"#,
-    )
-    .unwrap();
+    );
     let started = Instant::now();
-    let output = mirrord(&fixture)
+    let output = mirrord(&cluster)
         .args([
             "exec",
             "--config-file",
-            config.to_str().unwrap(),
+            &config,
             "--target",
             "deployment/api",
             "--",
@@ -517,21 +437,29 @@ fn exec_fails_fast_when_the_agent_image_cannot_be_pulled() {
         ])
         .output()
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    let elapsed = started.elapsed();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("failed: ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image \"registry.example/mirrord-agent:missing\"") || stderr.contains("failed: ImagePullBackOff"), "{stderr}");
+    assert!(
+        stderr.contains("failed: ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image \"registry.example/mirrord-agent:missing\"")
+            || stderr.contains("failed: ImagePullBackOff"),
+        "{stderr}"
+    );
     assert!(stderr.contains("help: check `agent.image`"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    // The Job and its Secret were removed with it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !leftovers(&cluster).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(leftovers(&cluster), "");
 }
 
 #[test]
 fn exec_lists_close_matches_for_a_wrong_target() {
-    let fixture = Fixture::start(FixtureOptions::default());
-    let output = mirrord(&fixture)
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Idle, false);
+    let output = mirrord(&cluster)
         .args(["exec", "--target", "deployment/apii", "--", "true"])
         .output()
         .unwrap();
@@ -549,42 +477,18 @@ fn exec_lists_close_matches_for_a_wrong_target() {
     );
 }
 
-/// Regression guard for the API server (which carries the port-forward) dying mid-session: the
-/// user process's remote calls fail with an errno instead of hanging, and the intproxy says why.
-#[test]
-fn api_server_dying_mid_session_gives_errnos_not_a_hang() {
-    let sandbox = Sandbox::up("kube-dies");
-    let mut fixture = Fixture::start(FixtureOptions {
-        pods: vec![format!("{BACKED_POD}={}", sandbox.target_pid())],
-        ..FixtureOptions::default()
-    });
-    let container_id = kubectl()
-        .env("KUBECONFIG", &fixture.kubeconfig)
-        .args([
-            "get",
-            "pod",
-            "api-7f9c5d-x2k4p",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].containerID}",
-        ])
-        .output()
-        .unwrap();
-    let container_id = String::from_utf8(container_id.stdout)
-        .unwrap()
-        .trim_start_matches("containerd://")
-        .to_owned();
-    assert_eq!(container_id.len(), 64);
-    let config = fixture.dir().join("mirrord.json");
-    let log_dir = fixture.dir().join("logs/");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"internal_proxy": {{"log_destination": "{}"}}}}"#,
+/// A session whose user process reads a remote file once before and once after `break_it`
+/// breaks the session; returns the second read's line (`ERRNO n seconds` or `STILL-READABLE`).
+fn read_after(cluster: &mut Cluster, break_it: impl FnOnce(&mut Cluster)) -> (String, Duration) {
+    let log_dir = cluster.dir().join("intproxy-logs/");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let config = write_config(
+        cluster,
+        &format!(
+            r#"{{"agent": {{"ttl": 1}}, "internal_proxy": {{"log_destination": "{}"}}}}"#,
             log_dir.display()
         ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(&log_dir).unwrap();
+    );
     let script = r#"
 import sys, time
 print("READY", open("/app/data/greeting.txt").read().strip(), flush=True)
@@ -596,11 +500,11 @@ try:
 except OSError as error:
     print("ERRNO", error.errno, round(time.time() - start, 2), flush=True)
 "#;
-    let mut child = mirrord(&fixture)
+    let mut child = mirrord(cluster)
         .args([
             "exec",
             "--config-file",
-            config.to_str().unwrap(),
+            &config,
             "--target",
             "deployment/api",
             "--",
@@ -616,20 +520,15 @@ except OSError as error:
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    assert!(line.starts_with("READY "), "{line:?}");
-    fixture.kill();
+    assert!(line.starts_with("READY "), "{line:?}\n{}", cluster.logs());
+    break_it(cluster);
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     line.clear();
     stdout.read_line(&mut line).unwrap();
+    let elapsed = started.elapsed();
     let _ = child.wait();
-    assert!(line.starts_with("ERRNO "), "{line:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
     let intproxy_log: String = std::fs::read_dir(&log_dir)
         .unwrap()
         .flatten()
@@ -639,14 +538,43 @@ except OSError as error:
         intproxy_log.contains("agent connection lost"),
         "{intproxy_log}"
     );
-    // Nothing of the session is left running: the agent died with the fixture's kubelet.
-    let leftover = Command::new("pgrep")
-        .args(["-f", &format!("--container-id {container_id}")])
-        .output()
-        .unwrap();
-    assert!(
-        leftover.stdout.is_empty(),
-        "agent processes left: {}",
-        String::from_utf8_lossy(&leftover.stdout)
-    );
+    (line, elapsed)
+}
+
+/// The API server (which carries the port-forward) dying mid-session: the user process's remote
+/// calls fail with an errno instead of hanging.
+#[test]
+fn api_server_dying_mid_session_gives_errnos_not_a_hang() {
+    let sandbox = Sandbox::up("kube-dies");
+    let mut cluster = cluster_on(&sandbox);
+    let (line, elapsed) = read_after(&mut cluster, Cluster::kill_api_server);
+    assert!(line.starts_with("ERRNO "), "{line:?}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+}
+
+/// `kubectl delete pod` of the agent mid-session: errnos, not a hang; and once `agent.ttl` has
+/// passed, nothing of the session is left in the namespace.
+#[test]
+fn agent_pod_deleted_mid_session_gives_errnos_and_leaves_nothing() {
+    let sandbox = Sandbox::up("kube-agent-gone");
+    let mut cluster = cluster_on(&sandbox);
+    let (line, elapsed) = read_after(&mut cluster, |cluster| {
+        let deleted = cluster
+            .kubectl()
+            .args(["delete", "pod", "-l", "mirrord.dev/agent", "--wait=false"])
+            .output()
+            .unwrap();
+        assert!(
+            deleted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deleted.stderr)
+        );
+    });
+    assert!(line.starts_with("ERRNO "), "{line:?}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !leftovers(&cluster).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(leftovers(&cluster), "", "{}", cluster.logs());
 }

@@ -11,6 +11,7 @@
 //! stops exactly the processes it started (also when a test panics), newest first.
 
 mod certs;
+mod workloads;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -19,6 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use certs::random_token;
+pub use workloads::Backing;
 
 /// The node every pod of the cluster runs on.
 pub const NODE_NAME: &str = "mirrord-node";

@@ -45,3 +45,19 @@ fn a_deployment_runs_on_the_node() {
         "{ids}"
     );
 }
+
+#[test]
+fn the_standard_workloads_come_up() {
+    let cluster = Cluster::start(ClusterOptions { rollouts: true });
+    cluster.create_workloads(mirrord_test_cluster::Backing::Idle, true);
+    let pods = cluster.get(&["pods", "-o", "name"]);
+    for prefix in [
+        "pod/api-",
+        "pod/db-0",
+        "pod/migrate-",
+        "pod/web-5d8f7c-",
+        "pod/legacy-",
+    ] {
+        assert!(pods.contains(prefix), "no {prefix} in {pods}");
+    }
+}

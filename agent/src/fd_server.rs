@@ -8,6 +8,9 @@
 //! layer then opens them the usual way): a directory descriptor would let `openat` relative to it
 //! resolve `..` and absolute symlinks outside the target's root.
 //!
+//! Outgoing connections are served here too ([`crate::outgoing_fd`]): the passed descriptor is a
+//! socket of the target's network namespace.
+//!
 //! Blocking I/O on plain threads: one accepting thread, one short-lived thread per connection
 //! (layers open one connection per file).
 
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mirrord_protocol::fd_channel::{FdReply, FdRequest};
+use mirrord_protocol::files::{OpenFlags, TargetPath};
 use mirrord_protocol::{
     Hello, HelloReply, ProtocolVersion, ReadFrameError, RemoteError, RemoteResult, encode,
     read_frame, write_frame,
@@ -74,9 +78,22 @@ fn serve(mut stream: UnixStream, context: &AgentContext) {
                 return;
             }
         };
-        let (reply, fd) = match open(context, request) {
-            Ok(Some(fd)) => (Ok(FdReply::Passed), Some(fd)),
-            Ok(None) => (Ok(FdReply::Directory), None),
+        let answer = match request {
+            FdRequest::Open { path, flags, mode } => {
+                open(context, &path, flags, mode).map(|fd| match fd {
+                    Some(fd) => (FdReply::Passed, Some(fd)),
+                    None => (FdReply::Directory, None),
+                })
+            }
+            FdRequest::Connect { remote } => {
+                crate::outgoing_fd::connect_inet(context, remote).map(|(r, fd)| (r, Some(fd)))
+            }
+            FdRequest::UnixConnect { path } => {
+                crate::outgoing_fd::connect_unix(context, &path).map(|(r, fd)| (r, Some(fd)))
+            }
+        };
+        let (reply, fd) = match answer {
+            Ok((reply, fd)) => (Ok(reply), fd),
             Err(error) => (Err(error), None),
         };
         if send(&mut stream, &reply, fd.as_ref()).is_err() {
@@ -86,8 +103,12 @@ fn serve(mut stream: UnixStream, context: &AgentContext) {
 }
 
 /// Opens the requested file; `None` for a directory.
-fn open(context: &AgentContext, request: FdRequest) -> RemoteResult<Option<OwnedFd>> {
-    let FdRequest::Open { path, flags, mode } = request;
+fn open(
+    context: &AgentContext,
+    path: &TargetPath,
+    flags: OpenFlags,
+    mode: u32,
+) -> RemoteResult<Option<OwnedFd>> {
     let file = context
         .root
         .open_file(path.as_bytes(), flags, mode)

@@ -109,6 +109,11 @@ impl TargetRoot {
             .map(File::from)
     }
 
+    /// `path` opened `O_PATH` inside the root (to name a socket file as `/proc/self/fd/N`).
+    pub(crate) fn open_path(&self, path: &[u8]) -> std::io::Result<OwnedFd> {
+        self.open_in_root(path, libc::O_PATH, 0)
+    }
+
     /// The directory containing `path` (opened inside the root) and `path`'s last component, as a
     /// `/proc/self/fd/N/NAME` path; for `/`, `.` and `..` endings, the path itself opened `O_PATH`.
     fn last_component(&self, path: &[u8]) -> std::io::Result<(OwnedFd, PathBuf)> {

@@ -16,6 +16,7 @@ mod fd_server;
 mod files;
 mod incoming;
 mod namespace;
+mod outgoing_fd;
 mod session;
 
 use std::io::Write;
@@ -68,6 +69,9 @@ struct Args {
     /// `mirrord_protocol::fd_channel`); for agents started next to the user's process.
     #[arg(long, value_name = "NAME")]
     fd_socket: Option<String>,
+    /// Write logs as JSON lines (`agent.json_log`).
+    #[arg(long)]
+    json_log: bool,
     /// Internal: run as the iptables watchdog of chain CHAIN (see `incoming::iptables`).
     #[arg(long, value_name = "CHAIN", hide = true, requires = "watch_netns")]
     iptables_watchdog: Option<String>,
@@ -295,14 +299,18 @@ impl AgentContext {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log_level)
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    if args.json_log {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     if let (Some(chain), Some(netns)) = (&args.iptables_watchdog, &args.watch_netns) {
         return match incoming::iptables::watchdog(chain, netns) {
             Ok(()) => std::process::ExitCode::SUCCESS,

@@ -103,24 +103,36 @@ impl NamespaceWorker {
             .map_err(|_| std::io::Error::other("the namespace thread is gone"))
     }
 
+    /// Runs `job` on the namespace thread and waits for its result, from a thread outside the
+    /// async runtime (the descriptor server's threads).
+    pub(crate) fn run_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<T> {
+        let (result_tx, result_rx) = mpsc::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = result_tx.send(job());
+            }))
+            .map_err(|_| std::io::Error::other("the namespace thread is gone"))?;
+        result_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the namespace thread is gone"))
+    }
+
+    /// A new non-blocking, close-on-exec socket in the target's network namespace, from a thread
+    /// outside the async runtime.
+    pub(crate) fn socket_blocking(
+        &self,
+        domain: i32,
+        socket_type: i32,
+    ) -> std::io::Result<OwnedFd> {
+        self.run_blocking(move || new_socket(domain, socket_type))?
+    }
+
     /// A new non-blocking, close-on-exec socket in the target's network namespace.
     pub(crate) async fn socket(&self, domain: i32, socket_type: i32) -> std::io::Result<OwnedFd> {
-        self.run(move || {
-            // SAFETY: plain socket(2) call with constant flags; the result is checked below.
-            let fd = unsafe {
-                libc::socket(
-                    domain,
-                    socket_type | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                    0,
-                )
-            };
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        })
-        .await?
+        self.run(move || new_socket(domain, socket_type)).await?
     }
 
     /// A blocking, close-on-exec `NETLINK_NETFILTER` socket in the target's network namespace, for
@@ -185,4 +197,21 @@ impl NamespaceWorker {
         })
         .await?
     }
+}
+
+/// `socket(2)` in the calling thread's network namespace, non-blocking and close-on-exec.
+fn new_socket(domain: i32, socket_type: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call with constant flags; the result is checked below.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            socket_type | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

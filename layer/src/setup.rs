@@ -43,6 +43,9 @@ pub(crate) struct Layer {
     /// The agent's abstract socket for native file descriptors, when it runs on this machine and
     /// `feature.fs.native_fds` is on.
     pub(crate) agent_fds: Option<String>,
+    /// The same socket for outgoing connections (native sockets of the target), whatever
+    /// `feature.fs.native_fds` says.
+    pub(crate) agent_sockets: Option<String>,
     /// Outgoing connections.
     pub(crate) outgoing: OutgoingPolicy,
     /// Incoming traffic.
@@ -114,7 +117,8 @@ pub(crate) fn initialize() {
         if layer.outgoing.is_enabled() || layer.incoming.is_enabled() {
             crate::net::shims::install(&mut installer);
         }
-        if layer.incoming.is_enabled() {
+        // `listen` also tells which listeners stay local, for loopback `connect`s.
+        if layer.incoming.is_enabled() || layer.outgoing.tracks_local_listeners() {
             crate::net::shims::install_incoming(&mut installer);
         }
     }
@@ -155,11 +159,14 @@ impl Layer {
         if let Some(name) = skipped_process(&config, &process_names()) {
             return Err(Inactive::Skipped(name));
         }
-        let agent_fds = std::env::var(AGENT_FDS_VARIABLE)
+        let agent_sockets = std::env::var(AGENT_FDS_VARIABLE)
             .ok()
-            .filter(|name| !name.is_empty() && config.feature.fs.native_fds);
+            .filter(|name| !name.is_empty());
         let mut layer = Self::new(Endpoint { address, token }, &config)?;
-        layer.agent_fds = agent_fds;
+        layer.agent_fds = agent_sockets
+            .clone()
+            .filter(|_| config.feature.fs.native_fds);
+        layer.agent_sockets = agent_sockets;
         Ok(layer)
     }
 
@@ -171,16 +178,17 @@ impl Layer {
         let fs = file_policy(&config.feature.fs)
             .map_err(|error| invalid(format!("feature.fs: {error}")))?;
         let network = &config.feature.network;
-        let outgoing = OutgoingPolicy::new(&network.outgoing, endpoint.address)
-            .map_err(|error| invalid(format!("feature.network.outgoing.filter: {error}")))?;
+        let outgoing = OutgoingPolicy::new(network, endpoint.address).map_err(invalid)?;
         let dns = DnsPolicy::new(&network.dns)
             .map_err(|error| invalid(format!("feature.network.dns.filter: {error}")))?;
+        let dns = dns.with_ipv6(network.ipv6);
         Ok(Self {
             endpoint,
             fs,
             readonly_file_buffer: usize::try_from(config.feature.fs.readonly_file_buffer)
                 .unwrap_or(usize::MAX),
             agent_fds: None,
+            agent_sockets: None,
             outgoing,
             incoming: IncomingPolicy::new(&network.incoming),
             dns,

@@ -33,17 +33,24 @@ pub(crate) struct IntproxyArgs {
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, default_value = "mirrord=info,warn")]
     log_level: String,
+    /// Write logs as JSON lines (`internal_proxy.json_log`).
+    #[arg(long)]
+    json_log: bool,
 }
 
 pub(crate) fn run(args: IntproxyArgs) -> Outcome {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log_level)
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    if args.json_log {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let token: SessionToken = match std::env::var(TOKEN_ENV)
         .ok()
         .and_then(|text| text.trim().parse().ok())

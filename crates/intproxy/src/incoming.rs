@@ -1,5 +1,7 @@
 //! Incoming connections: which layer listens for which target port, delivering each connection the
 //! agent sends to that layer's real listening socket, and telling the layer who the real peer is.
+//! It also keeps the listeners the session's processes opened locally, so that a loopback
+//! `connect` from any of them to such a port stays local.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use mirrord_protocol::Bytes;
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::incoming::{IncomingConnectionInfo, NewIncomingConnection};
-use mirrord_protocol::outgoing::ConnectionData;
+use mirrord_protocol::outgoing::{ConnectionData, LocalListener};
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 
@@ -22,6 +24,8 @@ pub(crate) struct IncomingRegistry {
     listeners: Mutex<HashMap<u16, SocketAddr>>,
     /// Our end of each delivered connection → who really connected, to where.
     peers: Mutex<HashMap<SocketAddr, IncomingConnectionInfo>>,
+    /// Local listeners: (layer connection, port asked for, where it listens).
+    local: Mutex<Vec<(u64, u16, SocketAddr)>>,
 }
 
 impl IncomingRegistry {
@@ -37,6 +41,38 @@ impl IncomingRegistry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&port);
+    }
+
+    /// A layer (connection `owner`) opened or closed a local listener.
+    pub(crate) fn local_listener(&self, owner: u64, listener: LocalListener) {
+        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = (owner, listener.port, listener.listening_on);
+        local.retain(|known| *known != entry);
+        if listener.open {
+            local.push(entry);
+        }
+    }
+
+    /// Forgets the local listeners of layer connection `owner` (it ended).
+    pub(crate) fn forget_local(&self, owner: u64) {
+        self.local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(known, _, _)| *known != owner);
+    }
+
+    /// Where a process of the session listens for `port`: a local listener (the latest), else the
+    /// listener subscribed for the target's `port`.
+    pub(crate) fn find_local(&self, port: u16) -> Option<SocketAddr> {
+        let local = self
+            .local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .rev()
+            .find(|(_, known, _)| *known == port)
+            .map(|(_, _, listening_on)| *listening_on);
+        local.or_else(|| self.listener(port))
     }
 
     /// The real peer of the connection whose intproxy end is `intproxy_addr`.
@@ -158,4 +194,39 @@ fn bound_socket(listening_on: SocketAddr) -> std::io::Result<TcpSocket> {
     };
     socket.bind(SocketAddr::new(listening_on.ip(), 0))?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(port: u16, at: &str, open: bool) -> LocalListener {
+        LocalListener {
+            port,
+            listening_on: at.parse().unwrap(),
+            open,
+        }
+    }
+
+    #[test]
+    fn local_listeners_are_found_until_closed_or_their_layer_leaves() {
+        let registry = IncomingRegistry::default();
+        assert_eq!(registry.find_local(8080), None);
+        registry.local_listener(1, listener(8080, "127.0.0.1:8080", true));
+        registry.local_listener(2, listener(9229, "127.0.0.1:9229", true));
+        assert_eq!(
+            registry.find_local(8080),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        registry.local_listener(1, listener(8080, "127.0.0.1:8080", false));
+        assert_eq!(registry.find_local(8080), None);
+        registry.forget_local(2);
+        assert_eq!(registry.find_local(9229), None);
+        registry.listen(80, "127.0.0.1:39000".parse().unwrap());
+        assert_eq!(
+            registry.find_local(80),
+            Some("127.0.0.1:39000".parse().unwrap()),
+            "a listener subscribed for the target's port is the session's too"
+        );
+    }
 }

@@ -54,6 +54,8 @@ pub(crate) async fn serve(
         ClientKind::IntProxy | ClientKind::FdClient { .. } => None,
     };
     tracing::info!(?pid, "layer connected");
+    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let owner = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
     let (outbox, mut outbox_rx) = mpsc::channel::<ProxyToLayer>(64);
     let writer_task = tokio::spawn(async move {
@@ -106,8 +108,15 @@ pub(crate) async fn serve(
                 let (incoming, subscribed) = (Arc::clone(&incoming), Arc::clone(&subscribed));
                 let files = Arc::clone(&files);
                 tokio::spawn(async move {
-                    let result =
-                        handle(&link, &relays, &incoming, &files, &subscribed, request).await;
+                    let result = match request {
+                        LayerRequest::LocalListener(listener) => {
+                            incoming.local_listener(owner, listener);
+                            Ok(LayerResponse::Noted)
+                        }
+                        request => {
+                            handle(&link, &relays, &incoming, &files, &subscribed, request).await
+                        }
+                    };
                     let _ = outbox.send(ProxyToLayer::Response { id, result }).await;
                 });
             }
@@ -115,6 +124,7 @@ pub(crate) async fn serve(
     }
     tracing::info!(?pid, "layer disconnected");
     relays.close_all(&link).await;
+    incoming.forget_local(owner);
     let ports = std::mem::take(
         &mut *subscribed
             .lock()
@@ -223,6 +233,10 @@ async fn handle(
                 AgentResponse::PortUnsubscribed => Ok(LayerResponse::PortUnsubscribed),
                 other => Err(unexpected(&other)),
             }
+        }
+        LayerRequest::LocalListener(_) => Ok(LayerResponse::Noted),
+        LayerRequest::FindLocalListener { port } => {
+            Ok(LayerResponse::LocalListenerFound(incoming.find_local(port)))
         }
         LayerRequest::IncomingConnectionInfo(request) => incoming
             .peer(request.intproxy_addr)

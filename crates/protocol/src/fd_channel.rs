@@ -12,6 +12,14 @@
 //! [`HelloReply`](crate::HelloReply); then, any number of times, an [`FdRequest`] answered by one
 //! `RemoteResult<FdReply>` frame. When the reply is [`FdReply::Passed`], the descriptor rides on
 //! the first byte of that frame: exactly one per such frame, never on any other frame.
+//!
+//! Outgoing connections use the same channel: [`FdRequest::Connect`] and
+//! [`FdRequest::UnixConnect`] make a socket inside the target's network namespace, start its
+//! `connect` there and pass the socket itself ([`FdReply::Connected`] or
+//! [`FdReply::Connecting`]), so the process's reads and writes are plain system calls on a socket
+//! of the target, with nothing relayed.
+
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +38,19 @@ pub enum FdRequest {
         /// The mode for a created file.
         mode: u32,
     },
+    /// A non-blocking stream socket made in the target's network namespace and connected to
+    /// `remote` (its family is `remote`'s: an IPv4-mapped IPv6 address makes an IPv6 socket) →
+    /// [`FdReply::Connected`] or [`FdReply::Connecting`] with the socket.
+    Connect {
+        /// Where to connect, as the process gave it.
+        remote: SocketAddr,
+    },
+    /// A non-blocking unix stream socket connected to the socket file at `path` inside the
+    /// target's root → [`FdReply::Connected`] or [`FdReply::Connecting`] with the socket.
+    UnixConnect {
+        /// The socket's path on the target.
+        path: TargetPath,
+    },
 }
 
 /// The successful answer to an [`FdRequest`].
@@ -40,4 +61,9 @@ pub enum FdReply {
     /// The path is a directory: no descriptor is passed (a directory descriptor would let `*at`
     /// calls relative to it leave the target's root), so the layer opens it the usual way.
     Directory,
+    /// The socket is connected; it is attached to this frame.
+    Connected,
+    /// The socket's `connect` is in progress (`EINPROGRESS`); it is attached to this frame, and
+    /// becomes writable when the connection is made or has failed (`SO_ERROR` says which).
+    Connecting,
 }

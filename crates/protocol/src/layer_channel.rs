@@ -18,7 +18,7 @@ use crate::{
         IncomingConnectionInfo, IncomingConnectionInfoRequest, LayerPortSubscription,
         LayerPortUnsubscription,
     },
-    outgoing::{OutgoingConnectRequest, OutgoingConnected},
+    outgoing::{LocalListener, OutgoingConnectRequest, OutgoingConnected},
 };
 
 /// Everything the layer sends after the handshake.
@@ -80,6 +80,15 @@ pub enum LayerRequest {
     PortUnsubscribe(LayerPortUnsubscription),
     /// The real peer of an accepted connection → [`LayerResponse::IncomingConnectionInfo`].
     IncomingConnectionInfo(IncomingConnectionInfoRequest),
+    /// A listener of this process opened or closed on this machine → [`LayerResponse::Noted`].
+    /// Kept until closed or until this layer's connection ends.
+    LocalListener(LocalListener),
+    /// Where a process of the session listens locally for `port`, if one does →
+    /// [`LayerResponse::LocalListenerFound`]. Loopback connections to such a port stay local.
+    FindLocalListener {
+        /// The port the process listened on (as it asked for it).
+        port: u16,
+    },
 }
 
 /// The successful answer to a [`LayerRequest`].
@@ -104,4 +113,8 @@ pub enum LayerResponse {
     /// The subscription is active, with a warning for the user (nothing in the target listens on
     /// the port, say).
     PortSubscribedWithWarning(String),
+    /// The answer to [`LayerRequest::LocalListener`].
+    Noted,
+    /// The answer to [`LayerRequest::FindLocalListener`]: where that listener really listens.
+    LocalListenerFound(Option<std::net::SocketAddr>),
 }

@@ -123,6 +123,18 @@ pub struct OutgoingConnectRequest {
     pub protocol: TransportProtocol,
 }
 
+/// Layer channel: a listener a process of the session opened on this machine (or closed), so that
+/// loopback connections to its port from any process of the session stay local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalListener {
+    /// The port the process asked for.
+    pub port: u16,
+    /// Where the socket really listens (a loopback address for unspecified binds).
+    pub listening_on: SocketAddr,
+    /// `true` when it opened, `false` when it closed.
+    pub open: bool,
+}
+
 /// Layer channel: where the user process's socket should really connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutgoingConnected {

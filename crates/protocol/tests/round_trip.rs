@@ -85,14 +85,14 @@ fn handshake_messages() {
 fn fd_channel_messages() {
     let requests = samples::fd_requests();
     check_all(&requests);
-    covers_every_variant!(requests, FdRequest: Open);
+    covers_every_variant!(requests, FdRequest: Open, Connect, UnixConnect);
     let replies = samples::fd_replies();
     check_all(&replies);
     let passed: Vec<FdReply> = replies
         .iter()
         .filter_map(|reply| reply.clone().ok())
         .collect();
-    covers_every_variant!(passed, FdReply: Passed, Directory);
+    covers_every_variant!(passed, FdReply: Passed, Directory, Connected, Connecting);
 }
 
 #[test]
@@ -111,6 +111,8 @@ fn layer_to_proxy() {
         PortSubscribe,
         PortUnsubscribe,
         IncomingConnectionInfo,
+        LocalListener,
+        FindLocalListener,
     );
 }
 
@@ -131,6 +133,8 @@ fn proxy_to_layer() {
         PortUnsubscribed,
         IncomingConnectionInfo,
         PortSubscribedWithWarning,
+        Noted,
+        LocalListenerFound,
     );
 }
 

@@ -226,6 +226,7 @@ pub fn start(
         .arg(config.agent.dns_attempts.to_string())
         .arg("--log-level")
         .arg(&config.agent.log_level)
+        .args(config.agent.json_log.then_some("--json-log"))
         .arg("--fd-socket")
         .arg(&fd_socket)
         .env("MIRRORD_AGENT_TOKEN", token.to_string());
@@ -251,6 +252,7 @@ pub fn start(
         .arg(config.internal_proxy.idle_timeout.to_string())
         .arg("--log-level")
         .arg(&config.internal_proxy.log_level)
+        .args(config.internal_proxy.json_log.then_some("--json-log"))
         .env(INTPROXY_TOKEN_ENV, token.to_string());
     let (intproxy_addr, intproxy_process): (SocketAddr, Child) = match spawn_and_read(
         intproxy,
@@ -512,11 +514,13 @@ pub fn user_environment(
         session.intproxy_addr.to_string().into(),
     );
     env.insert(LAYER_TOKEN_ENV.into(), session.token.to_string().into());
+    // Named whenever the agent runs here: the layer uses it for outgoing sockets always and for
+    // files only when `feature.fs.native_fds` is on.
     match &session.agent_fd_socket {
-        Some(name) if config.feature.fs.native_fds => {
+        Some(name) => {
             env.insert(LAYER_AGENT_FDS_ENV.into(), name.into());
         }
-        _ => {
+        None => {
             env.remove(&OsString::from(LAYER_AGENT_FDS_ENV));
         }
     }
@@ -699,6 +703,7 @@ mod kube {
             .arg(config.internal_proxy.idle_timeout.to_string())
             .arg("--log-level")
             .arg(&config.internal_proxy.log_level)
+            .args(config.internal_proxy.json_log.then_some("--json-log"))
             .env(INTPROXY_TOKEN_ENV, &token_text)
             .env(KUBE_SETTINGS_ENV, settings.to_json());
         let (intproxy_addr, intproxy_process): (std::net::SocketAddr, Child) = spawn_and_read(
@@ -815,7 +820,7 @@ mod tests {
     }
 
     #[test]
-    fn the_agents_descriptor_socket_is_named_unless_native_fds_is_off() {
+    fn the_agents_descriptor_socket_is_named_when_the_agent_runs_here() {
         let name = |config: &ResolvedConfig, session: &Session| {
             let stale = [(
                 OsString::from(LAYER_AGENT_FDS_ENV),
@@ -831,7 +836,11 @@ mod tests {
             Some("mirrord-agent-fds-test")
         );
         config.feature.fs.native_fds = false;
-        assert_eq!(name(&config, &session()), None);
+        assert_eq!(
+            name(&config, &session()).as_deref(),
+            Some("mirrord-agent-fds-test"),
+            "outgoing sockets use it whatever native_fds says"
+        );
         let mut cluster = session();
         cluster.agent_fd_socket = None;
         assert_eq!(name(&ResolvedConfig::default(), &cluster), None);

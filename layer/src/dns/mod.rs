@@ -44,6 +44,8 @@ use crate::{
 pub(crate) struct DnsPolicy {
     enabled: bool,
     filter: Option<AddressFilter>,
+    /// `network.ipv6`: with it off, the target's IPv6 answers are dropped.
+    ipv6: bool,
 }
 
 impl DnsPolicy {
@@ -52,7 +54,13 @@ impl DnsPolicy {
         Ok(Self {
             enabled: config.enabled,
             filter: config.filter.as_ref().map(AddressFilter::new).transpose()?,
+            ipv6: false,
         })
+    }
+
+    /// Keeps the target's IPv6 answers (`network.ipv6`).
+    pub(crate) fn with_ipv6(self, ipv6: bool) -> Self {
+        Self { ipv6, ..self }
     }
 
     /// Whether resolving `name` (for `port`) goes through the target.
@@ -126,6 +134,11 @@ pub(crate) fn getaddrinfo(query: &Query) -> Outcome<Result<usize, c_int>> {
     ) else {
         return Outcome::Bypass("hints the target cannot answer");
     };
+    // With IPv6 off an unspecified family asks for IPv4 only (no AAAA question at all).
+    let family = match family {
+        AddressFamily::Unspecified if !layer.dns.ipv6 => AddressFamily::Inet,
+        family => family,
+    };
     let request = GetAddrInfoRequest {
         node: Some(query.node.clone()),
         service: query.service.clone(),
@@ -134,7 +147,14 @@ pub(crate) fn getaddrinfo(query: &Query) -> Outcome<Result<usize, c_int>> {
         protocol: query.protocol,
         flags: AddrInfoFlags::from_raw(query.flags),
     };
-    match resolve(request) {
+    let answer = resolve(request).map(|entries| {
+        if layer.dns.ipv6 {
+            entries
+        } else {
+            without_ipv6(entries)
+        }
+    });
+    match answer {
         Ok(entries) if entries.is_empty() => Outcome::Handled(Err(libc::EAI_NONAME)),
         Ok(entries) => match build_list(&entries) {
             Some(head) => {
@@ -154,6 +174,27 @@ pub(crate) fn getaddrinfo(query: &Query) -> Outcome<Result<usize, c_int>> {
             Outcome::Handled(Err(eai))
         }
     }
+}
+
+/// `entries` without IPv6 addresses (IPv4-mapped ones are IPv4 and stay); the canonical name moves
+/// to the new first entry.
+fn without_ipv6(entries: Vec<AddrInfo>) -> Vec<AddrInfo> {
+    let canonical_name = entries
+        .first()
+        .and_then(|first| first.canonical_name.clone());
+    let mut kept: Vec<AddrInfo> = entries
+        .into_iter()
+        .filter(|entry| match entry.address.ip() {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
+        })
+        .collect();
+    if let Some(first) = kept.first_mut()
+        && first.canonical_name.is_none()
+    {
+        first.canonical_name = canonical_name;
+    }
+    kept
 }
 
 fn resolve(request: GetAddrInfoRequest) -> Result<Vec<AddrInfo>, RemoteError> {
@@ -382,6 +423,29 @@ mod tests {
         .unwrap();
         assert!(!filtered.sends("internal.corp", None));
         assert!(filtered.sends("db.sandbox.svc", None));
+    }
+
+    #[test]
+    fn ipv6_answers_are_dropped_unless_ipv6_is_on() {
+        let entry = |address: &str, name: Option<&str>| AddrInfo {
+            socket_type: SocketType::Stream,
+            protocol: 6,
+            address: address.parse().unwrap(),
+            canonical_name: name.map(str::to_owned),
+        };
+        let kept = without_ipv6(vec![
+            entry("[fd00::5]:80", Some("db.sandbox.svc")),
+            entry("10.0.0.5:80", None),
+            entry("[::ffff:10.0.0.6]:80", None),
+        ]);
+        assert_eq!(
+            kept,
+            vec![
+                entry("10.0.0.5:80", Some("db.sandbox.svc")),
+                entry("[::ffff:10.0.0.6]:80", None),
+            ]
+        );
+        assert!(without_ipv6(vec![entry("[fd00::5]:80", None)]).is_empty());
     }
 
     #[test]

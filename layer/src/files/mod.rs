@@ -9,7 +9,7 @@
 
 pub(crate) mod dirs;
 mod metadata;
-mod native;
+pub(crate) mod native;
 pub(crate) mod shims;
 
 use std::{

@@ -32,7 +32,7 @@ use mirrord_protocol::{
 use crate::{connection, process};
 
 /// Room for the first bytes of a reply (the whole reply, in practice).
-const FIRST_READ: usize = 512;
+pub(crate) const FIRST_READ: usize = 512;
 
 /// Asks the agent at abstract socket `socket` to open `path`; `Ok(None)` when it is a directory
 /// (open it the usual way then). The descriptor has `FD_CLOEXEC` when `flags` asks for it.
@@ -72,7 +72,7 @@ pub(crate) fn open(
 
 /// The error for a failed exchange: the process being out of descriptors is its own errno (the
 /// agent is fine, and a later `open` may succeed); anything else means the agent is gone.
-fn failure(error: io::Error, what: &str) -> RemoteError {
+pub(crate) fn failure(error: io::Error, what: &str) -> RemoteError {
     if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
         return RemoteError::from(&error);
     }
@@ -81,7 +81,7 @@ fn failure(error: io::Error, what: &str) -> RemoteError {
 }
 
 /// Connects and says hello.
-fn connect(socket: &str, token: &SessionToken) -> io::Result<UnixStream> {
+pub(crate) fn connect(socket: &str, token: &SessionToken) -> io::Result<UnixStream> {
     let address = SocketAddr::from_abstract_name(socket.as_bytes())?;
     let mut stream = UnixStream::connect_addr(&address)?;
     stream.set_read_timeout(Some(connection::IO_TIMEOUT))?;
@@ -101,7 +101,7 @@ fn connect(socket: &str, token: &SessionToken) -> io::Result<UnixStream> {
 }
 
 /// One `recvmsg` into `buffer`, taking at most one passed descriptor.
-fn receive_with_fd(
+pub(crate) fn receive_with_fd(
     stream: &UnixStream,
     buffer: &mut [u8],
     cloexec: bool,

@@ -4,12 +4,23 @@
 //! (`OutgoingConnect`) and connects the user's own socket, with the original `connect`, to the loopback
 //! address the intproxy answers; reads and writes then stay plain system calls. Datagrams sent with an
 //! address get one relay per (socket, destination), and the sources of received datagrams are translated
-//! back. `getpeername`/`getsockname` report the remote peer and the agent's socket address.
+//! back. `getpeername`/`getsockname` report the remote peer and the agent's socket address. When the
+//! agent runs on this machine, a stream `connect` instead gets a socket of the target itself
+//! ([`native`]).
 //!
-//! Loopback destinations, the unspecified address and the intproxy itself always stay local.
+//! Loopback follows mirrord's `outgoing.ignore_localhost` (default `false`): a connection to
+//! 127.0.0.0/8 or `::1` goes to the target's own loopback (its sidecars: a mesh proxy, a database
+//! proxy, a metrics agent), except to the intproxy, to the ports of `incoming.ignore_ports` (where the
+//! IDE puts a launch's debugger ports), to ports an `outgoing.filter` keeps local, and to listeners
+//! that this process or another process of the session opened locally (so a program that talks to
+//! itself keeps working; the intproxy keeps the session's list). `true` keeps all loopback local.
+//! With `network.ipv6` off, IPv6 destinations (not IPv4-mapped ones) stay local. Unix stream
+//! `connect`s to a path matching `outgoing.unix_streams` reach the target's socket at that path.
+//! The unspecified address always stays local.
 
 pub(crate) mod filter;
 pub(crate) mod incoming;
+pub(crate) mod native;
 pub(crate) mod shims;
 pub(crate) mod udp;
 
@@ -22,14 +33,17 @@ use std::{
     sync::Mutex,
 };
 
-use mirrord_config::resolved::OutgoingConfig;
+use mirrord_config::resolved::NetworkConfig;
 use mirrord_protocol::{
     LayerRequest, LayerResponse, RemoteError,
-    outgoing::{OutgoingConnectRequest, OutgoingConnected, TransportProtocol},
+    fd_channel::FdRequest,
+    files::TargetPath,
+    outgoing::{LocalListener, OutgoingConnectRequest, OutgoingConnected, TransportProtocol},
 };
+use regex::bytes::RegexSet;
 
 use self::{
-    filter::{AddressFilter, FilterError, Protocol, canonical},
+    filter::{AddressFilter, Protocol, canonical},
     udp::{Connected, SocketState},
 };
 use crate::{
@@ -39,38 +53,86 @@ use crate::{
     process, setup,
 };
 
-/// What `feature.network.outgoing` asks for.
+/// What `feature.network.outgoing` (with `network.ipv6` and `incoming.ignore_ports`) asks for.
 #[derive(Debug)]
 pub(crate) struct OutgoingPolicy {
     tcp: bool,
     udp: bool,
+    ignore_localhost: bool,
+    ipv6: bool,
+    /// Loopback ports that always stay local (`incoming.ignore_ports`: the debugger's).
+    local_ports: Vec<u16>,
     filter: Option<AddressFilter>,
+    unix_streams: Option<RegexSet>,
     intproxy: SocketAddr,
 }
 
+/// Where a connection goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Stays on this machine.
+    Local,
+    /// Through the target.
+    Remote,
+    /// The target's loopback, unless a listener of the session has the port.
+    Loopback,
+}
+
 impl OutgoingPolicy {
-    /// Compiles the config (the filter's entries are parsed once).
-    pub(crate) fn new(config: &OutgoingConfig, intproxy: SocketAddr) -> Result<Self, FilterError> {
+    /// Compiles the config (the filter's entries and the unix regexes are parsed once). The error
+    /// names the key.
+    pub(crate) fn new(config: &NetworkConfig, intproxy: SocketAddr) -> Result<Self, String> {
+        let outgoing = &config.outgoing;
+        let filter = outgoing
+            .filter
+            .as_ref()
+            .map(AddressFilter::new)
+            .transpose()
+            .map_err(|error| format!("feature.network.outgoing.filter: {error}"))?;
+        let unix_streams = if outgoing.unix_streams.is_empty() {
+            None
+        } else {
+            Some(
+                RegexSet::new(&outgoing.unix_streams)
+                    .map_err(|error| format!("feature.network.outgoing.unix_streams: {error}"))?,
+            )
+        };
         Ok(Self {
-            tcp: config.tcp,
-            udp: config.udp,
-            filter: config.filter.as_ref().map(AddressFilter::new).transpose()?,
+            tcp: outgoing.tcp,
+            udp: outgoing.udp,
+            ignore_localhost: outgoing.ignore_localhost,
+            ipv6: config.ipv6,
+            local_ports: config.incoming.ignore_ports.clone(),
+            filter,
+            unix_streams,
             intproxy,
         })
     }
 
     /// Whether any outgoing traffic goes through the target.
     pub(crate) fn is_enabled(&self) -> bool {
-        self.tcp || self.udp
+        self.tcp || self.udp || self.unix_streams.is_some()
     }
 
-    /// Whether traffic of `protocol` to `destination` goes through the target.
-    pub(crate) fn sends(
+    /// Whether `connect` must see listeners opened locally (loopback can go to the target).
+    pub(crate) fn tracks_local_listeners(&self) -> bool {
+        self.tcp && !self.ignore_localhost
+    }
+
+    /// Whether a unix stream `connect` to `path` goes to the target's socket.
+    pub(crate) fn sends_unix(&self, path: &[u8]) -> bool {
+        self.unix_streams
+            .as_ref()
+            .is_some_and(|set| set.is_match(path))
+    }
+
+    /// Where traffic of `protocol` to `destination` goes.
+    pub(crate) fn route(
         &self,
         protocol: Protocol,
         destination: SocketAddr,
         resolve: &dyn Fn(&str) -> Vec<IpAddr>,
-    ) -> bool {
+    ) -> Route {
         let enabled = match protocol {
             Protocol::Tcp => self.tcp,
             Protocol::Udp => self.udp,
@@ -78,16 +140,54 @@ impl OutgoingPolicy {
         let destination = canonical(destination);
         let ip = destination.ip();
         if !enabled
-            || ip.is_loopback()
             || ip.is_unspecified()
             || destination == canonical(self.intproxy)
+            || (ip.is_ipv6() && !self.ipv6)
         {
-            return false;
+            return Route::Local;
         }
-        self.filter
-            .as_ref()
-            .is_none_or(|filter| filter.sends_address(protocol, destination, resolve))
+        let filtered_out = || {
+            self.filter
+                .as_ref()
+                .is_some_and(|filter| !filter.sends_address(protocol, destination, resolve))
+        };
+        if ip.is_loopback() {
+            if self.ignore_localhost
+                || self.local_ports.contains(&destination.port())
+                || filtered_out()
+            {
+                return Route::Local;
+            }
+            return Route::Loopback;
+        }
+        if filtered_out() {
+            Route::Local
+        } else {
+            Route::Remote
+        }
     }
+
+    /// Whether traffic of `protocol` to `destination` goes through the target (for datagrams,
+    /// loopback included: no local listener is tracked for them).
+    pub(crate) fn sends(
+        &self,
+        protocol: Protocol,
+        destination: SocketAddr,
+        resolve: &dyn Fn(&str) -> Vec<IpAddr>,
+    ) -> bool {
+        self.route(protocol, destination, resolve) != Route::Local
+    }
+}
+
+/// A listener this process opened locally (not one of the target's ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LocalListen {
+    /// The port the process asked for.
+    pub(crate) port: u16,
+    /// Where it really listens (loopback for an unspecified bind).
+    pub(crate) listening_on: SocketAddr,
+    /// The process that told the intproxy.
+    pub(crate) owner: u32,
 }
 
 /// State of the sockets the layer manages, by fd.
@@ -103,8 +203,34 @@ pub(crate) fn lock_for_fork() -> Box<dyn Any> {
 /// Forgets a managed socket's state (its fd was closed or replaced).
 pub(crate) fn forget(fd: RawFd) {
     let removed = lock(&SOCKETS).remove(&fd);
-    if let Some(listener) = removed.and_then(|state| state.listener) {
+    let Some(removed) = removed else { return };
+    if let Some(listener) = removed.listener {
         incoming::closed(listener);
+    }
+    if let Some(listener) = removed.local_listener
+        && listener.owner == process::pid()
+    {
+        let shared = lock(&SOCKETS)
+            .values()
+            .any(|state| state.local_listener == Some(listener));
+        if !shared {
+            tell_intproxy(listener, false);
+        }
+    }
+}
+
+/// Drops `fd`'s state without the clean-up of a close: its socket was replaced by one of the
+/// target, which the layer need not manage.
+fn forget_state(fd: RawFd) {
+    lock(&SOCKETS).remove(&fd);
+    if let Some(FdEntry::Socket(info)) = FDS.get(fd) {
+        let _ = FDS.set(
+            fd,
+            FdEntry::Socket(SocketInfo {
+                managed: false,
+                ..info
+            }),
+        );
     }
 }
 
@@ -214,8 +340,10 @@ fn outgoing_connect(
     }
 }
 
-/// `connect`: through the intproxy when the destination goes through the target. `local` runs the
-/// original `connect` with another address.
+/// `connect`: through the target when the destination goes there (a socket of the target when the
+/// agent is on this machine, else the intproxy's relay), to the real address of a session's local
+/// listener for its loopback port, else untouched. `local` runs the original `connect` with another
+/// address.
 pub(crate) fn connect(
     fd: RawFd,
     address: &[u8],
@@ -224,6 +352,9 @@ pub(crate) fn connect(
     let Some(layer) = setup::layer() else {
         return Outcome::Bypass("inactive");
     };
+    if let Some(path) = unix_path(address) {
+        return connect_unix(fd, path);
+    }
     let Some(remote) = parse_sockaddr(address) else {
         return Outcome::Bypass("not an inet address");
     };
@@ -233,11 +364,33 @@ pub(crate) fn connect(
     let Some(protocol) = protocol_of(info) else {
         return Outcome::Bypass("neither stream nor datagram");
     };
-    if !layer.outgoing.sends(protocol, remote, &resolve_filter_name) {
+    let route = layer.outgoing.route(protocol, remote, &resolve_filter_name);
+    if route == Route::Local {
         return Outcome::Bypass("local destination");
     }
     if process::in_borrowed_memory() {
         return Outcome::Bypass("vfork child");
+    }
+    if route == Route::Loopback
+        && protocol == Protocol::Tcp
+        && let Some(listening_on) = session_listener(remote.port())
+    {
+        if canonical(listening_on) == canonical(remote) {
+            return Outcome::Bypass("a listener of the session");
+        }
+        let Some(real) = sockaddr_bytes(listening_on, info.domain) else {
+            return Outcome::Bypass("a listener of the session in another family");
+        };
+        tracing::debug!(%remote, %listening_on, "to a listener of the session");
+        let result = local(&real);
+        return if result == 0 {
+            Outcome::Handled(0)
+        } else {
+            Outcome::Fail(errno())
+        };
+    }
+    if protocol == Protocol::Tcp && layer.agent_sockets.is_some() && !native::is_bound(fd) {
+        return native::connect(fd, FdRequest::Connect { remote }, true);
     }
     let connected = match outgoing_connect(remote, protocol) {
         Ok(connected) => connected,
@@ -264,6 +417,133 @@ pub(crate) fn connect(
         Outcome::Handled(0)
     } else {
         Outcome::Fail(connect_errno)
+    }
+}
+
+/// The path of a `sockaddr_un` naming a file (`None` for other families, unnamed and abstract
+/// addresses).
+fn unix_path(address: &[u8]) -> Option<&[u8]> {
+    let family = c_int::from(u16::from_ne_bytes(address.get(0..2)?.try_into().ok()?));
+    if family != libc::AF_UNIX {
+        return None;
+    }
+    let path = address.get(2..)?;
+    let end = path
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(path.len());
+    let path = &path[..end];
+    (!path.is_empty()).then_some(path)
+}
+
+/// A unix stream `connect` to `path`: to the target's socket when `unix_streams` matches.
+fn connect_unix(fd: RawFd, path: &[u8]) -> Outcome<c_int> {
+    let Some(layer) = setup::layer() else {
+        return Outcome::Bypass("inactive");
+    };
+    if !layer.outgoing.sends_unix(path) {
+        return Outcome::Bypass("a local unix socket");
+    }
+    let mut kind: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `kind` and `len` are a writable int and its size, as getsockopt(2) requires.
+    let typed = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut kind).cast(),
+            &mut len,
+        )
+    };
+    if typed != 0 || kind != libc::SOCK_STREAM {
+        return Outcome::Bypass("not a unix stream socket");
+    }
+    if process::in_borrowed_memory() {
+        return Outcome::Bypass("vfork child");
+    }
+    if layer.agent_sockets.is_none() {
+        // Cluster targets: unix streams are not relayed (yet); say why the connect fails.
+        tracing::warn!(
+            path = %String::from_utf8_lossy(path),
+            "unix_streams reach the target's sockets only for targets on this machine"
+        );
+        return Outcome::Fail(libc::EOPNOTSUPP);
+    }
+    let path = TargetPath::from_bytes(path);
+    native::connect(fd, FdRequest::UnixConnect { path }, false)
+}
+
+/// Where a listener of the session listens for loopback `port`: one of this process (or inherited
+/// over `fork`), else one another process of the session told the intproxy about.
+fn session_listener(port: u16) -> Option<SocketAddr> {
+    let own = lock(&SOCKETS).values().find_map(|state| {
+        state
+            .local_listener
+            .filter(|listener| listener.port == port)
+            .map(|listener| listener.listening_on)
+            .or_else(|| {
+                state
+                    .listener
+                    .filter(|listener| listener.requested.port() == port)
+                    .and_then(|listener| listener.listening_on)
+            })
+    });
+    if own.is_some() {
+        return own;
+    }
+    match request(LayerRequest::FindLocalListener { port }) {
+        Ok(LayerResponse::LocalListenerFound(found)) => found,
+        Ok(other) => {
+            tracing::debug!(error = %unexpected(&other), "no answer about local listeners");
+            None
+        }
+        Err(error) => {
+            tracing::debug!(%error, "no answer about local listeners");
+            None
+        }
+    }
+}
+
+/// After a successful `listen` on `fd` (really bound to `bound`) that is not a listener of the
+/// target: remember it, and tell the intproxy, so that loopback connections to its port from any
+/// process of the session stay local.
+pub(crate) fn local_listening(fd: RawFd, bound: &[u8]) {
+    let Some(layer) = setup::layer() else {
+        return;
+    };
+    if !layer.outgoing.tracks_local_listeners() || process::in_borrowed_memory() {
+        return;
+    }
+    let Some(bound) = parse_sockaddr(bound) else {
+        return;
+    };
+    if lock(&SOCKETS)
+        .get(&fd)
+        .is_some_and(|state| state.listener.is_some() || state.local_listener.is_some())
+    {
+        return;
+    }
+    let listening_on = incoming::reachable(bound);
+    let listener = LocalListen {
+        port: bound.port(),
+        listening_on,
+        owner: process::pid(),
+    };
+    let Some(info) = socket_info(fd) else { return };
+    lock(&SOCKETS).entry(fd).or_default().local_listener = Some(listener);
+    mark_managed(fd, info);
+    tell_intproxy(listener, true);
+}
+
+fn tell_intproxy(listener: LocalListen, open: bool) {
+    let update = LocalListener {
+        port: listener.port,
+        listening_on: listener.listening_on,
+        open,
+    };
+    if let Err(error) = request(LayerRequest::LocalListener(update)) {
+        tracing::debug!(%error, port = listener.port, "the intproxy was not told of a local listener");
     }
 }
 
@@ -434,7 +714,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use mirrord_config::resolved::ResolvedAddressFilter;
+    use mirrord_config::resolved::{ResolvedAddressFilter, ResolvedConfig};
 
     use super::*;
 
@@ -442,18 +722,15 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn network(change: impl FnOnce(&mut NetworkConfig)) -> OutgoingPolicy {
+        let mut config = ResolvedConfig::default().feature.network;
+        config.outgoing.udp = false;
+        change(&mut config);
+        OutgoingPolicy::new(&config, address("127.0.0.1:4000")).unwrap()
+    }
+
     fn policy(filter: Option<ResolvedAddressFilter>) -> OutgoingPolicy {
-        OutgoingPolicy::new(
-            &OutgoingConfig {
-                tcp: true,
-                udp: false,
-                ignore_localhost: false,
-                filter,
-                unix_streams: Vec::new(),
-            },
-            address("127.0.0.1:4000"),
-        )
-        .unwrap()
+        network(|config| config.outgoing.filter = filter)
     }
 
     fn no_names(_: &str) -> Vec<IpAddr> {
@@ -461,23 +738,81 @@ mod tests {
     }
 
     #[test]
-    fn loopback_unspecified_and_the_intproxy_stay_local() {
-        let policy = policy(None);
-        for destination in [
-            "127.0.0.1:80",
-            "127.9.9.9:80",
-            "[::1]:80",
-            "[::ffff:127.0.0.1]:80",
-            "0.0.0.0:80",
-            "127.0.0.1:4000",
-        ] {
-            assert!(
-                !policy.sends(Protocol::Tcp, address(destination), &no_names),
-                "{destination}"
-            );
+    fn loopback_goes_to_the_target_except_the_sessions_own_ports() {
+        let policy = network(|config| {
+            config.incoming.ignore_ports = vec![9229];
+            config.outgoing.filter = Some(ResolvedAddressFilter::Local(vec![":5432".into()]));
+        });
+        let route = |text| policy.route(Protocol::Tcp, address(text), &no_names);
+        for destination in ["127.0.0.1:80", "127.9.9.9:80", "[::ffff:127.0.0.1]:80"] {
+            assert_eq!(route(destination), Route::Loopback, "{destination}");
         }
+        assert_eq!(route("127.0.0.1:4000"), Route::Local, "the intproxy");
+        assert_eq!(route("127.0.0.1:9229"), Route::Local, "a debugger port");
+        assert_eq!(route("127.0.0.1:5432"), Route::Local, "the filter's port");
+        assert_eq!(route("0.0.0.0:80"), Route::Local, "unspecified");
+        assert_eq!(route("10.242.0.2:7"), Route::Remote);
+        assert!(policy.tracks_local_listeners());
+
+        let ignored = network(|config| config.outgoing.ignore_localhost = true);
+        assert_eq!(
+            ignored.route(Protocol::Tcp, address("127.0.0.1:80"), &no_names),
+            Route::Local
+        );
+        assert!(!ignored.tracks_local_listeners());
         assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(policy.sends(Protocol::Tcp, address("10.242.0.2:7"), &no_names));
+    }
+
+    #[test]
+    fn ipv6_destinations_stay_local_unless_ipv6_is_on() {
+        let off = policy(None);
+        assert_eq!(
+            off.route(Protocol::Tcp, address("[fd00::1]:80"), &no_names),
+            Route::Local
+        );
+        assert_eq!(
+            off.route(Protocol::Tcp, address("[::1]:80"), &no_names),
+            Route::Local
+        );
+        assert_eq!(
+            off.route(Protocol::Tcp, address("[::ffff:10.0.0.1]:80"), &no_names),
+            Route::Remote,
+            "IPv4-mapped addresses are IPv4"
+        );
+        let on = network(|config| config.ipv6 = true);
+        assert_eq!(
+            on.route(Protocol::Tcp, address("[fd00::1]:80"), &no_names),
+            Route::Remote
+        );
+        assert_eq!(
+            on.route(Protocol::Tcp, address("[::1]:80"), &no_names),
+            Route::Loopback
+        );
+    }
+
+    #[test]
+    fn unix_streams_match_paths_by_regex() {
+        let matching = network(|config| {
+            config.outgoing.unix_streams = vec!["^/run/app\\.sock$".into(), "docker".into()];
+        });
+        assert!(matching.is_enabled());
+        assert!(matching.sends_unix(b"/run/app.sock"));
+        assert!(matching.sends_unix(b"/var/run/docker.sock"));
+        assert!(!matching.sends_unix(b"/run/app.sock.old"));
+        assert!(!policy(None).sends_unix(b"/run/app.sock"));
+        let mut address = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        address.extend_from_slice(b"/run/app.sock\0\0\0");
+        assert_eq!(unix_path(&address), Some(&b"/run/app.sock"[..]));
+        let abstract_name = [&address[..2], b"\0name"].concat();
+        assert_eq!(unix_path(&abstract_name), None);
+        let mut config = ResolvedConfig::default().feature.network;
+        config.outgoing.unix_streams = vec!["(".into()];
+        let error = OutgoingPolicy::new(&config, address_of_intproxy()).unwrap_err();
+        assert!(error.contains("unix_streams"), "{error}");
+    }
+
+    fn address_of_intproxy() -> SocketAddr {
+        address("127.0.0.1:4000")
     }
 
     #[test]
@@ -488,6 +823,22 @@ mod tests {
         assert!(!policy.sends(Protocol::Udp, address("192.168.1.1:53"), &no_names));
         assert!(!policy.sends(Protocol::Tcp, address("10.242.0.2:7"), &no_names));
         assert!(policy.sends(Protocol::Tcp, address("192.168.1.1:443"), &no_names));
+        let remote_only = policy_remote();
+        assert_eq!(
+            remote_only.route(Protocol::Tcp, address("127.0.0.1:80"), &no_names),
+            Route::Local,
+            "a remote filter sends only what it names, loopback too"
+        );
+        assert_eq!(
+            remote_only.route(Protocol::Tcp, address("127.0.0.1:8500"), &no_names),
+            Route::Loopback
+        );
+    }
+
+    fn policy_remote() -> OutgoingPolicy {
+        policy(Some(ResolvedAddressFilter::Remote(vec![
+            "127.0.0.1:8500".into(),
+        ])))
     }
 
     #[test]

@@ -399,7 +399,7 @@ unsafe extern "C" fn bind_shim(fd: c_int, address: *const sockaddr, len: socklen
 unsafe extern "C" fn listen_shim(fd: c_int, backlog: c_int) -> c_int {
     // SAFETY: libc's listen with the caller's arguments (no pointers).
     let result = unsafe { (LISTEN.original())(fd, backlog) };
-    if result != 0 || !is_managed(fd) {
+    if result != 0 || !matches!(FDS.get(fd), Some(FdEntry::Socket(_))) {
         return result;
     }
     let Some(_guard) = DetourGuard::enter() else {
@@ -420,6 +420,14 @@ unsafe extern "C" fn listen_shim(fd: c_int, backlog: c_int) -> c_int {
             (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>()),
         )
     };
+    if !is_managed(fd) {
+        let _ = run("listen", || {
+            net::local_listening(fd, bound);
+            Outcome::Handled(())
+        });
+        set_errno(saved);
+        return result;
+    }
     run("listen", || net::incoming::listening(fd, bound)).finish(saved, || result, -1)
 }
 

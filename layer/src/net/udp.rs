@@ -25,6 +25,8 @@ pub(crate) struct SocketState {
     pub(crate) connected: Option<Connected>,
     /// Set when `bind` made the socket a listener of the target's port.
     pub(crate) listener: Option<super::incoming::Listener>,
+    /// Set when the socket listens locally (not for the target), for loopback `connect`s.
+    pub(crate) local_listener: Option<super::LocalListen>,
     /// Destination → relay, for datagrams sent with an address.
     relays: BTreeMap<SocketAddr, SocketAddr>,
     /// Relay → destination, to translate the sources of received datagrams back.

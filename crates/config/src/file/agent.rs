@@ -133,10 +133,13 @@ pub struct AgentFileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
 
-    /// Network interface the agent uses in the target's network namespace.
+    /// mirrord's interface for sniffing mirrored traffic. Not needed here: mirroring works by
+    /// redirecting the target's connections inside its network namespace, on every interface, so
+    /// there is no interface to choose; loading a config that sets it warns so.
     ///
-    /// Default: the interface of the default route, else `eth0`. Example: `"eth1"`.
+    /// Default: none. Example: `"eth1"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub network_interface: Option<String>,
 
     /// How the agent resolves names for the local process.

@@ -40,10 +40,13 @@ pub struct FeatureFileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<bool>,
 
-    /// Write a crash report when the layer fails.
+    /// mirrord's crash-report capture. Not supported: for a trace, set `agent.log_level` and
+    /// `internal_proxy.log_level` (with `internal_proxy.log_destination`) to `"trace"` instead;
+    /// loading a config that sets it warns so.
     ///
     /// Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub capture_error_trace: Option<bool>,
 
     /// mirrord operator feature (copy the target). Not supported; ignored with a warning.

@@ -94,32 +94,42 @@ pub struct FileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_context: Option<String>,
 
-    /// Whether to use the mirrord operator. This implementation never needs one (every target
-    /// kind works with the agent alone), so the value is accepted and ignored.
+    /// Whether to use the mirrord operator. Has no effect here: this implementation has no
+    /// operator and never needs one (every target kind works with the agent alone); loading a
+    /// config that sets it warns so.
     ///
     /// Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub operator: Option<bool>,
 
-    /// macOS only: binaries to patch for System Integrity Protection. Ignored on Linux.
+    /// macOS only: binaries to patch for System Integrity Protection. Has no effect on Linux,
+    /// the only system this implementation runs on; loading a config that sets it warns so.
     ///
     /// Default: none. Example: `["bash"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub sip_binaries: Option<StringOrList>,
 
-    /// Connect to an agent that is already running at `IP:PORT` instead of starting one.
-    /// For debugging mirrord itself.
+    /// mirrord's "connect to an agent already running at `IP:PORT`" (for debugging mirrord
+    /// itself). Not supported: every session starts its own agent, which accepts only that
+    /// session's token; loading a config that sets it warns so.
     ///
     /// Default: none. Example: `"10.0.0.5:61337"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub connect_tcp: Option<String>,
 
-    /// Name of an agent pod that already exists, to connect to instead of starting one.
+    /// mirrord's name of an agent pod that already exists, to attach to. Not supported (see
+    /// `connect_tcp`); loading a config that sets it warns so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub connect_agent_name: Option<String>,
 
-    /// Port of an agent that already exists, to connect to instead of starting one.
+    /// mirrord's port of an agent that already exists, to attach to. Not supported (see
+    /// `connect_tcp`); loading a config that sets it warns so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-mirrord-unsupported" = true))]
     pub connect_agent_port: Option<u16>,
 
     /// Deprecated: pausing the target container is not supported; this key is ignored.

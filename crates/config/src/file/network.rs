@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::regex_schema;
+use super::common::{regex_or_list_schema, regex_schema};
 use super::{StringOrList, Unsupported};
 
 /// `feature.network` as written: a switch or a detailed object.
@@ -41,7 +41,10 @@ pub struct NetworkFileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsField>,
 
-    /// Handle IPv6 sockets too.
+    /// Send IPv6 traffic through the target too. With `false`, connections and datagrams to IPv6
+    /// addresses stay local (IPv4-mapped addresses such as `::ffff:10.0.0.1` are IPv4 and still
+    /// go) and names resolved through the target give IPv4 addresses only (its AAAA answers are
+    /// dropped). Listeners on `::` receive the target's traffic either way.
     ///
     /// Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,9 +270,14 @@ pub struct OutgoingFileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp: Option<bool>,
 
-    /// Connections to localhost stay local.
+    /// Keep connections to localhost (127.0.0.0/8, `::1`) local. With `false`, they reach the
+    /// target's own loopback — its sidecars: a mesh proxy, a database proxy, a metrics agent on
+    /// `localhost:PORT` — except connections to mirrord's own internal proxy, to the ports of
+    /// `incoming.ignore_ports` (where the IDE puts a launch's debugger ports), to ports an
+    /// outgoing `filter` keeps local, and to ports that the process or another process of the
+    /// session listens on locally, so a program that talks to itself keeps working.
     ///
-    /// Default: `false`.
+    /// Default: `false`. Example: `true` (all of localhost stays on this machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_localhost: Option<bool>,
 
@@ -280,10 +288,15 @@ pub struct OutgoingFileConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<AddressFilter>,
 
-    /// Unix socket paths (regexes) connected to on the target instead of locally.
+    /// Unix stream sockets of the target: a `connect` to a socket path that matches one of
+    /// these regexes reaches the socket at that path inside the target (a Docker socket, a
+    /// database's socket, a sidecar's `/run/app.sock`); other paths stay local. Abstract socket
+    /// names always stay local. Works for targets on this machine (`pid/…`, `sandbox/…`); for
+    /// cluster targets such a `connect` fails with `EOPNOTSUPP` and a log line saying why.
     ///
-    /// Default: none. Example: `"^/var/run/app\\.sock$"`.
+    /// Default: none. Example: `"^/var/run/app\\.sock$"` or `["\\.sock$"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "regex_or_list_schema")]
     pub unix_streams: Option<StringOrList>,
 }
 

@@ -26,7 +26,7 @@ use mirrord_protocol::{
         LayerPortUnsubscription, NewIncomingConnection, PortSubscription, SubscriptionMode,
     },
     outgoing::{
-        ConnectionClosed, ConnectionData, OutgoingConnectRequest, OutgoingConnected,
+        ConnectionClosed, ConnectionData, LocalListener, OutgoingConnectRequest, OutgoingConnected,
         TcpConnectRequest, TcpConnected, TransportProtocol, UdpClosed, UdpOpenRequest, UdpOpened,
         UdpReceived, UdpSend,
     },
@@ -83,17 +83,30 @@ pub(crate) fn hellos() -> Vec<Hello> {
 }
 
 pub(crate) fn fd_requests() -> Vec<FdRequest> {
-    vec![FdRequest::Open {
-        path: TargetPath::from_bytes("/app/config.yaml"),
-        flags: OpenFlags::READ_ONLY,
-        mode: 0o644,
-    }]
+    vec![
+        FdRequest::Open {
+            path: TargetPath::from_bytes("/app/config.yaml"),
+            flags: OpenFlags::READ_ONLY,
+            mode: 0o644,
+        },
+        FdRequest::Connect {
+            remote: addr("127.0.0.1:8080"),
+        },
+        FdRequest::Connect {
+            remote: addr("[::ffff:10.0.0.7]:5432"),
+        },
+        FdRequest::UnixConnect {
+            path: TargetPath::from_bytes("/run/app.sock"),
+        },
+    ]
 }
 
 pub(crate) fn fd_replies() -> Vec<RemoteResult<FdReply>> {
     vec![
         Ok(FdReply::Passed),
         Ok(FdReply::Directory),
+        Ok(FdReply::Connected),
+        Ok(FdReply::Connecting),
         Err(RemoteError::new(ErrorCode::NotFound, "no such file")),
     ]
 }
@@ -402,6 +415,12 @@ pub(crate) fn layer_requests() -> Vec<LayerRequest> {
         LayerRequest::IncomingConnectionInfo(IncomingConnectionInfoRequest {
             intproxy_addr: addr("127.0.0.1:40000"),
         }),
+        LayerRequest::LocalListener(LocalListener {
+            port: 9229,
+            listening_on: addr("127.0.0.1:9229"),
+            open: true,
+        }),
+        LayerRequest::FindLocalListener { port: 9229 },
     ]);
     requests
 }
@@ -426,6 +445,9 @@ pub(crate) fn layer_responses() -> Vec<LayerResponse> {
             remote_peer: addr("10.0.0.9:33000"),
             destination: addr("10.0.0.5:80"),
         }),
+        LayerResponse::Noted,
+        LayerResponse::LocalListenerFound(Some(addr("127.0.0.1:39000"))),
+        LayerResponse::LocalListenerFound(None),
     ]);
     responses
 }

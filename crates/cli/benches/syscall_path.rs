@@ -35,8 +35,10 @@ fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// Under the build directory, which the sandbox pods see too (each has its own `/tmp`).
 fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mirrord-syscall-bench-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mirrord-syscall-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

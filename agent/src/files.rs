@@ -74,7 +74,9 @@ impl TargetRoot {
         // SAFETY: `open_how` is a plain C struct for which all-zero bytes are a valid value.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        // `O_TMPFILE` includes the `O_DIRECTORY` bit: test all of it, or every directory open would
+        // carry a mode, which openat2 refuses (EINVAL).
+        how.mode = if flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
             u64::from(mode & 0o7777)
         } else {
             0
@@ -276,7 +278,8 @@ impl TargetRoot {
                 let fd = self
                     .open_in_root(path.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY, 0)
                     .map_err(|e| io_error(&e))?;
-                let entries = list_directory(&fd).map_err(|e| io_error(&e))?;
+                let mut entries = self.dot_entries(&fd).map_err(|e| io_error(&e))?;
+                entries.extend(list_directory(&fd).map_err(|e| io_error(&e))?);
                 let mut table = lock(table);
                 let id = table.allocate();
                 table.dirs.insert(
@@ -328,6 +331,39 @@ impl TargetRoot {
                 std::fs::remove_dir(name).map_err(|e| io_error(&e))?;
                 Ok(FileResponse::Done)
             }
+            FileRequest::Getxattr {
+                path,
+                name,
+                follow_symlinks,
+            } => {
+                let name =
+                    CString::new(name).map_err(|_| invalid("a NUL in the attribute name"))?;
+                let fd = self
+                    .open_for_xattr(path.as_bytes(), follow_symlinks)
+                    .map_err(|e| io_error(&e))?;
+                let value = read_xattr(|buffer, size| {
+                    // SAFETY: `fd_path` and `name` are NUL-terminated; `buffer` is valid for `size`
+                    // writable bytes (or null with `size` 0, which asks for the length).
+                    unsafe { libc::getxattr(fd_path(&fd).as_ptr(), name.as_ptr(), buffer, size) }
+                })
+                .map_err(|e| io_error(&e))?;
+                Ok(FileResponse::Xattr(Bytes::from(value)))
+            }
+            FileRequest::Listxattr {
+                path,
+                follow_symlinks,
+            } => {
+                let fd = self
+                    .open_for_xattr(path.as_bytes(), follow_symlinks)
+                    .map_err(|e| io_error(&e))?;
+                let names = read_xattr(|buffer, size| {
+                    // SAFETY: `fd_path` is NUL-terminated; `buffer` is valid for `size` writable bytes
+                    // (or null with `size` 0, which asks for the length).
+                    unsafe { libc::listxattr(fd_path(&fd).as_ptr(), buffer.cast(), size) }
+                })
+                .map_err(|e| io_error(&e))?;
+                Ok(FileResponse::Xattr(Bytes::from(names)))
+            }
             FileRequest::Rename { from, to } => {
                 let (_from_parent, from_name) = self
                     .last_component(from.as_bytes())
@@ -340,6 +376,83 @@ impl TargetRoot {
             }
         }
     }
+}
+
+impl TargetRoot {
+    /// `.` and `..` of an open directory, as the target lists them: `..` of the target's root is the
+    /// root itself (its real parent is outside the target).
+    fn dot_entries(&self, directory: &OwnedFd) -> std::io::Result<Vec<DirEntry>> {
+        let own = fstat_at(directory, c"")?;
+        let root = fstat_at(&self.root, c"")?;
+        let parent = if (own.st_dev, own.st_ino) == (root.st_dev, root.st_ino) {
+            own
+        } else {
+            fstat_at(directory, c"..")?
+        };
+        Ok([(b".".to_vec(), own), (b"..".to_vec(), parent)]
+            .into_iter()
+            .map(|(name, stat)| DirEntry {
+                name,
+                inode: stat.st_ino,
+                file_type: FileType::Directory,
+            })
+            .collect())
+    }
+
+    /// `path` opened `O_PATH` inside the root (not following a final symlink unless asked), for the
+    /// extended-attribute calls through `/proc/self/fd/N`.
+    fn open_for_xattr(&self, path: &[u8], follow_symlinks: bool) -> std::io::Result<OwnedFd> {
+        let nofollow = if follow_symlinks { 0 } else { libc::O_NOFOLLOW };
+        self.open_in_root(path, libc::O_PATH | nofollow, 0)
+    }
+}
+
+/// `fstatat(fd, name, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)`.
+fn fstat_at(fd: &OwnedFd, name: &std::ffi::CStr) -> std::io::Result<libc::stat> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open, `name` is NUL-terminated and `stat` is a writable `struct stat`.
+    let result = unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fstatat succeeded and filled the struct.
+    Ok(unsafe { stat.assume_init() })
+}
+
+/// `/proc/self/fd/N` for an open fd, as a C string.
+fn fd_path(fd: &OwnedFd) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+}
+
+/// Reads an extended attribute's value (or the names list) whose size may change between the call
+/// that measures it and the one that reads it: `call(buffer, size)` is the system call.
+fn read_xattr(
+    call: impl Fn(*mut libc::c_void, usize) -> libc::ssize_t,
+) -> std::io::Result<Vec<u8>> {
+    for _ in 0..4 {
+        let size = call(std::ptr::null_mut(), 0);
+        if size < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut buffer = vec![0u8; size as usize];
+        let read = call(buffer.as_mut_ptr().cast(), buffer.len());
+        if read >= 0 {
+            buffer.truncate(read as usize);
+            return Ok(buffer);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ERANGE) {
+            return Err(error);
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ERANGE))
 }
 
 impl FileTable {
@@ -375,7 +488,7 @@ fn trim_trailing_slashes(path: &[u8]) -> &[u8] {
     &path[..end]
 }
 
-/// Every entry of an open directory (without `.` and `..`, like mirrord's listing).
+/// Every entry of an open directory but `.` and `..` (which `std` leaves out; see `dot_entries`).
 fn list_directory(directory: &OwnedFd) -> std::io::Result<Vec<DirEntry>> {
     let path = format!("/proc/self/fd/{}", directory.as_raw_fd());
     let mut entries = Vec::new();
@@ -396,6 +509,8 @@ fn list_directory(directory: &OwnedFd) -> std::io::Result<Vec<DirEntry>> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn table() -> Mutex<FileTable> {
@@ -543,8 +658,27 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["config.yaml", "escape-absolute", "escape-relative", "new"]
+            [
+                ".",
+                "..",
+                "config.yaml",
+                "escape-absolute",
+                "escape-relative",
+                "new"
+            ]
         );
+        let inode = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == name.as_bytes())
+                .unwrap()
+                .inode
+        };
+        assert_eq!(
+            inode("."),
+            std::fs::metadata(dir.join("app")).unwrap().ino()
+        );
+        assert_eq!(inode(".."), std::fs::metadata(&dir).unwrap().ino());
         root.handle(
             &table,
             FileRequest::Rename {
@@ -572,6 +706,112 @@ mod tests {
         )
         .unwrap();
         assert!(!dir.join("app/new").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Regression: `O_TMPFILE` shares the `O_DIRECTORY` bit, so a directory opened with a mode
+    /// (Python always passes 0o777) was refused with EINVAL.
+    #[test]
+    fn directories_open_with_o_directory_whatever_the_mode() {
+        let (dir, root) = fake_root();
+        let flags = OpenFlags {
+            directory: true,
+            ..OpenFlags::READ_ONLY
+        };
+        let opened = root.handle(
+            &table(),
+            FileRequest::Open {
+                path: "/app".into(),
+                flags,
+                mode: 0o777,
+            },
+        );
+        assert!(matches!(opened, Ok(FileResponse::Opened(_))), "{opened:?}");
+        let not_a_directory = root.handle(
+            &table(),
+            FileRequest::Open {
+                path: "/app/config.yaml".into(),
+                flags,
+                mode: 0o777,
+            },
+        );
+        assert_eq!(not_a_directory.map_err(|e| e.errno()), Err(libc::ENOTDIR));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_roots_parent_is_the_root_itself() {
+        let (dir, root) = fake_root();
+        let table = table();
+        let FileResponse::DirOpened(handle) = root
+            .handle(&table, FileRequest::Opendir { path: "/".into() })
+            .unwrap()
+        else {
+            panic!()
+        };
+        let FileResponse::DirEntries(entries) = root
+            .handle(
+                &table,
+                FileRequest::Readdir {
+                    handle,
+                    max_entries: 2,
+                },
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        let inodes: Vec<_> = entries.iter().map(|e| (e.name.clone(), e.inode)).collect();
+        let own = std::fs::metadata(&dir).unwrap().ino();
+        assert_eq!(inodes, [(b".".to_vec(), own), (b"..".to_vec(), own)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn extended_attributes_are_the_targets() {
+        let (dir, root) = fake_root();
+        let file = CString::new(dir.join("app/config.yaml").as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated path and name, and a value of the given length.
+        let set = unsafe {
+            libc::setxattr(
+                file.as_ptr(),
+                c"user.comment".as_ptr(),
+                b"hi".as_ptr().cast(),
+                2,
+                0,
+            )
+        };
+        assert_eq!(set, 0, "setxattr: {}", std::io::Error::last_os_error());
+        let table = table();
+        let value = root.handle(
+            &table,
+            FileRequest::Getxattr {
+                path: "/app/config.yaml".into(),
+                name: b"user.comment".to_vec(),
+                follow_symlinks: true,
+            },
+        );
+        assert_eq!(value, Ok(FileResponse::Xattr(Bytes::from(b"hi"))));
+        let names = root.handle(
+            &table,
+            FileRequest::Listxattr {
+                path: "/app/config.yaml".into(),
+                follow_symlinks: false,
+            },
+        );
+        assert_eq!(
+            names,
+            Ok(FileResponse::Xattr(Bytes::from(b"user.comment\0")))
+        );
+        let missing = root.handle(
+            &table,
+            FileRequest::Getxattr {
+                path: "/app/config.yaml".into(),
+                name: b"user.missing".to_vec(),
+                follow_symlinks: true,
+            },
+        );
+        assert_eq!(missing.map_err(|e| e.errno()), Err(libc::ENODATA));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -266,15 +266,56 @@ mod tests {
             .unwrap();
     }
 
+    /// Layer work leaves errno changed (its own system calls); the caller must see its own errno back
+    /// on success, and only the failure's errno on failure.
     #[test]
-    fn finish_sets_errno_only_on_failure() {
-        set_errno(7);
+    fn finish_restores_the_callers_errno_unless_the_call_fails() {
+        set_errno(libc::EBADF);
         assert_eq!(Outcome::Handled(3).finish(7, || 99, -1), 3);
-        assert_eq!(errno(), 7);
+        assert_eq!(errno(), 7, "a handled call restores the caller's errno");
+
+        set_errno(libc::EBADF);
+        let original = || {
+            assert_eq!(errno(), 7, "the original runs with the caller's errno");
+            99
+        };
+        assert_eq!(Outcome::<i32>::Bypass("test").finish(7, original, -1), 99);
+
+        set_errno(libc::EBADF);
         assert_eq!(Outcome::<i32>::Fail(libc::ENOENT).finish(7, || 99, -1), -1);
         assert_eq!(errno(), libc::ENOENT);
-        assert_eq!(Outcome::<i32>::Bypass("test").finish(0, || 99, -1), 99);
-        assert_eq!(errno(), 0);
+    }
+
+    #[test]
+    fn leaf_restores_the_callers_errno_after_layer_work() {
+        set_errno(7);
+        let handled = leaf(
+            "test",
+            || false,
+            || {
+                set_errno(libc::EBADF);
+                Outcome::Handled(3)
+            },
+            -1,
+        );
+        assert_eq!(handled, Leaf::Return(3));
+        assert_eq!(errno(), 7);
+
+        let bypassed = leaf(
+            "test",
+            || false,
+            || {
+                set_errno(libc::EBADF);
+                Outcome::<i32>::Bypass("test")
+            },
+            -1,
+        );
+        assert_eq!(bypassed, Leaf::Original);
+        assert_eq!(errno(), 7);
+
+        let failed = leaf("test", || false, || Outcome::<i32>::Fail(libc::EACCES), -1);
+        assert_eq!(failed, Leaf::Return(-1));
+        assert_eq!(errno(), libc::EACCES);
     }
 
     #[test]

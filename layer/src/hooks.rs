@@ -31,7 +31,14 @@ pub(crate) struct Hook<F> {
 
 impl<F: Copy> Hook<F> {
     /// A hook for the libc function `name`, not yet installed.
-    pub(crate) const fn new(name: &'static CStr) -> Self {
+    ///
+    /// # Safety
+    ///
+    /// `F` must be an `unsafe extern "C" fn` pointer type with exactly the C signature of the libc function
+    /// `name` (arguments, variadic ones read as fixed, and return type): [`Hook::original`] turns the
+    /// function's address into an `F`, and every later call through it trusts that type. Most hooks are
+    /// declared with [`hooks!`], whose `unsafe` block at the use site takes on this obligation.
+    pub(crate) const unsafe fn new(name: &'static CStr) -> Self {
         assert!(mem::size_of::<F>() == mem::size_of::<usize>());
         Self {
             name,
@@ -54,11 +61,25 @@ impl<F: Copy> Hook<F> {
             std::process::abort();
         }
         // SAFETY: `address` is the trampoline made for the libc function `self.name`, whose C signature `F`
-        // names (every `Hook` is declared next to the prototype it stands for), and `F` is a function
-        // pointer type of the same size as `usize` (checked in `new`).
+        // is (the obligation of `Hook::new`), and `F` is a function pointer type of the same size as
+        // `usize` (checked in `new`).
         unsafe { mem::transmute_copy::<usize, F>(&address) }
     }
 }
+
+/// Declares hooks, one `static NAME: Type = c"symbol";` each, inside an `unsafe { … }` block that
+/// states, with a `// SAFETY:` comment above it, that every `Type` is the C prototype of its symbol (the
+/// obligation of [`Hook::new`]).
+macro_rules! hooks {
+    (unsafe { $(static $name:ident: $ty:ty = $symbol:literal;)* }) => {
+        $(
+            // SAFETY: the `unsafe` block at this macro's use site vouches that the type is the C
+            // prototype of the symbol.
+            static $name: $crate::hooks::Hook<$ty> = unsafe { $crate::hooks::Hook::new($symbol) };
+        )*
+    };
+}
+pub(crate) use hooks;
 
 /// Why a function could not be hooked.
 #[derive(Debug)]

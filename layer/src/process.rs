@@ -2,8 +2,11 @@
 //!
 //! - A forked child has its own copy of the layer's memory: its first remote call opens its own intproxy
 //!   connection (see [`crate::connection`]), announcing the parent's pid. A `pthread_atfork` handler
-//!   records the new pid and keeps the layer's short-lived locks consistent: `prepare` takes them all, so
-//!   no other thread holds one at the moment of the fork, and both sides release them afterwards.
+//!   records the new pid and keeps the layer's locks consistent: `prepare` takes them all, so no other
+//!   thread holds one at the moment of the fork, and both sides release them afterwards. That includes
+//!   the read-ahead buffers of streamed files, whose lock is held across a round trip to the intproxy:
+//!   `prepare` waits for reads in progress and gives the buffered bytes back (the file position is
+//!   shared with the child, the buffer would not be; see `files::registry`).
 //! - A `vfork`-style child (`posix_spawn`, `vfork`) shares the parent's memory until it execs and runs no
 //!   fork handlers. It sees a pid that differs from [`pid`]; the layer then changes nothing
 //!   ([`in_borrowed_memory`]) and lets every call through to the originals.
@@ -60,8 +63,9 @@ pub(crate) fn in_borrowed_memory() -> bool {
     std::process::id() != pid()
 }
 
-/// Every lock a forked child may need: each function takes one (in a fixed order; no layer code holds two
-/// of them at once, so the order cannot deadlock).
+/// Every lock a forked child may need, in a fixed order. No layer code holds two of them at once, so the
+/// order cannot deadlock (the files entry takes the read-ahead lock before the registry, and reads never
+/// hold the registry while they take the read-ahead lock).
 const FORK_LOCKS: &[fn() -> Box<dyn Any>] = &[
     crate::files::lock_for_fork,
     crate::files::dirs::lock_for_fork,

@@ -555,6 +555,24 @@ pub enum FileRequest {
         /// The new length.
         len: u64,
     },
+    /// `getxattr(2)` or, without `follow_symlinks`, `lgetxattr(2)` → [`FileResponse::Xattr`] (the
+    /// whole value; the layer fits it to the caller's buffer).
+    Getxattr {
+        /// The file.
+        path: TargetPath,
+        /// The attribute's name, e.g. `user.comment` (bytes, without the NUL).
+        name: Vec<u8>,
+        /// `getxattr` when true, `lgetxattr` when false.
+        follow_symlinks: bool,
+    },
+    /// `listxattr(2)` or, without `follow_symlinks`, `llistxattr(2)` → [`FileResponse::Xattr`] (the
+    /// names, each followed by a NUL, as the system call gives them).
+    Listxattr {
+        /// The file.
+        path: TargetPath,
+        /// `listxattr` when true, `llistxattr` when false.
+        follow_symlinks: bool,
+    },
 }
 
 /// The successful answer to a [`FileRequest`].
@@ -578,6 +596,8 @@ pub enum FileResponse {
     DirEntries(Vec<DirEntry>),
     /// Success without a value.
     Done,
+    /// An extended attribute's value, or the list of names.
+    Xattr(Bytes),
 }
 
 #[cfg(test)]

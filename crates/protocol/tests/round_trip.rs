@@ -235,6 +235,8 @@ fn file_operations() {
         Rmdir,
         Rename,
         Ftruncate,
+        Getxattr,
+        Listxattr,
     );
     let responses = samples::file_responses();
     check_all(&responses);
@@ -249,6 +251,7 @@ fn file_operations() {
         DirOpened,
         DirEntries,
         Done,
+        Xattr,
     );
 }
 

@@ -220,7 +220,9 @@ pub(crate) fn free_if_ours(head: usize) -> bool {
         return false;
     }
     OUR_LIST_COUNT.fetch_sub(1, Ordering::AcqRel);
-    free_list(head as *mut libc::addrinfo);
+    // SAFETY: `head` was in `OUR_LISTS`, so it is the head of a list `build_list` made and handed out
+    // once; removing it from the set means nobody frees it again.
+    unsafe { free_list(head as *mut libc::addrinfo) };
     true
 }
 
@@ -235,7 +237,8 @@ fn build_list(entries: &[AddrInfo]) -> Option<*mut libc::addrinfo> {
     let mut tail: *mut libc::addrinfo = std::ptr::null_mut();
     for entry in entries {
         let Some(node) = allocate_entry(entry) else {
-            free_list(head);
+            // SAFETY: `head` is null or the list built so far here, not yet handed out.
+            unsafe { free_list(head) };
             return None;
         };
         if tail.is_null() {
@@ -303,10 +306,15 @@ fn copy_to_malloc(text: &CStr) -> Option<*mut libc::c_char> {
 }
 
 /// Frees a list built by `build_list`.
-fn free_list(mut node: *mut libc::addrinfo) {
+///
+/// # Safety
+///
+/// `node` is null or the head of a list `build_list` made (or was making), which nothing uses any more
+/// and nothing frees again.
+unsafe fn free_list(mut node: *mut libc::addrinfo) {
     while !node.is_null() {
         // SAFETY: every node of a list built here is a live calloc block whose canonical name, when set,
-        // is a live malloc block; each is freed exactly once (the list was removed from `OUR_LISTS`).
+        // is a live malloc block; each is freed exactly once (this function's contract).
         unsafe {
             let next = (*node).ai_next;
             libc::free((*node).ai_canonname.cast());

@@ -11,7 +11,7 @@ use super::Query;
 use crate::{
     detour::{DetourGuard, Outcome, c_str, copy_out, errno, out_buffer, run, set_errno},
     dns,
-    hooks::{Hook, Installer},
+    hooks::{Installer, hooks},
 };
 
 type GetaddrinfoFn = unsafe extern "C" fn(
@@ -32,11 +32,16 @@ type GethostbynameRFn = unsafe extern "C" fn(
     *mut c_int,
 ) -> c_int;
 
-static GETADDRINFO: Hook<GetaddrinfoFn> = Hook::new(c"getaddrinfo");
-static FREEADDRINFO: Hook<FreeaddrinfoFn> = Hook::new(c"freeaddrinfo");
-static GETHOSTBYNAME: Hook<GethostbynameFn> = Hook::new(c"gethostbyname");
-static GETHOSTNAME: Hook<GethostnameFn> = Hook::new(c"gethostname");
-static GETHOSTBYNAME_R: Hook<GethostbynameRFn> = Hook::new(c"gethostbyname_r");
+hooks! {
+    // SAFETY: the types above are glibc's prototypes of these functions.
+    unsafe {
+        static GETADDRINFO: GetaddrinfoFn = c"getaddrinfo";
+        static FREEADDRINFO: FreeaddrinfoFn = c"freeaddrinfo";
+        static GETHOSTBYNAME: GethostbynameFn = c"gethostbyname";
+        static GETHOSTNAME: GethostnameFn = c"gethostname";
+        static GETHOSTBYNAME_R: GethostbynameRFn = c"gethostbyname_r";
+    }
+}
 
 unsafe extern "C" {
     /// glibc's per-thread `h_errno`.

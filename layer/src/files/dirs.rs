@@ -19,11 +19,15 @@ use mirrord_protocol::{
     files::{DirEntry, FileRequest, FileResponse},
 };
 
-use super::{Resolved, empty_directory, forget_entry, remote, resolve, unexpected_file, verified};
+use super::{
+    Resolved, empty_directory, forget_entry, open_remote,
+    registry::{RemoteFile, placeholder_identity, verified},
+    remote, resolve, unexpected_file,
+};
 use crate::{
     connection::file_request,
     detour::{Outcome, errno, lock},
-    fd_table::FDS,
+    fd_table::{FDS, FdEntry},
     fs_policy::Intent,
     process,
 };
@@ -102,22 +106,34 @@ pub(crate) fn opendir(
             if process::in_borrowed_memory() {
                 return Outcome::Bypass("vfork child");
             }
-            let handle = match open_remote_dir(path) {
-                Ok(handle) => handle,
-                Err(errno) => return Outcome::Fail(errno),
+            // A directory descriptor of the target's directory under the stream, so that
+            // `fstat(dirfd(dir))` is the target directory's (`ls -R` tells directories apart by it).
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            let fd = match open_remote(path, flags, 0) {
+                Outcome::Handled(fd) => fd,
+                Outcome::Fail(errno) => return Outcome::Fail(errno),
+                Outcome::Bypass(reason) => return Outcome::Bypass(reason),
             };
-            let Some(empty) = empty_directory() else {
-                close_remote_dir(handle);
+            let forget = || {
+                if let Some(entry) = FDS.take(fd) {
+                    forget_entry(fd, entry);
+                }
+                // SAFETY: `fd` is the placeholder opened just above, not handed out to anyone.
+                unsafe { libc::close(fd) };
+            };
+            let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
+                forget();
                 return Outcome::Fail(libc::EIO);
             };
-            let dir = local(empty);
-            if dir.is_null() {
-                let errno = errno();
-                close_remote_dir(handle);
-                return Outcome::Fail(errno);
+            let outcome = fdopendir(fd, id, || {
+                // SAFETY: `fd` is an open directory fd; the guard is held, so this is libc's
+                // fdopendir.
+                unsafe { libc::fdopendir(fd) }
+            });
+            if !matches!(outcome, Outcome::Handled(_)) {
+                forget();
             }
-            insert(dir, handle);
-            Outcome::Handled(dir)
+            outcome
         }
     }
 }
@@ -162,7 +178,7 @@ pub(crate) fn fdopendir(
 }
 
 /// Makes `fd` refer to the private empty directory, unless it already is a directory.
-fn make_directory_placeholder(fd: RawFd, file: &super::RemoteFile) -> Result<(), i32> {
+fn make_directory_placeholder(fd: RawFd, file: &RemoteFile) -> Result<(), i32> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `stat` is a writable `struct stat`.
     if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
@@ -195,7 +211,7 @@ fn make_directory_placeholder(fd: RawFd, file: &super::RemoteFile) -> Result<(),
     if result < 0 {
         return Err(dup_errno);
     }
-    let (dev, ino) = super::placeholder_identity(fd).ok_or(libc::EIO)?;
+    let (dev, ino) = placeholder_identity(fd).ok_or(libc::EIO)?;
     file.placeholder_dev.store(dev, Ordering::Release);
     file.placeholder_ino.store(ino, Ordering::Release);
     Ok(())

@@ -13,7 +13,7 @@ use libc::{msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use crate::{
     detour::{DetourGuard, Outcome, copy_out, errno, in_buffer, out_buffer, run, set_errno},
     fd_table::{FDS, FdEntry},
-    hooks::{Hook, Installer},
+    hooks::{Hook, Installer, hooks},
     net,
 };
 
@@ -39,14 +39,19 @@ type RecvfromFn = unsafe extern "C" fn(
 ) -> ssize_t;
 type RecvmsgFn = unsafe extern "C" fn(c_int, *mut msghdr, c_int) -> ssize_t;
 
-static SOCKET: Hook<SocketFn> = Hook::new(c"socket");
-static CONNECT: Hook<ConnectFn> = Hook::new(c"connect");
-static GETPEERNAME: Hook<NameFn> = Hook::new(c"getpeername");
-static GETSOCKNAME: Hook<NameFn> = Hook::new(c"getsockname");
-static SENDTO: Hook<SendtoFn> = Hook::new(c"sendto");
-static SENDMSG: Hook<SendmsgFn> = Hook::new(c"sendmsg");
-static RECVFROM: Hook<RecvfromFn> = Hook::new(c"recvfrom");
-static RECVMSG: Hook<RecvmsgFn> = Hook::new(c"recvmsg");
+hooks! {
+    // SAFETY: the types above are glibc's prototypes of these functions.
+    unsafe {
+        static SOCKET: SocketFn = c"socket";
+        static CONNECT: ConnectFn = c"connect";
+        static GETPEERNAME: NameFn = c"getpeername";
+        static GETSOCKNAME: NameFn = c"getsockname";
+        static SENDTO: SendtoFn = c"sendto";
+        static SENDMSG: SendmsgFn = c"sendmsg";
+        static RECVFROM: RecvfromFn = c"recvfrom";
+        static RECVMSG: RecvmsgFn = c"recvmsg";
+    }
+}
 
 /// Installs the socket hooks.
 ///
@@ -354,10 +359,15 @@ type ListenFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 type AcceptFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
 type Accept4Fn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t, c_int) -> c_int;
 
-static BIND: Hook<BindFn> = Hook::new(c"bind");
-static LISTEN: Hook<ListenFn> = Hook::new(c"listen");
-static ACCEPT: Hook<AcceptFn> = Hook::new(c"accept");
-static ACCEPT4: Hook<Accept4Fn> = Hook::new(c"accept4");
+hooks! {
+    // SAFETY: the types above are glibc's prototypes of these functions.
+    unsafe {
+        static BIND: BindFn = c"bind";
+        static LISTEN: ListenFn = c"listen";
+        static ACCEPT: AcceptFn = c"accept";
+        static ACCEPT4: Accept4Fn = c"accept4";
+    }
+}
 
 /// Installs the hooks of incoming traffic (`bind`, `listen`, `accept`, `accept4`).
 ///

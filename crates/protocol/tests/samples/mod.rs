@@ -256,6 +256,15 @@ pub(crate) fn file_requests() -> Vec<FileRequest> {
             handle: FileHandle(4),
             len: 0,
         },
+        FileRequest::Getxattr {
+            path: path.clone(),
+            name: b"user.comment".to_vec(),
+            follow_symlinks: false,
+        },
+        FileRequest::Listxattr {
+            path: path.clone(),
+            follow_symlinks: true,
+        },
     ]
 }
 
@@ -313,6 +322,7 @@ pub(crate) fn file_responses() -> Vec<FileResponse> {
         ]),
         FileResponse::DirEntries(vec![]),
         FileResponse::Done,
+        FileResponse::Xattr(Bytes::from(b"user.comment\0security.selinux\0")),
     ]
 }
 

@@ -18,6 +18,8 @@ class RawClient {
     });
     this.buffer = Buffer.alloc(0);
     this.messages = [];
+    /** Every message received, in order (`messages` loses those `next` took). */
+    this.received = [];
     this.waiters = [];
     this.stderr = '';
     this.child.stderr.on('data', (chunk) => {
@@ -40,6 +42,7 @@ class RawClient {
           continue;
         }
         this.messages.push(message);
+        this.received.push(message);
         this.waiters = this.waiters.filter((waiter) => !waiter());
       }
     });
@@ -115,6 +118,73 @@ test('malformed JSON-RPC gets error responses', async () => {
   client.sendRaw('Content-Length: many\r\n\r\n');
   assert.equal((await client.next((m) => m.error && m.id === null)).error.code, -32700);
   await client.alive();
+});
+
+test('after a broken frame the sidecar answers it once and keeps serving', async () => {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 'stray', method: 'mirrord/schema' });
+  const cases = {
+    'no Content-Length': `X-Nonsense: 1\r\n\r\n${body}`,
+    'a negative Content-Length': `Content-Length: -5\r\n\r\n${body}`,
+    'a Content-Length shorter than the body': `Content-Length: ${body.length - 9}\r\n\r\n${body}`,
+    'a Content-Length longer than the body': `Content-Length: ${body.length + 25}\r\n\r\n${body}`,
+  };
+  for (const [what, broken] of Object.entries(cases)) {
+    const before = client.received.length;
+    client.sendRaw(broken);
+    // The stray bytes used to merge with the next header: every later request got -32700.
+    const answer = await client.request('mirrord/listTargets', { kinds: ['targetless'] });
+    assert.equal(answer.result?.groups[0].targets[0].path, 'targetless', `${what}: ${JSON.stringify(answer)}`);
+    await client.alive();
+    const errors = client.received.slice(before).filter((m) => m.error && m.id === null);
+    assert.equal(errors.length, 1, `${what}: answered once, ${JSON.stringify(errors)}`);
+    assert.equal(errors[0].error.code, -32700, what);
+    client.messages = client.messages.filter((m) => !errors.includes(m));
+  }
+});
+
+test('requests that take no parameters accept {} and null', async () => {
+  for (const params of [{}, null, undefined]) {
+    const answer = await client.request('mirrord/schema', params);
+    assert.equal(answer.result?.title, 'mirrord configuration', `params ${JSON.stringify(params)}: ${JSON.stringify(answer.error)}`);
+  }
+  const targets = await client.request('mirrord/listTargets', null);
+  assert.ok(Array.isArray(targets.result?.groups), JSON.stringify(targets.error));
+});
+
+/** A one-line JSON config with `keys` unknown keys. */
+function oneLine(keys) {
+  const parts = ['"target": "targetless"'];
+  for (let i = 0; i < keys; i++) parts.push(`"unknown_${i}": 1`);
+  return `{${parts.join(',')}}`;
+}
+
+test('the sidecar answers while it checks a large document, and a newer version replaces the check', async () => {
+  const uri = fileUri(path.join(workspace, 'wide.mirrord.json'));
+  const before = client.received.length;
+  client.send({ jsonrpc: '2.0', method: 'textDocument/didOpen', params: { textDocument: { uri, languageId: 'json', version: 1, text: oneLine(2_000) } } });
+  // Checking this took the sidecar ~17 s of CPU (N³) on its only thread; nothing was answered meanwhile.
+  const answer = await client.request('mirrord/verifyConfig', { text: '{ "target": "targetless" }', format: 'json' });
+  assert.equal(answer.result?.valid, true, JSON.stringify(answer.error));
+  client.send({ jsonrpc: '2.0', method: 'textDocument/didChange', params: { textDocument: { uri, version: 2 }, contentChanges: [{ text: oneLine(3) }] } });
+  const newer = await client.next((m) => m.method === 'textDocument/publishDiagnostics' && m.params.uri === uri && m.params.version === 2);
+  assert.equal(newer.params.diagnostics.length, 3);
+  await client.alive();
+  const published = client.received.slice(before).filter((m) => m.method === 'textDocument/publishDiagnostics' && m.params.uri === uri);
+  const versions = published.map((m) => m.params.version);
+  assert.equal(versions.at(-1), 2, `the stale check is never published after the newer one: ${versions}`);
+  client.messages = client.messages.filter((m) => !published.includes(m));
+});
+
+test('exit ends the sidecar while it checks a large document', async () => {
+  const own = new RawClient();
+  await own.request('initialize', { processId: null, rootUri: null, capabilities: {} });
+  const uri = fileUri(path.join(workspace, 'wider.mirrord.json'));
+  own.send({ jsonrpc: '2.0', method: 'textDocument/didOpen', params: { textDocument: { uri, languageId: 'json', version: 1, text: oneLine(20_000) } } });
+  own.send({ jsonrpc: '2.0', method: 'exit' });
+  const limit = new Promise((resolve) => setTimeout(() => resolve('still running 10 s after exit'), 10_000).unref());
+  const outcome = await Promise.race([own.exited, limit]);
+  own.child.kill('SIGKILL');
+  assert.equal(typeof outcome, 'number', `the process ended (exit code), not: ${outcome}`);
 });
 
 test('unknown methods and bad params get error responses', async () => {

@@ -14,18 +14,33 @@ use crate::language;
 use crate::watch::{self, ConfigWatcher};
 
 impl Backend {
-    /// Checks an open document now and publishes its diagnostics.
+    /// Checks an open document now and publishes its diagnostics. The check runs off the
+    /// runtime's thread, so other requests are answered meanwhile, and a newer version of the
+    /// document (a new generation) stops it.
     pub(super) async fn check_open_document(&self, uri: &Uri, generation: u64) {
         let key = uri_key(uri);
         let Some(document) = lock(&self.shared.documents).get(&key).cloned() else {
             return;
         };
+        let version = document.version;
         let diagnostics = if document.too_large() {
-            lock(&self.shared.checked).insert(key.clone(), (document.version, Vec::new()));
+            lock(&self.shared.checked).insert(key.clone(), (version, Vec::new()));
             vec![language::too_large_diagnostic(document.text.len())]
         } else {
-            let (config_diagnostics, lsp) = language::check(uri, &document.text, document.format);
-            lock(&self.shared.checked).insert(key.clone(), (document.version, config_diagnostics));
+            let backend = self.clone();
+            let (check_key, check_uri) = (key.clone(), uri.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                let stale = || backend.generation(&check_key) != generation;
+                language::check_cancellable(&check_uri, &document.text, document.format, &stale)
+            })
+            .await;
+            let Ok(Some((config_diagnostics, lsp))) = checked else {
+                return;
+            };
+            if self.generation(&key) != generation {
+                return;
+            }
+            lock(&self.shared.checked).insert(key.clone(), (version, config_diagnostics));
             lsp
         };
         if self.generation(&key) != generation {
@@ -33,7 +48,7 @@ impl Backend {
         }
         self.shared
             .client
-            .publish_diagnostics(uri.clone(), diagnostics, Some(document.version))
+            .publish_diagnostics(uri.clone(), diagnostics, Some(version))
             .await;
     }
 
@@ -53,7 +68,10 @@ impl Backend {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let format = documents::format_of(Some(path), uri.as_str());
-                language::check(&uri, &text, format).1
+                let check_uri = uri.clone();
+                tokio::task::spawn_blocking(move || language::check(&check_uri, &text, format).1)
+                    .await
+                    .unwrap_or_default()
             }
             Err(_) => Vec::new(),
         };

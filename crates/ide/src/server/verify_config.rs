@@ -45,7 +45,10 @@ impl Backend {
                                     format!("cannot read {}: {error}", path.display()),
                                 )
                             })?;
-                            let loaded = mirrord_config::load_bytes(&bytes, format, &Overrides::default());
+                            let loaded = off_the_loop(move || {
+                                mirrord_config::load_bytes(&bytes, format, &Overrides::default())
+                            })
+                            .await;
                             return Ok(VerifyConfigResult {
                                 valid: loaded.is_valid(),
                                 diagnostics: loaded.diagnostics,
@@ -61,7 +64,9 @@ impl Backend {
             if text.len() > MAX_DOCUMENT_BYTES {
                 return Err(too_large(text.len()));
             }
-            let loaded = mirrord_config::load_str(&text, format, &Overrides::default());
+            let loaded =
+                off_the_loop(move || mirrord_config::load_str(&text, format, &Overrides::default()))
+                    .await;
             Ok(VerifyConfigResult {
                 valid: loaded.is_valid(),
                 diagnostics: loaded.diagnostics,
@@ -79,4 +84,13 @@ fn too_large(size: usize) -> Error {
             "the document is {size} bytes; mirrord checks config files of at most {MAX_DOCUMENT_BYTES} bytes"
         ),
     )
+}
+
+/// Runs a check on the blocking pool, so the sidecar answers other requests meanwhile; a panic
+/// there is a panic of the request (answered with its stable code by the guard).
+async fn off_the_loop<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }

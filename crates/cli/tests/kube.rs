@@ -114,7 +114,7 @@ fn ls_agrees_with_kubectl_for_every_kind() {
             "cronjob" => item["status"]["active"]
                 .as_array()
                 .is_some_and(|a| !a.is_empty()),
-            "rollout" => true,
+            "rollout" => item["status"]["availableReplicas"].as_u64().unwrap_or(0) > 0,
             other => panic!("unexpected kind {other}"),
         };
         assert_eq!(available, expected, "{kind}/{name}: {item:#}");
@@ -536,7 +536,8 @@ except OSError as error:
         .collect();
     assert!(
         intproxy_log.contains("agent connection lost"),
-        "{intproxy_log}"
+        "the user process printed {line:?} after {elapsed:?}; intproxy log:\n{intproxy_log}\ncluster:\n{}",
+        cluster.logs()
     );
     (line, elapsed)
 }

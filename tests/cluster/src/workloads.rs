@@ -139,6 +139,25 @@ impl Cluster {
                 "1",
                 limit,
             );
+            // The status Argo's controller reports once its ReplicaSet's pod is ready.
+            let patched = self
+                .kubectl()
+                .args([
+                    "patch",
+                    "rollout",
+                    "web",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    r#"{"status": {"replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}}"#,
+                ])
+                .output()
+                .expect("kubectl runs");
+            assert!(
+                patched.status.success(),
+                "kubectl patch rollout web --subresource=status: {}",
+                String::from_utf8_lossy(&patched.stderr)
+            );
         }
         self.wait_for(
             &[

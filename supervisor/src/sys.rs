@@ -533,6 +533,12 @@ pub(crate) fn install_before_exec(
 ) {
     use std::os::unix::process::CommandExt;
     let hook = move || -> io::Result<()> {
+        // If the supervisor dies, the program's intercepted calls could only fail (`ENOSYS`):
+        // it gets SIGTERM instead, as from a session that ended.
+        // SAFETY: PR_SET_PDEATHSIG takes integers only.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         // SAFETY: this runs in the forked child just before `exec`; the only calls made until
         // `exec` (write, read, close) are not intercepted by any filter this crate builds, and the
         // supervisor takes the listener before it says go.
@@ -552,7 +558,7 @@ pub(crate) fn install_before_exec(
         }
         Ok(())
     };
-    // SAFETY: the hook only makes system calls (seccomp, prctl, write, read, close) and touches
+    // SAFETY: the hook only makes system calls (prctl, seccomp, write, read, close) and touches
     // memory moved into it before the fork: no allocation, no lock, so it is sound between `fork`
     // and `exec` even in a multi-threaded parent.
     unsafe { command.pre_exec(hook) };

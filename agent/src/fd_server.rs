@@ -11,8 +11,10 @@
 //! Outgoing connections are served here too ([`crate::outgoing_fd`]): the passed descriptor is a
 //! socket of the target's network namespace.
 //!
-//! Blocking I/O on plain threads: one accepting thread, one short-lived thread per connection
-//! (layers open one connection per file).
+//! The handshake runs on the agent's runtime, with a deadline and at most a few connections at a
+//! time in it (nothing unauthenticated holds a thread); an authenticated connection's requests are
+//! served with blocking I/O on the runtime's bounded pool of blocking threads (layers open one
+//! connection per file).
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -23,52 +25,109 @@ use std::time::Duration;
 
 use mirrord_protocol::fd_channel::{FdReply, FdRequest};
 use mirrord_protocol::files::{OpenFlags, TargetPath};
+use mirrord_protocol::frame::{LENGTH_PREFIX_LEN, decode_payload};
 use mirrord_protocol::{
     Hello, HelloReply, ProtocolVersion, ReadFrameError, RemoteError, RemoteResult, encode,
-    read_frame, write_frame,
+    read_frame,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::AgentContext;
 
 /// How long a connection may sit between two frames before the agent drops it.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long a client has to finish its hello, from the moment it was accepted.
+const HELLO_DEADLINE: Duration = Duration::from_secs(3);
+/// Connections that may be saying hello at once; the others wait in the listen backlog.
+const MAX_HANDSHAKES: usize = 32;
+/// The largest hello frame accepted (a hello is a token, a version and a client kind).
+const MAX_HELLO_LEN: usize = 4096;
 
-/// Listens on the abstract socket `name` and serves it on a thread of its own.
+/// Listens on the abstract socket `name` and serves it on the agent's runtime. Must be called
+/// inside the runtime (see `main.rs`).
 pub(crate) fn start(name: &str, context: Arc<AgentContext>) -> io::Result<()> {
     let address = SocketAddr::from_abstract_name(name.as_bytes())?;
     let listener = UnixListener::bind_addr(&address)?;
-    std::thread::Builder::new()
-        .name("fd-server".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let context = Arc::clone(&context);
-                let spawned = std::thread::Builder::new()
-                    .name("fd-client".into())
-                    .spawn(move || serve(stream, &context));
-                if let Err(error) = spawned {
-                    tracing::warn!(%error, "cannot start a thread for a file-descriptor client");
-                }
-            }
-        })?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+    tokio::spawn(accept(listener, context));
     Ok(())
 }
 
-/// One connection: the handshake, then open requests until the client closes.
-fn serve(mut stream: UnixStream, context: &AgentContext) {
-    let _ = stream.set_read_timeout(Some(IDLE_LIMIT));
-    let _ = stream.set_write_timeout(Some(IDLE_LIMIT));
-    let Ok(hello) = read_frame::<Hello, _>(&mut stream) else {
-        return;
+/// Accepts clients: at most `MAX_HANDSHAKES` saying hello at once, each with `HELLO_DEADLINE`
+/// for it; an authenticated client's requests are then served on the runtime's (bounded) pool of
+/// blocking threads, not on a thread of its own.
+async fn accept(listener: tokio::net::UnixListener, context: Arc<AgentContext>) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    loop {
+        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "accepting a file-descriptor client failed");
+                continue;
+            }
+        };
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let welcomed = tokio::time::timeout(HELLO_DEADLINE, handshake(&mut stream, &context))
+                .await
+                .unwrap_or(false);
+            drop(permit);
+            if !welcomed {
+                return;
+            }
+            let Ok(stream) = stream.into_std() else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || serve(stream, &context)).await;
+        });
+    }
+}
+
+/// Reads the hello (exactly its frame: nothing after it is consumed) and answers it; whether the
+/// client was welcomed.
+async fn handshake(stream: &mut tokio::net::UnixStream, context: &AgentContext) -> bool {
+    let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+    if stream.read_exact(&mut prefix).await.is_err() {
+        return false;
+    }
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_HELLO_LEN {
+        tracing::debug!(
+            len,
+            "refused a file-descriptor client: its hello is too long"
+        );
+        return false;
+    }
+    let mut payload = vec![0u8; len];
+    if stream.read_exact(&mut payload).await.is_err() {
+        return false;
+    }
+    let Ok(hello) = decode_payload::<Hello>(&payload) else {
+        return false;
     };
     let reply = hello.answer(ProtocolVersion::CURRENT, &context.token);
     if let HelloReply::Refused { reason } = &reply {
         tracing::info!(%reason, "refused a file-descriptor client");
     }
     let welcome = matches!(reply, HelloReply::Welcome { .. });
-    if write_frame(&mut stream, &reply).is_err() || !welcome {
+    let Ok(frame) = encode(&reply) else {
+        return false;
+    };
+    stream.write_all(&frame).await.is_ok() && welcome
+}
+
+/// One authenticated connection (blocking): open requests until the client closes.
+fn serve(mut stream: UnixStream, context: &AgentContext) {
+    if stream.set_nonblocking(false).is_err() {
         return;
     }
+    let _ = stream.set_read_timeout(Some(IDLE_LIMIT));
+    let _ = stream.set_write_timeout(Some(IDLE_LIMIT));
     loop {
         let request = match read_frame::<FdRequest, _>(&mut stream) {
             Ok(request) => request,

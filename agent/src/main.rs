@@ -3,8 +3,8 @@
 //! It serves file operations inside the target's root, the target's environment, DNS as the
 //! target resolves, and outgoing TCP/UDP from the target's network namespace. Clients must open
 //! with a hello carrying the session token (given in `$MIRRORD_AGENT_TOKEN`, never on the command
-//! line). The agent exits after `--communication-timeout` seconds without clients, or when the
-//! target process is gone.
+//! line). The agent exits a second after its session's client (the intproxy) left, after
+//! `--communication-timeout` seconds without any client, or when the target process is gone.
 //!
 //! On start it prints one line to stdout, `MIRRORD_AGENT_LISTENING=ADDR`, for whoever started it;
 //! logs go to stderr.
@@ -369,21 +369,30 @@ fn run(mut args: Args) -> Result<(), String> {
         subscribed_ports: std::sync::Mutex::new(std::collections::HashSet::new()),
         flush_connections: args.flush_connections,
     });
-    if let Some(name) = &args.fd_socket {
-        fd_server::start(name, Arc::clone(&context))
-            .map_err(|error| format!("cannot listen on the abstract socket @{name}: {error}"))?;
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
+    if let Some(name) = &args.fd_socket {
+        let _entered = runtime.enter();
+        fd_server::start(name, Arc::clone(&context))
+            .map_err(|error| format!("cannot listen on the abstract socket @{name}: {error}"))?;
+    }
     runtime.block_on(serve(
         args.listen,
         Duration::from_secs(args.communication_timeout),
         context,
     ))
 }
+
+/// Threads for blocking work (file operations, descriptor clients); more work waits for one.
+const MAX_BLOCKING_THREADS: usize = 32;
+/// Connections that may be saying hello at once (each has `session::HELLO_DEADLINE` to finish).
+const MAX_HANDSHAKES: usize = 32;
+/// How long the agent stays after the session's last client left.
+const SESSION_END_GRACE: Duration = Duration::from_secs(1);
 
 async fn serve(
     listen: SocketAddr,
@@ -398,18 +407,38 @@ async fn serve(
     tracing::info!(%address, target_pid = ?context.target_pid, "agent ready");
 
     let clients = Arc::new(AtomicUsize::new(0));
+    // Clients that were welcomed and are still connected; once the session's client has been and
+    // gone, the session is over and the agent leaves (after `SESSION_END_GRACE`).
+    let welcomed = Arc::new(AtomicUsize::new(0));
+    let ever_welcomed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut session_over_since: Option<Instant> = None;
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let mut idle_since = Some(Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+            // A connection is accepted only when fewer than `MAX_HANDSHAKES` are still saying hello;
+            // the others wait in the listen backlog.
+            accepted = async {
+                let permit = Arc::clone(&handshakes).acquire_owned().await.ok()?;
+                Some((listener.accept().await, permit))
+            } => {
+                let Some((Ok((stream, _)), permit)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 clients.fetch_add(1, Ordering::SeqCst);
                 idle_since = None;
                 let (clients, context) = (Arc::clone(&clients), Arc::clone(&context));
+                let (welcomed, ever_welcomed) = (Arc::clone(&welcomed), Arc::clone(&ever_welcomed));
                 tokio::spawn(async move {
-                    session::serve(stream, context).await;
+                    let counted = Arc::clone(&welcomed);
+                    let ended = session::serve(stream, context, permit, move || {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        ever_welcomed.store(true, Ordering::SeqCst);
+                    })
+                    .await;
+                    if ended == session::Ended::Served {
+                        welcomed.fetch_sub(1, Ordering::SeqCst);
+                    }
                     clients.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -419,6 +448,15 @@ async fn serve(
                         tracing::info!(pid, "the target process is gone; exiting");
                         return Ok(());
                     }
+                if ever_welcomed.load(Ordering::SeqCst) && welcomed.load(Ordering::SeqCst) == 0 {
+                    let since = *session_over_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= SESSION_END_GRACE {
+                        tracing::info!("the session's client left; exiting");
+                        return Ok(());
+                    }
+                } else {
+                    session_over_since = None;
+                }
                 if clients.load(Ordering::SeqCst) == 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= idle_limit {

@@ -28,6 +28,12 @@ use crate::incoming::{self, ClientData, IncomingSink, Subscription};
 /// growing memory.
 const OUTBOX_CAPACITY: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to finish its hello, from the moment it was accepted (not reset by each
+/// byte it sends).
+pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// Requests of one client being served at once; beyond that the agent stops reading from the
+/// client until one is answered, so a client pipelining requests cannot grow the agent's memory.
+const MAX_IN_FLIGHT: usize = 256;
 
 type Outbox = mpsc::Sender<AgentToClient>;
 
@@ -76,18 +82,40 @@ impl IncomingSink for Session {
     }
 }
 
-/// Serves one client until it disconnects.
-pub(crate) async fn serve(stream: TcpStream, context: Arc<AgentContext>) {
+/// What became of a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// It never finished a hello with the session's token in time.
+    Unauthenticated,
+    /// It was served, and has now disconnected.
+    Served,
+}
+
+/// Serves one client until it disconnects. `handshake` is this connection's place among the
+/// connections not yet authenticated (see `main.rs`); it is given back once the hello is answered.
+/// `welcomed` is called once the client is welcomed.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    context: Arc<AgentContext>,
+    handshake: tokio::sync::OwnedSemaphorePermit,
+    welcomed: impl FnOnce(),
+) -> Ended {
     let peer = stream.peer_addr().ok();
     let (mut reader, writer) = stream.into_split();
     let mut decoder = FrameDecoder::new();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut writer = writer;
 
-    // The handshake: nothing is served before a hello with our token and major version.
-    let hello: Hello = match read_one(&mut reader, &mut decoder, &mut buffer).await {
-        Some(hello) => hello,
-        None => return,
+    // The handshake: nothing is served before a hello with our token and major version, and a
+    // client that has not sent one within the deadline is dropped.
+    let hello = tokio::time::timeout(
+        HELLO_DEADLINE,
+        read_one::<Hello>(&mut reader, &mut decoder, &mut buffer),
+    )
+    .await;
+    let Ok(Some(hello)) = hello else {
+        tracing::debug!(?peer, "dropped a client without a hello");
+        return Ended::Unauthenticated;
     };
     let reply = hello.answer(ProtocolVersion::CURRENT, &context.token);
     let welcome = matches!(reply, HelloReply::Welcome { .. });
@@ -95,9 +123,12 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<AgentContext>) {
         tracing::info!(?peer, %reason, "refused a client");
     }
     if write_message(&mut writer, &reply).await.is_err() || !welcome {
-        return;
+        return Ended::Unauthenticated;
     }
+    drop(handshake);
+    welcomed();
     tracing::info!(?peer, client = ?hello.client, "client connected");
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
 
     let (outbox, mut outbox_rx) = mpsc::channel::<AgentToClient>(OUTBOX_CAPACITY);
     let writer_task = tokio::spawn(async move {
@@ -133,12 +164,16 @@ pub(crate) async fn serve(stream: TcpStream, context: Arc<AgentContext>) {
                 continue;
             }
         };
-        session.dispatch(message).await;
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
+        session.dispatch(message, permit).await;
     }
     tracing::info!(?peer, "client disconnected");
     session.unsubscribe_all();
     drop(session);
     writer_task.abort();
+    Ended::Served
 }
 
 async fn read_one<T: serde::de::DeserializeOwned>(
@@ -152,10 +187,7 @@ async fn read_one<T: serde::de::DeserializeOwned>(
             Ok(None) => {}
             Err(_) => return None,
         }
-        let read = tokio::time::timeout(Duration::from_secs(10), reader.read(buffer))
-            .await
-            .ok()?
-            .ok()?;
+        let read = reader.read(buffer).await.ok()?;
         if read == 0 {
             return None;
         }
@@ -172,11 +204,18 @@ async fn write_message<T: serde::Serialize>(
 }
 
 impl Session {
-    async fn dispatch(self: &Arc<Self>, message: ClientToAgent) {
+    /// Handles one message; `permit` is its place among the requests in flight, held until a request
+    /// is answered.
+    async fn dispatch(
+        self: &Arc<Self>,
+        message: ClientToAgent,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         match message {
             ClientToAgent::Request { id, request } => {
                 let session = Arc::clone(self);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let result = session.request(request).await;
                     let opened = match &result {
                         Ok(AgentResponse::TcpConnected(connected)) => {

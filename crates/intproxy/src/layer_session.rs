@@ -20,28 +20,42 @@ use crate::incoming::IncomingRegistry;
 use crate::read_ahead::Files;
 use crate::relay;
 
-/// Serves one layer until it disconnects.
+/// How long a layer has to finish its hello, from the moment it was accepted (not reset by each byte).
+pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// Requests of one layer being served at once; beyond that the intproxy stops reading from the layer
+/// until one is answered, so a layer pipelining requests cannot grow the intproxy's memory.
+const MAX_IN_FLIGHT: usize = 128;
+
+/// Serves one layer until it disconnects. `handshake` is the connection's place among those not yet
+/// authenticated (see `lib.rs`), given back once the hello is answered.
 pub(crate) async fn serve(
     stream: TcpStream,
     link: Arc<AgentLink>,
     incoming: Arc<IncomingRegistry>,
     files: Arc<Files>,
     token: SessionToken,
+    handshake: tokio::sync::OwnedSemaphorePermit,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let mut decoder = FrameDecoder::new();
     let mut buffer = vec![0u8; 64 * 1024];
 
-    let hello = loop {
-        match decoder.pop::<Hello>() {
-            Ok(Some(hello)) => break hello,
-            Ok(None) => {}
-            Err(_) => return,
+    let read_hello = async {
+        loop {
+            match decoder.pop::<Hello>() {
+                Ok(Some(hello)) => return Some(hello),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            match reader.read(&mut buffer).await {
+                Ok(read) if read > 0 => decoder.push(&buffer[..read]),
+                _ => return None,
+            }
         }
-        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer)).await {
-            Ok(Ok(read)) if read > 0 => decoder.push(&buffer[..read]),
-            _ => return,
-        }
+    };
+    let Ok(Some(hello)) = tokio::time::timeout(HELLO_DEADLINE, read_hello).await else {
+        tracing::debug!("dropped a layer connection without a hello");
+        return;
     };
     let reply = hello.answer(ProtocolVersion::CURRENT, &token);
     let welcome = matches!(reply, HelloReply::Welcome { .. });
@@ -49,6 +63,8 @@ pub(crate) async fn serve(
     if writer.write_all(&frame).await.is_err() || !welcome {
         return;
     }
+    drop(handshake);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let pid = match hello.client {
         ClientKind::Layer { pid, .. } => Some(pid),
         ClientKind::IntProxy | ClientKind::FdClient { .. } => None,
@@ -104,10 +120,14 @@ pub(crate) async fn serve(
                 let _ = outbox.send(ProxyToLayer::Pong { nonce }).await;
             }
             LayerToProxy::Request { id, request } => {
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break;
+                };
                 let (link, outbox, relays) = (Arc::clone(&link), outbox.clone(), relays.clone());
                 let (incoming, subscribed) = (Arc::clone(&incoming), Arc::clone(&subscribed));
                 let files = Arc::clone(&files);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let result = match request {
                         LayerRequest::LocalListener(listener) => {
                             incoming.local_listener(owner, listener);

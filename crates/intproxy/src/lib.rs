@@ -31,6 +31,9 @@ use mirrord_protocol::token::SessionToken;
 
 pub use agent_link::{AgentLink, ConnectError};
 
+/// Layer connections that may be saying hello at once (each has `layer_session::HELLO_DEADLINE`).
+const MAX_HANDSHAKES: usize = 32;
+
 /// How to run an intproxy.
 #[derive(Debug, Clone)]
 pub struct IntproxyOptions {
@@ -119,20 +122,26 @@ impl Intproxy {
     /// Serves layers until the idle timeouts say the session is over.
     pub async fn serve(self) {
         let layers = Arc::new(AtomicUsize::new(0));
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let mut ever_connected = false;
         let mut idle_since = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
-                accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                // A connection is accepted only when fewer than `MAX_HANDSHAKES` are still saying
+                // hello; the others wait in the listen backlog.
+                accepted = async {
+                    let permit = Arc::clone(&handshakes).acquire_owned().await.ok()?;
+                    Some((self.listener.accept().await, permit))
+                } => {
+                    let Some((Ok((stream, _)), permit)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     ever_connected = true;
                     layers.fetch_add(1, Ordering::SeqCst);
                     let (layers, link, token) = (Arc::clone(&layers), Arc::clone(&self.link), self.options.token.clone());
                     let (incoming, files) = (Arc::clone(&self.incoming), Arc::clone(&self.files));
                     tokio::spawn(async move {
-                        layer_session::serve(stream, link, incoming, files, token).await;
+                        layer_session::serve(stream, link, incoming, files, token, permit).await;
                         layers.fetch_sub(1, Ordering::SeqCst);
                     });
                 }

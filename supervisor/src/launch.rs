@@ -229,8 +229,8 @@ fn supervise(
     drop(go_rx);
     let _ = helper.join();
     let handover = handover_rx.recv().ok();
-    let mut child = match (spawned, handover) {
-        (Ok(child), Some(Ok(_))) => child,
+    let (mut child, shared) = match (spawned, handover) {
+        (Ok(child), Some(Ok(shared))) => (child, shared),
         (_, Some(Err(message))) => {
             return Err(LaunchError::Handover {
                 program: name,
@@ -248,7 +248,10 @@ fn supervise(
         }
     };
     sys::ignore_terminal_signals();
-    child.wait().map_err(spawn_error)
+    let status = child.wait().map_err(spawn_error);
+    // The workers keep the shared state until the process exits, so it is never dropped.
+    shared.placeholders.remove_all();
+    status
 }
 
 /// The facts the built-in file lists use, for the program about to run.

@@ -35,7 +35,9 @@ pub(crate) struct Placeholders {
 
 impl Placeholders {
     /// Creates the root directory, `base/mirrord-syscall-<pid>`.
+    /// Also removes the roots of supervisors that are gone (killed before they could).
     pub(crate) fn new(base: &Path) -> io::Result<Self> {
+        sweep_stale(base);
         let root = base.join(format!("mirrord-syscall-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::DirBuilder::new().mode(0o700).create(&root)?;
@@ -106,9 +108,36 @@ impl Placeholders {
     }
 }
 
+impl Placeholders {
+    /// Removes every placeholder (the program is done with them).
+    pub(crate) fn remove_all(&self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Removes `base/mirrord-syscall-PID` directories whose process no longer exists.
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("mirrord-syscall-"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl Drop for Placeholders {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
+        self.remove_all();
     }
 }
 

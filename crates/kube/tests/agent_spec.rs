@@ -1,5 +1,5 @@
 //! The agent's Kubernetes objects, checked against golden JSON in `tests/golden/`. Run with
-//! `UPDATE_GOLDEN=1` to rewrite the files after a deliberate change, then review the diff.
+//! `UPDATE_EXPECT=1` to rewrite the files after a deliberate change, then review the diff.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,19 +35,19 @@ fn check(name: &str, actual: &impl serde::Serialize) {
         .join("tests/golden")
         .join(name);
     let actual = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
         std::fs::write(&path, &actual).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            "{}: {e} (run with UPDATE_EXPECT=1 to create it)",
             path.display()
         )
     });
     assert!(
         expected == actual,
-        "{} differs (run with UPDATE_GOLDEN=1 to accept):\n{actual}",
+        "{} differs (run with UPDATE_EXPECT=1 to accept):\n{actual}",
         path.display()
     );
 }

@@ -3,7 +3,7 @@
 //! fast. Needs the workspace built (`cargo build --workspace`); the agent-start tests run no
 //! agent process (their images cannot be pulled, or their pods cannot be scheduled).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -313,19 +313,19 @@ async fn an_image_that_cannot_be_pulled_fails_fast_and_cleans_up() {
     let target = resolve(&cluster, "deployment/api").await.unwrap();
     let mut config = ResolvedConfig::default();
     config.agent.image = "registry.example/does-not-exist:1.0".to_owned();
-    config.agent.startup_timeout = 60;
-    let started = Instant::now();
+    // Failing fast means an AgentFailed error long before this start-up timeout, which the
+    // test's own time limit (below) would otherwise cut short.
+    config.agent.startup_timeout = 600;
     let mut steps = Vec::new();
-    let error = spawn_agent(&cluster, &config, &target, "c0ffee", "t1-pull", &mut |s| {
-        steps.push(s.to_owned())
-    })
+    let error = tokio::time::timeout(
+        Duration::from_secs(60),
+        spawn_agent(&cluster, &config, &target, "c0ffee", "t1-pull", &mut |s| {
+            steps.push(s.to_owned())
+        }),
+    )
     .await
+    .expect("the pull failure ends the wait instead of the start-up timeout")
     .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
     let KubeError::AgentFailed {
         reason, message, ..
     } = &error

@@ -1,7 +1,7 @@
 //! Wire compatibility: encoded frames committed under `tests/fixtures/` must keep decoding to the same
 //! values, and the same values must keep encoding to the same bytes. A failure here means the wire format
 //! changed: bump the protocol version (see the crate docs), then regenerate with
-//! `UPDATE_FIXTURES=1 cargo test -p mirrord-protocol --test fixtures`.
+//! `UPDATE_EXPECT=1 cargo test -p mirrord-protocol --test fixtures`.
 
 mod samples;
 
@@ -23,10 +23,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn updating() -> bool {
-    std::env::var_os("UPDATE_FIXTURES").is_some_and(|value| value == "1")
+    std::env::var_os("UPDATE_EXPECT").is_some_and(|value| value == "1")
 }
 
-/// Checks (or, with `UPDATE_FIXTURES=1`, writes) `tests/fixtures/{name}.bin`.
+/// Checks (or, with `UPDATE_EXPECT=1`, writes) `tests/fixtures/{name}.bin`.
 fn check_fixture<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, expected: &T) {
     let path = fixture_dir().join(format!("{name}.bin"));
     let frame = encode(expected).unwrap();
@@ -37,7 +37,7 @@ fn check_fixture<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str
     }
     let stored = fs::read(&path).unwrap_or_else(|error| {
         panic!(
-            "cannot read fixture {}: {error}; create it with UPDATE_FIXTURES=1",
+            "cannot read fixture {}: {error}; create it with UPDATE_EXPECT=1",
             path.display()
         )
     });

@@ -92,6 +92,7 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
                 Ok(link) => Intproxy::start_with_link(options, link).await,
                 Err(message) => {
                     report_error(&message, None);
+                    announce_failure(&format!("the port-forward to the agent failed: {message}"));
                     return Outcome::Failure;
                 }
             },
@@ -104,6 +105,7 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
                     .map(|s| format!(": {s}"))
                     .unwrap_or_default();
                 report_error(&format!("{error}{source}"), None);
+                announce_failure(&format!("{error}{source}"));
                 return Outcome::Failure;
             }
         };
@@ -138,6 +140,16 @@ async fn port_forward_link(
             Ok(stream) => mirrord_intproxy::AgentLink::connect_stream(stream, token.clone(), &peer)
                 .await
                 .map_err(|e| e.to_string()),
+            // Refused by the API server: asking again changes nothing.
+            Err(
+                error @ (mirrord_kube::KubeError::Forbidden { .. }
+                | mirrord_kube::KubeError::Unauthorized { .. }),
+            ) => {
+                return Err(match error.help() {
+                    Some(help) => format!("{error} ({help})"),
+                    None => error.to_string(),
+                });
+            }
             Err(error) => Err(error.to_string()),
         };
         match attempt {
@@ -149,6 +161,20 @@ async fn port_forward_link(
             Err(message) => return Err(message),
         }
     }
+}
+
+/// Tells whoever started the intproxy why it could not start (`mirrord exec` shows it; the log has
+/// the details), on one line.
+#[allow(clippy::print_stdout, reason = "the one line `mirrord exec` reads")]
+fn announce_failure(message: &str) {
+    let one_line = message.replace('\n', " ");
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "{}{one_line}",
+        mirrord_session::HELPER_FAILED_PREFIX
+    );
+    let _ = stdout.flush();
 }
 
 #[allow(clippy::print_stdout, reason = "the one line `mirrord exec` reads")]

@@ -1731,3 +1731,29 @@ fn forking_while_threads_read_a_streamed_file_never_hangs_the_child() {
     expect.line("reads", "whole records");
     expect.finish();
 }
+
+/// Regression: when the intproxy could not open the port-forward to the agent, it said why only in
+/// its log, and `mirrord exec` reported "the internal proxy did not start within 30 s". Now it says
+/// why on the line `mirrord exec` reads.
+#[test]
+fn the_intproxy_says_why_it_cannot_reach_the_agent() {
+    let scratch = ScratchDir::host_only("intproxy-fails");
+    let mut command = Command::new(MIRRORD);
+    command
+        .args(["intproxy", "--agent-pod", "default/mirrord-agent-x:4000"])
+        .env("MIRRORD_SESSION_TOKEN", token(0x11).to_string())
+        .env("KUBECONFIG", scratch.0.join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("MIRRORD_KUBE_SETTINGS");
+    let run = run_bounded(command, RUN_LIMIT);
+    assert_eq!(run.status.code(), Some(1), "{}", run.describe());
+    let reason = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("MIRRORD_FAILED="))
+        .unwrap_or_else(|| panic!("no reason on stdout\n{}", run.describe()));
+    assert!(
+        reason.starts_with("the port-forward to the agent failed: "),
+        "{reason}"
+    );
+}

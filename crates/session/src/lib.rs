@@ -67,6 +67,12 @@ pub enum SessionError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the {what} could not start: {message} (its log: {log})")]
+    HelperFailed {
+        what: &'static str,
+        message: String,
+        log: String,
+    },
     #[error("the {what} did not start within {seconds} s; see its log at {log}")]
     Startup {
         what: &'static str,
@@ -375,10 +381,14 @@ fn spawn_and_read<T: std::str::FromStr>(
     let prefix = prefix.to_owned();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
-        let found = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned));
+        let found = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            match line.strip_prefix(&prefix) {
+                Some(value) => Some(Ok(value.to_owned())),
+                None => line
+                    .strip_prefix(HELPER_FAILED_PREFIX)
+                    .map(|message| Err(message.to_owned())),
+            }
+        });
         let _ = line_tx.send(found);
         // Keep draining so the helper never blocks on a full pipe.
         for _ in lines {}
@@ -389,7 +399,16 @@ fn spawn_and_read<T: std::str::FromStr>(
         log: log.display().to_string(),
     };
     match line_rx.recv_timeout(timeout) {
-        Ok(Some(value)) => match value.trim().parse() {
+        Ok(Some(Err(message))) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(SessionError::HelperFailed {
+                what,
+                message,
+                log: log.display().to_string(),
+            })
+        }
+        Ok(Some(Ok(value))) => match value.trim().parse() {
             Ok(value) => Ok((value, child)),
             Err(_) => {
                 let _ = child.kill();
@@ -404,6 +423,10 @@ fn spawn_and_read<T: std::str::FromStr>(
         }
     }
 }
+
+/// What a helper (the intproxy) prints on stdout, followed by the reason on one line, when it
+/// cannot start; `mirrord exec` shows the reason instead of waiting for its time limit.
+pub const HELPER_FAILED_PREFIX: &str = "MIRRORD_FAILED=";
 
 /// Asks the session for the target's environment, as a layer would.
 pub fn fetch_env(session: &Session, request: GetEnvRequest) -> Result<Vec<EnvVar>, SessionError> {
@@ -735,6 +758,40 @@ mod kube {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: an intproxy that could not reach the agent (e.g. "no forward found for port …")
+    /// only left the reason in its log, and `mirrord exec` waited for its time limit and said "did
+    /// not start within 30 s".
+    #[test]
+    fn a_helper_that_cannot_start_says_why_at_once() {
+        let log =
+            std::env::temp_dir().join(format!("mirrord-helper-failed-{}", std::process::id()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut helper = Command::new("sh");
+        helper.args([
+            "-c",
+            "echo 'MIRRORD_FAILED=the port-forward to the agent failed: no forward found for port 4000'; sleep 600",
+        ]);
+        let result = spawn_and_read::<SocketAddr>(
+            helper,
+            "internal proxy",
+            "MIRRORD_INTPROXY_LISTENING=",
+            (log_file, &log),
+            Duration::from_secs(600),
+        );
+        let _ = std::fs::remove_file(&log);
+        let error = result.expect_err("the helper failed");
+        assert!(
+            matches!(&error, SessionError::HelperFailed { message, .. }
+                if message == "the port-forward to the agent failed: no forward found for port 4000"),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("the internal proxy could not start: the port-forward")
+        );
+    }
 
     fn session() -> Session {
         Session {

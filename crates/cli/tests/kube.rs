@@ -424,8 +424,8 @@ fn exec_fails_fast_when_the_agent_image_cannot_be_pulled() {
         &cluster,
         r#"{"agent": {"image": "registry.example/mirrord-agent:missing"}}"#,
     );
-    let started = Instant::now();
-    let output = mirrord(&cluster)
+    // The failure is reported within 5 s: the harness gives it no longer.
+    let child = mirrord(&cluster)
         .args([
             "exec",
             "--config-file",
@@ -435,9 +435,11 @@ fn exec_fails_fast_when_the_agent_image_cannot_be_pulled() {
             "--",
             "true",
         ])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let elapsed = started.elapsed();
+    let output = wait_at_most(child, Duration::from_secs(5), "the image pull failure");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -446,7 +448,6 @@ fn exec_fails_fast_when_the_agent_image_cannot_be_pulled() {
         "{stderr}"
     );
     assert!(stderr.contains("help: check `agent.image`"), "{stderr}");
-    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     // The Job and its Secret were removed with it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !leftovers(&cluster).is_empty() && Instant::now() < deadline {
@@ -478,8 +479,9 @@ fn exec_lists_close_matches_for_a_wrong_target() {
 }
 
 /// A session whose user process reads a remote file once before and once after `break_it`
-/// breaks the session; returns the second read's line (`ERRNO n seconds` or `STILL-READABLE`).
-fn read_after(cluster: &mut Cluster, break_it: impl FnOnce(&mut Cluster)) -> (String, Duration) {
+/// breaks the session; returns the second read's line (`ERRNO n seconds` or `STILL-READABLE`),
+/// which must come within 2 s of asking (the harness waits no longer).
+fn read_after(cluster: &mut Cluster, break_it: impl FnOnce(&mut Cluster)) -> String {
     let log_dir = cluster.dir().join("intproxy-logs/");
     std::fs::create_dir_all(&log_dir).unwrap();
     let config = write_config(
@@ -523,11 +525,16 @@ except OSError as error:
     assert!(line.starts_with("READY "), "{line:?}\n{}", cluster.logs());
     break_it(cluster);
     std::thread::sleep(Duration::from_millis(500));
-    let started = Instant::now();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        let _ = line_tx.send(line);
+    });
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let elapsed = started.elapsed();
+    let line = line_rx
+        .recv_timeout(Duration::from_secs(2))
+        .unwrap_or_else(|_| panic!("the user process got no answer within 2 s (a hang)"));
     let _ = child.wait();
     let intproxy_log: String = std::fs::read_dir(&log_dir)
         .unwrap()
@@ -536,10 +543,23 @@ except OSError as error:
         .collect();
     assert!(
         intproxy_log.contains("agent connection lost"),
-        "the user process printed {line:?} after {elapsed:?}; intproxy log:\n{intproxy_log}\ncluster:\n{}",
+        "the user process printed {line:?}; intproxy log:\n{intproxy_log}\ncluster:\n{}",
         cluster.logs()
     );
-    (line, elapsed)
+    line
+}
+
+/// Waits for `child` at most `limit`, killing it and failing the test after that.
+fn wait_at_most(mut child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} was not reported within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// The API server (which carries the port-forward) dying mid-session: the user process's remote
@@ -548,9 +568,8 @@ except OSError as error:
 fn api_server_dying_mid_session_gives_errnos_not_a_hang() {
     let sandbox = Sandbox::up("kube-dies");
     let mut cluster = cluster_on(&sandbox);
-    let (line, elapsed) = read_after(&mut cluster, Cluster::kill_api_server);
+    let line = read_after(&mut cluster, Cluster::kill_api_server);
     assert!(line.starts_with("ERRNO "), "{line:?}");
-    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 }
 
 /// `kubectl delete pod` of the agent mid-session: errnos, not a hang; and once `agent.ttl` has
@@ -559,7 +578,7 @@ fn api_server_dying_mid_session_gives_errnos_not_a_hang() {
 fn agent_pod_deleted_mid_session_gives_errnos_and_leaves_nothing() {
     let sandbox = Sandbox::up("kube-agent-gone");
     let mut cluster = cluster_on(&sandbox);
-    let (line, elapsed) = read_after(&mut cluster, |cluster| {
+    let line = read_after(&mut cluster, |cluster| {
         let deleted = cluster
             .kubectl()
             .args(["delete", "pod", "-l", "mirrord.dev/agent", "--wait=false"])
@@ -572,7 +591,6 @@ fn agent_pod_deleted_mid_session_gives_errnos_and_leaves_nothing() {
         );
     });
     assert!(line.starts_with("ERRNO "), "{line:?}");
-    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !leftovers(&cluster).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));

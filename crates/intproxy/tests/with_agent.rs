@@ -644,6 +644,113 @@ fn pipelined_requests_leave_the_agents_memory_bounded() {
     );
 }
 
+/// The intproxy as `mirrord exec` runs it: the `mirrord` binary's `intproxy` command (built with the
+/// workspace), killed when dropped.
+struct IntproxyProcess {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Drop for IntproxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_intproxy_process(agent: &Agent, token: &SessionToken) -> IntproxyProcess {
+    let mirrord = agent_binary().with_file_name("mirrord");
+    assert!(
+        mirrord.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        mirrord.display()
+    );
+    let mut child = Command::new(mirrord)
+        .args(["intproxy", "--agent", &agent.address.to_string()])
+        .env("MIRRORD_SESSION_TOKEN", token.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the intproxy");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let address = String::from_utf8(line)
+        .unwrap()
+        .strip_prefix("MIRRORD_INTPROXY_LISTENING=")
+        .expect("the intproxy announces its address")
+        .parse()
+        .unwrap();
+    IntproxyProcess { child, address }
+}
+
+/// Writes `count` pipelined requests made by `request(id)` on `stream` from a thread, reading no
+/// answer, and returns once the writer is done or has been stuck for a second (at most a minute):
+/// how many requests were written.
+fn flood(
+    mut stream: TcpStream,
+    count: u64,
+    request: impl Fn(u64) -> Vec<u8> + Send + 'static,
+) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let written = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&written);
+    std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for id in 0..count {
+            batch.extend_from_slice(&request(id));
+            if batch.len() > 64 * 1024 {
+                if stream.write_all(&batch).is_err() {
+                    return;
+                }
+                batch.clear();
+                counter.store(id, Ordering::Relaxed);
+            }
+        }
+        let _ = stream.write_all(&batch);
+        counter.store(count, Ordering::Relaxed);
+    });
+    let mut last = u64::MAX;
+    for _ in 0..300 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = written.load(Ordering::Relaxed);
+        if now == count || (now == last && now > 0) {
+            break;
+        }
+        last = now;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    written.load(Ordering::Relaxed)
+}
+
+#[test]
+fn pipelined_requests_leave_the_intproxys_memory_bounded() {
+    const REQUESTS: u64 = 1_000_000;
+    let token = token();
+    let agent = start_agent_with(&token, &["--communication-timeout", "60"]);
+    let intproxy = start_intproxy_process(&agent, &token);
+    let layer = Layer::connect(intproxy.address, &token).unwrap();
+    let written = flood(layer.stream, REQUESTS, |id| {
+        mirrord_protocol::frame::encode(&LayerToProxy::Request {
+            id: RequestId(id),
+            request: LayerRequest::File(FileRequest::Stat {
+                path: "/".into(),
+                follow_symlinks: true,
+            }),
+        })
+        .unwrap()
+    });
+    let peak_kib = status_value(intproxy.child.id(), "VmHWM");
+    assert!(
+        peak_kib < 64 * 1024,
+        "the intproxy grew to {} MiB with {written} pipelined requests",
+        peak_kib / 1024
+    );
+}
+
 /// Regression: an agent stayed `communication_timeout` seconds after its session's client left (200
 /// back-to-back sessions had 189 agents alive); now it leaves a second after.
 #[test]

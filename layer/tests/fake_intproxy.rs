@@ -854,3 +854,44 @@ print(first, second, local, round(max(first_time, second_time), 3))
         }
     }
 }
+
+/// The code paths of the layer's soundness fixes (issue 18): a stat that the original writes (a path
+/// `mapping` rewrote to a local file) beside stats that the layer writes, `dup` through
+/// `fcntl(F_DUPFD_CLOEXEC)`, `readdir`, and `freeaddrinfo` of the layer's own lists.
+#[test]
+fn mapped_stats_dups_listings_and_freed_address_lists_work() {
+    let mut session = Session::new(Behaviour::Serve);
+    let local = session._directory.path.join("mapped.txt");
+    std::fs::write(&local, "twelve bytes").unwrap();
+    session
+        .config
+        .feature
+        .fs
+        .mapping
+        .insert("^/app/mapped\\.txt$".into(), local.display().to_string());
+    let output = session.python(
+        r#"
+import os, socket
+print(os.stat('/app/mapped.txt').st_size, os.lstat('/app/mapped.txt').st_size)
+print(os.stat('/app/config.yaml').st_size)
+fd = os.open('/app/config.yaml', os.O_RDONLY)
+copy = os.dup(fd)
+os.close(fd)
+print(os.read(copy, 8).decode())
+os.close(copy)
+print(len(os.listdir('/app')) > 0)
+for _ in range(3):
+    socket.getaddrinfo('db.sandbox.svc', 80)
+print('resolved')
+"#,
+    );
+    let stdout = session.expect_success(&output);
+    assert_eq!(
+        stdout,
+        format!(
+            "12 12\n{}\n{}\nTrue\nresolved\n",
+            CONFIG_YAML.len(),
+            &CONFIG_YAML[..8]
+        )
+    );
+}

@@ -225,20 +225,29 @@ export class Workbench {
     if (await this.page.locator('.quick-input-widget').isVisible()) await this.page.keyboard.press('Escape');
   }
 
-  /** The rows of the open quick pick now: `{label, description, detail, separator}`. */
-  async quickPickRows() {
-    return this.page.$$eval('.quick-input-widget .monaco-list-row', (rows) =>
-      rows
-        // Only the quick input on screen (a closed one may stay in the DOM, hidden).
-        .filter((row) => row.offsetParent !== null)
-        .map((row) => ({
-          index: Number(row.getAttribute('data-index')),
-          label: row.querySelector('.quick-input-list-label .label-name, .monaco-icon-label .label-name')?.textContent?.trim() ?? '',
-          description: row.querySelector('.label-description')?.textContent?.trim() ?? '',
-          detail: row.querySelector('.quick-input-list-label-meta, .quick-input-list-detail')?.textContent?.trim() ?? '',
-          separator: row.querySelector('.quick-input-list-separator')?.textContent?.trim() ?? '',
-        }))
-        .sort((a, b) => a.index - b.index),
+  /**
+   * The rows of the open quick pick now: `{label, description, detail, separator}`. `inListWith`:
+   * only the list that has a row with this text (a quick input reuses its widget, and the rows
+   * of the previous list can linger in the DOM for a moment).
+   */
+  async quickPickRows(inListWith) {
+    return this.page.$$eval(
+      '.quick-input-widget .monaco-list',
+      (lists, marker) =>
+        lists
+          .filter((list) => list.offsetParent !== null && (marker === undefined || (list.textContent ?? '').includes(marker)))
+          .flatMap((list) => [...list.querySelectorAll('.monaco-list-row')])
+          // Rows kept for reuse are hidden, not removed.
+          .filter((row) => row.offsetParent !== null && getComputedStyle(row).display !== 'none' && getComputedStyle(row).visibility !== 'hidden')
+          .map((row) => ({
+            index: Number(row.getAttribute('data-index')),
+            label: row.querySelector('.quick-input-list-label .label-name, .monaco-icon-label .label-name')?.textContent?.trim() ?? '',
+            description: row.querySelector('.label-description')?.textContent?.trim() ?? '',
+            detail: row.querySelector('.quick-input-list-label-meta, .quick-input-list-detail')?.textContent?.trim() ?? '',
+            separator: row.querySelector('.quick-input-list-separator')?.textContent?.trim() ?? '',
+          }))
+          .sort((a, b) => a.index - b.index),
+      inListWith,
     );
   }
 

@@ -57,11 +57,12 @@ def serve(connection):
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         kind = connection.recv(1)
         if kind == b"s":
-            total = 0
+            total = 1
             while chunk := connection.recv(1 << 20):
                 total += len(chunk)
             connection.sendall(str(total).encode())
             return
+        connection.sendall(kind)
         while data := connection.recv(64):
             connection.sendall(data)
 print("ready", flush=True)

@@ -14,10 +14,17 @@ use crate::language;
 use crate::watch::{self, ConfigWatcher};
 
 impl Backend {
-    /// Checks an open document now and publishes its diagnostics. The check runs off the
-    /// runtime's thread, so other requests are answered meanwhile, and a newer version of the
-    /// document (a new generation) stops it.
+    /// Checks an open document and publishes its diagnostics. The check runs off the runtime's
+    /// thread, so other requests are answered meanwhile, and a newer version of the document (a
+    /// new generation) stops it. The notification that asked for it is done at once, so `exit`
+    /// and the end of stdin never wait for a check.
     pub(super) async fn check_open_document(&self, uri: &Uri, generation: u64) {
+        let backend = self.clone();
+        let uri = uri.clone();
+        tokio::spawn(async move { backend.check_open_document_now(&uri, generation).await });
+    }
+
+    async fn check_open_document_now(&self, uri: &Uri, generation: u64) {
         let key = uri_key(uri);
         let Some(document) = lock(&self.shared.documents).get(&key).cloned() else {
             return;

@@ -136,8 +136,12 @@ pub struct Cluster {
     api_server_args: Vec<String>,
 }
 
-/// The directory holding the workspace's binaries (`target/debug`), found from the running test.
+/// The directory holding the workspace's binaries (`target/debug`), found from the running test,
+/// or `$MIRRORD_BINARY_DIR`.
 pub fn binary_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MIRRORD_BINARY_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut dir = exe.parent().expect("a directory").to_path_buf();
     if dir.ends_with("deps") {

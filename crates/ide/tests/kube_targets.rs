@@ -1,13 +1,19 @@
 //! `mirrord/listTargets` and target completion list the cluster's targets, through the same code
-//! as `mirrord ls`, against the Kubernetes API fixture (which kubectl is checked against in the
-//! CLI's tests); local targets stay listed beside them, and an unreachable cluster hides nothing.
+//! as `mirrord ls`, against a real control plane (`tests/cluster`, workloads made by the real
+//! controllers); local targets stay listed beside them, and an unreachable cluster hides nothing.
 
 use mirrord_ide::protocol::ListTargetsParams;
 use mirrord_ide::targets::Targets;
-use mirrord_kube_fixture::{Fixture, FixtureOptions};
+use mirrord_test_cluster::{Backing, Cluster, ClusterOptions};
 
-fn config_for(fixture: &Fixture, kubeconfig: &std::path::Path) -> String {
-    let path = fixture.dir().join("mirrord.json");
+fn cluster() -> Cluster {
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Idle, false);
+    cluster
+}
+
+fn config_for(cluster: &Cluster, kubeconfig: &std::path::Path) -> String {
+    let path = cluster.dir().join("mirrord.json");
     std::fs::write(
         &path,
         serde_json::json!({ "kubeconfig": kubeconfig }).to_string(),
@@ -18,7 +24,7 @@ fn config_for(fixture: &Fixture, kubeconfig: &std::path::Path) -> String {
 
 #[test]
 fn the_clusters_targets_are_listed_beside_the_local_ones() {
-    let fixture = Fixture::start(FixtureOptions::default());
+    let fixture = cluster();
     let config_path = config_for(&fixture, &fixture.kubeconfig);
     let targets = Targets::default();
     let all = targets
@@ -67,7 +73,7 @@ fn the_clusters_targets_are_listed_beside_the_local_ones() {
 
 #[test]
 fn an_unreachable_cluster_leaves_the_local_targets_listed() {
-    let fixture = Fixture::start(FixtureOptions::default());
+    let fixture = cluster();
     // A kubeconfig naming a port nothing listens on.
     let dead = fixture.dir().join("dead-kubeconfig");
     std::fs::write(
@@ -102,7 +108,7 @@ fn an_unreachable_cluster_leaves_the_local_targets_listed() {
 /// listing's runtime could not start (a panic, so no completion at all with a cluster configured).
 #[test]
 fn the_cluster_is_listed_from_inside_a_running_runtime() {
-    let fixture = Fixture::start(FixtureOptions::default());
+    let fixture = cluster();
     let config_path = config_for(&fixture, &fixture.kubeconfig);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

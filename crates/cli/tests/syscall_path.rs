@@ -623,15 +623,11 @@ fn a_program_for_another_machine_gets_one_clear_error_and_exit_status_1() {
 
 #[test]
 fn a_go_program_against_a_kubernetes_target_reads_the_pods_files_and_env() {
-    use mirrord_kube_fixture::{Fixture, FixtureOptions};
+    use mirrord_test_cluster::{Backing, Cluster, ClusterOptions};
     let sandbox = support::Sandbox::up(&format!("sc-kube-{:03}", std::process::id() % 1000));
-    let fixture = Fixture::start(FixtureOptions {
-        pods: vec![format!(
-            "default/api-7f9c5d-x2k4p/api={}",
-            sandbox.target_pid()
-        )],
-        ..FixtureOptions::default()
-    });
+    // A real control plane whose `api` Deployment's pod is backed by the sandbox pod.
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
     let mut command = Command::new(MIRRORD);
     command
         .args(["exec", "--target", "deployment/api", "--"])
@@ -641,16 +637,16 @@ fn a_go_program_against_a_kubernetes_target_reads_the_pods_files_and_env() {
             "dir:/app",
             "env:SANDBOX_GREETING",
         ])
-        .env("KUBECONFIG", &fixture.kubeconfig)
+        .env("KUBECONFIG", &cluster.kubeconfig)
         .env_remove("MIRRORD_CONFIG_FILE")
-        .current_dir(fixture.dir());
+        .current_dir(cluster.dir());
     let run = run_bounded(command, RUN_LIMIT);
     let greeting = sandbox.info["env"]["SANDBOX_GREETING"].as_str().unwrap();
     assert!(
         run.stderr.contains(PATH_LINE),
-        "{}\nfixture:\n{}",
+        "{}\ncluster:\n{}",
         run.describe(),
-        fixture.log()
+        cluster.logs()
     );
     run.expect("file /app/data/greeting.txt", greeting);
     run.expect("dir /app", "README.txt,config.yaml,data");

@@ -232,13 +232,15 @@ export class Workbench {
    */
   async quickPickRows(inListWith) {
     return this.page.$$eval(
-      '.quick-input-widget .monaco-list',
-      (lists, marker) =>
-        lists
-          .filter((list) => list.offsetParent !== null && (marker === undefined || (list.textContent ?? '').includes(marker)))
-          .flatMap((list) => [...list.querySelectorAll('.monaco-list-row')])
-          // Rows kept for reuse are hidden, not removed.
-          .filter((row) => row.offsetParent !== null && getComputedStyle(row).display !== 'none' && getComputedStyle(row).visibility !== 'hidden')
+      '.quick-input-widget .monaco-list-row',
+      (all, marker) => {
+        let rows = all.filter((row) => row.offsetParent !== null);
+        if (marker !== undefined) {
+          // The rows beside the one that shows `marker` (same rows container).
+          const anchor = rows.find((row) => (row.textContent ?? '').includes(marker));
+          rows = anchor === undefined ? [] : [...anchor.parentElement.children].filter((el) => el.classList.contains('monaco-list-row'));
+        }
+        return rows
           .map((row) => ({
             index: Number(row.getAttribute('data-index')),
             label: row.querySelector('.quick-input-list-label .label-name, .monaco-icon-label .label-name')?.textContent?.trim() ?? '',
@@ -246,7 +248,8 @@ export class Workbench {
             detail: row.querySelector('.quick-input-list-label-meta, .quick-input-list-detail')?.textContent?.trim() ?? '',
             separator: row.querySelector('.quick-input-list-separator')?.textContent?.trim() ?? '',
           }))
-          .sort((a, b) => a.index - b.index),
+          .sort((a, b) => a.index - b.index);
+      },
       inListWith,
     );
   }

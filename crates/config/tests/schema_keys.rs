@@ -21,7 +21,7 @@ const USED: &[(&str, &str)] = &[
     ),
     (
         "target.namespace",
-        "resolves_targets_to_a_ready_pod_and_container",
+        "resolves_every_kind_to_a_ready_pod_and_container",
     ),
     (
         "accept_invalid_certificates",

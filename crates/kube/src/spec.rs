@@ -109,9 +109,6 @@ impl AgentSpec<'_> {
         if self.agent.json_log {
             args.push("--json-log".to_owned());
         }
-        if self.agent.json_log {
-            args.push("--json-log".to_owned());
-        }
         args
     }
 

@@ -23,7 +23,10 @@ pub struct ProtocolVersion {
 
 impl ProtocolVersion {
     /// The version this build of the crate speaks.
-    pub const CURRENT: Self = Self::new(1, 0, 0);
+    ///
+    /// 1.1: `FileRequest::Getxattr`/`Listxattr`, `FileResponse::Xattr` and the descriptor socket's
+    /// `Connect`/`UnixConnect` appended.
+    pub const CURRENT: Self = Self::new(1, 1, 0);
 
     /// Builds a version from its three parts.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {

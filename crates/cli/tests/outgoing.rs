@@ -383,7 +383,10 @@ fn unix_streams_reach_a_socket_served_inside_the_target_only_when_they_match() {
     let pod = Sandbox::up(&pod_name("unix"));
     let path = socket_path();
     let mut in_pod = in_pod(&pod, true);
-    in_pod.args(["python3", &tagged_server_script(), "unix", &path, POD_TAG]);
+    // The pod's mount namespace has its own /tmp, where a clone of this repository may live: give
+    // python the script's text rather than its path.
+    let script = std::fs::read_to_string(tagged_server_script()).expect("tagged_server.py");
+    in_pod.args(["python3", "-c", &script, "unix", &path, POD_TAG]);
     let _pod_server = Server::start(in_pod);
     let mut on_host = Command::new("python3");
     on_host.args([&tagged_server_script(), "unix", &path, HOST_TAG]);

@@ -69,14 +69,32 @@ pub struct DnsService {
 
 impl DnsService {
     /// Binds `address` on UDP, and on TCP at the port UDP got (so port 0 picks one for both).
+    ///
+    /// With port 0 the kernel picks a free UDP port, and that port may be taken for TCP by
+    /// another socket; a few fresh picks are tried before the error is returned.
     pub fn bind(address: SocketAddr, zone: DnsZone) -> io::Result<Self> {
-        let udp = UdpSocket::bind(address)?;
-        let tcp = TcpListener::bind(udp.local_addr()?)?;
-        Ok(Self {
-            udp,
-            tcp,
-            zone: Arc::new(zone),
-        })
+        const PICKS_FOR_PORT_ZERO: usize = 16;
+        let attempts = if address.port() == 0 {
+            PICKS_FOR_PORT_ZERO
+        } else {
+            1
+        };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let udp = UdpSocket::bind(address)?;
+            match TcpListener::bind(udp.local_addr()?) {
+                Ok(tcp) => {
+                    return Ok(Self {
+                        udp,
+                        tcp,
+                        zone: Arc::new(zone),
+                    });
+                }
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => last_error = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
     }
 
     /// The bound address (the same for UDP and TCP).

@@ -23,7 +23,7 @@ pub use client::{Cluster, KUBE_SETTINGS_ENV, KubeSettings};
 pub use error::KubeError;
 pub use list::{LISTED_KINDS, ListOptions, TargetEntry, TargetListing, list_targets};
 pub use portforward::connect_agent;
-pub use resolve::{ResolvedTarget, resolve_target};
+pub use resolve::{ResolvedTarget, TARGETLESS_PATH, resolve_target};
 pub use spawn::{AgentPod, spawn_agent};
 pub use spec::{
     AGENT_CAPABILITIES, AGENT_CONTAINER, AGENT_LABEL, AgentSpec, SESSION_LABEL, TOKEN_ENV,

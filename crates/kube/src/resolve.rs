@@ -36,7 +36,29 @@ pub struct ResolvedTarget {
     pub container_id: Option<String>,
 }
 
+/// The `path` of a targetless session's [`ResolvedTarget`].
+pub const TARGETLESS_PATH: &str = "targetless";
+
 impl ResolvedTarget {
+    /// No target: the agent runs in a pod of its own in `namespace`, so its outgoing connections
+    /// and DNS go through the cluster's network.
+    pub fn targetless(namespace: &str) -> ResolvedTarget {
+        ResolvedTarget {
+            path: TARGETLESS_PATH.to_owned(),
+            namespace: namespace.to_owned(),
+            pod_name: String::new(),
+            pod_uid: String::new(),
+            node_name: None,
+            container_name: String::new(),
+            container_id: None,
+        }
+    }
+
+    /// Whether this is [`ResolvedTarget::targetless`].
+    pub fn is_targetless(&self) -> bool {
+        self.path == TARGETLESS_PATH && self.pod_name.is_empty()
+    }
+
     /// The container ID without the runtime prefix.
     pub fn bare_container_id(&self) -> Option<&str> {
         self.container_id

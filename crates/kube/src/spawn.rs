@@ -171,7 +171,7 @@ pub async fn spawn_agent(
     session_id: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<AgentPod, KubeError> {
-    if target.container_id.is_none() {
+    if target.container_id.is_none() && !target.is_targetless() {
         return Err(KubeError::NoReadyPod {
             target: target.path.clone(),
             details: format!(
@@ -187,7 +187,8 @@ pub async fn spawn_agent(
         port: agent_port(session_id),
     };
     let timeout = Duration::from_secs(config.agent.startup_timeout.max(1));
-    if config.agent.ephemeral {
+    // A targetless agent has no pod to join.
+    if config.agent.ephemeral && !target.is_targetless() {
         spawn_ephemeral(cluster, &spec, token, timeout, progress).await
     } else {
         spawn_job(cluster, &spec, token, timeout, progress).await

@@ -1,6 +1,8 @@
 //! The Kubernetes objects that run the agent: a Job pinned to the target's node (host PID
-//! namespace, the capabilities the agent needs), or an ephemeral container in the target pod; and
-//! the Secret that carries the session token to it, so the token never appears in a pod spec.
+//! namespace, the capabilities the agent needs), or an ephemeral container in the target pod; for
+//! a targetless session a Job whose pod is an ordinary pod of the namespace (its own network, no
+//! host PID namespace, no added capabilities); and the Secret that carries the session token to
+//! it, so the token never appears in a pod spec.
 
 use std::collections::BTreeMap;
 
@@ -88,10 +90,12 @@ impl AgentSpec<'_> {
 
     /// The agent's command line (the token comes from the environment).
     fn args(&self) -> Vec<String> {
-        let container_id = self.target.bare_container_id().unwrap_or_default();
-        let mut args = vec![
-            "--container-id".to_owned(),
-            container_id.to_owned(),
+        let mut args = Vec::new();
+        if !self.target.is_targetless() {
+            let container_id = self.target.bare_container_id().unwrap_or_default();
+            args.extend(["--container-id".to_owned(), container_id.to_owned()]);
+        }
+        args.extend([
             "--listen".to_owned(),
             format!("0.0.0.0:{}", self.port),
             "--communication-timeout".to_owned(),
@@ -102,7 +106,7 @@ impl AgentSpec<'_> {
             self.agent.dns_attempts.to_string(),
             "--log-level".to_owned(),
             self.agent.log_level.clone(),
-        ];
+        ]);
         if self.agent.flush_connections {
             args.push("--flush-connections".to_owned());
         }
@@ -177,9 +181,11 @@ impl AgentSpec<'_> {
             .collect()
     }
 
-    /// The agent Job: one pod on the target's node, in the host PID namespace, never restarted,
-    /// removed `agent.ttl` seconds after it finished.
+    /// The agent Job: one pod on the target's node, in the host PID namespace (targetless: a pod
+    /// of the namespace like any other, on any node), never restarted, removed `agent.ttl`
+    /// seconds after it finished.
     pub fn job(&self) -> Job {
+        let targetless = self.target.is_targetless();
         let mut pod_annotations: BTreeMap<String, String> = self.agent.annotations.clone();
         // Keep meshes from injecting a sidecar into the agent's pod.
         pod_annotations.insert("sidecar.istio.io/inject".to_owned(), "false".to_owned());
@@ -191,7 +197,9 @@ impl AgentSpec<'_> {
             command: Some(vec!["mirrord-agent".to_owned()]),
             args: Some(self.args()),
             env: Some(self.token_env()),
-            security_context: Some(self.security_context()),
+            // Targetless: no namespace to enter, no rule to write; outgoing sockets and DNS are
+            // the pod's own.
+            security_context: (!targetless).then(|| self.security_context()),
             ports: Some(vec![ContainerPort {
                 name: Some("agent".to_owned()),
                 container_port: i32::from(self.port),
@@ -220,7 +228,7 @@ impl AgentSpec<'_> {
             ..Affinity::default()
         });
         let pod_spec = PodSpec {
-            host_pid: Some(true),
+            host_pid: (!targetless).then_some(true),
             restart_policy: Some("Never".to_owned()),
             termination_grace_period_seconds: Some(0),
             containers: vec![container],

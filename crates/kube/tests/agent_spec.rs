@@ -137,3 +137,19 @@ fn token_never_in_a_pod_spec() {
     let secret = spec.secret("shop", token);
     assert_eq!(secret.data.unwrap()["token"].0, token.as_bytes());
 }
+
+/// Targetless: an ordinary pod of the namespace (its own network, where the cluster's DNS and
+/// services are), with no host PID namespace, node pin, capabilities or container ID.
+#[test]
+fn targetless_job() {
+    let agent = default_agent();
+    let target = ResolvedTarget::targetless("shop");
+    assert!(target.is_targetless());
+    let spec = AgentSpec {
+        agent: &agent,
+        target: &target,
+        session_id: "4242-0a1b2c3d",
+        port: 44128,
+    };
+    check("job_targetless.json", &spec.job());
+}

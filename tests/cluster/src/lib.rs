@@ -198,6 +198,17 @@ const RESTRICTED_BINDING: &str = r#"{"apiVersion": "rbac.authorization.k8s.io/v1
 impl Cluster {
     /// Starts a cluster in a new temporary directory and waits until it can run pods.
     pub fn start(options: ClusterOptions) -> Cluster {
+        Cluster::start_inner(options, None)
+    }
+
+    /// Starts a cluster whose pods with a network of their own (a targetless agent's pod) run in
+    /// the network of the sandbox pod `sandbox`, which must be up: its DNS server is the
+    /// cluster's DNS (`*.sandbox.svc`), its db namespace a service only the cluster reaches.
+    pub fn start_with_pod_network(options: ClusterOptions, sandbox: &str) -> Cluster {
+        Cluster::start_inner(options, Some(sandbox))
+    }
+
+    fn start_inner(options: ClusterOptions, pod_network: Option<&str>) -> Cluster {
         let binaries = Binaries::find();
         let dir = std::env::temp_dir().join(format!(
             "mirrord-test-cluster-{}-{}",
@@ -386,18 +397,22 @@ impl Cluster {
                 "--enable-crds=PortForward".to_owned(),
             ],
         );
+        let mut runner_args = vec![
+            format!("--kubeconfig={admin}"),
+            format!("--node={NODE_NAME}"),
+            format!(
+                "--agent={AGENT_IMAGE_REPOSITORY}={}",
+                workspace_binary("mirrord-agent").display()
+            ),
+            format!("--log-dir={}", dir.join("logs").display()),
+        ];
+        if let Some(sandbox) = pod_network {
+            runner_args.push(format!("--pod-network={sandbox}"));
+        }
         cluster.spawn(
             "mirrord-node-runner",
             workspace_binary("mirrord-node-runner"),
-            vec![
-                format!("--kubeconfig={admin}"),
-                format!("--node={NODE_NAME}"),
-                format!(
-                    "--agent={AGENT_IMAGE_REPOSITORY}={}",
-                    workspace_binary("mirrord-agent").display()
-                ),
-                format!("--log-dir={}", dir.join("logs").display()),
-            ],
+            runner_args,
         );
 
         cluster.wait_until(

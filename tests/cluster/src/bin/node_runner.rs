@@ -13,6 +13,14 @@
 //!   without one).
 //! - Any other image fails as an unknown image does: `ErrImagePull`, then `ImagePullBackOff`.
 //!
+//! With `--pod-network=SANDBOX`, the containers it runs as processes in pods that have a network
+//! of their own (not `hostNetwork`, not `hostPID`: a targetless agent's pod, for example) run in
+//! the network namespace of the sandbox pod SANDBOX with its `/etc/resolv.conf` (bind-mounted in
+//! a mount namespace of their own): the "cluster network", where the sandbox's DNS server answers
+//! the cluster's names and its db namespace is a service only the cluster reaches. The runner
+//! re-runs itself as `mirrord-node-runner enter-pod-network NETNS RESOLV_CONF -- PROGRAM ARGS…`,
+//! which enters them while it is still single-threaded and then executes the program.
+//!
 //! A pod being deleted has its processes killed and is then removed (grace period 0). On SIGTERM
 //! or SIGINT every process it started is killed and every cgroup undone.
 
@@ -46,6 +54,8 @@ struct Args {
     agent_repository: String,
     agent_binary: PathBuf,
     log_dir: PathBuf,
+    /// The sandbox pod whose network the pods with a network of their own join.
+    pod_network: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
     let mut node = None;
     let mut agent = None;
     let mut log_dir = None;
+    let mut pod_network = None;
     for arg in std::env::args().skip(1) {
         let (key, value) = arg
             .split_once('=')
@@ -67,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
                 agent = Some((repository.to_owned(), PathBuf::from(binary)));
             }
             "--log-dir" => log_dir = Some(PathBuf::from(value)),
+            "--pod-network" => pod_network = Some(value.to_owned()),
             _ => return Err(format!("unknown argument `{key}`")),
         }
     }
@@ -77,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
         agent_repository,
         agent_binary,
         log_dir: log_dir.ok_or("--log-dir is required")?,
+        pod_network,
     })
 }
 
@@ -123,6 +136,20 @@ struct State {
     /// `pod uid` → the status last written.
     written: HashMap<String, Value>,
 }
+
+/// Where a pod with a network of its own runs (see `--pod-network`).
+#[derive(Debug, Clone)]
+struct PodNetwork {
+    /// The network namespace's file.
+    netns: PathBuf,
+    /// The file bind-mounted over `/etc/resolv.conf`.
+    resolv_conf: PathBuf,
+    /// The pod's address in that network.
+    pod_ip: String,
+}
+
+/// The runner's subcommand that enters a pod network and executes a container's program.
+const ENTER_POD_NETWORK: &str = "enter-pod-network";
 
 struct Runner {
     client: kube::Client,
@@ -406,8 +433,36 @@ impl Runner {
                 return;
             }
         };
-        // Each pod has its own ports: `--listen HOST:PORT` becomes a free loopback port, mapped
-        // back to PORT for port-forwarding once the agent announces it.
+        let spec = pod.spec.clone().unwrap_or_default();
+        let own_network =
+            !ephemeral && spec.host_pid != Some(true) && spec.host_network != Some(true);
+        let pod_network = match &self.args.pod_network {
+            Some(sandbox) if own_network => match self.pod_network(sandbox) {
+                Ok(network) => Some(network),
+                Err(message) => {
+                    self.state().runs.insert(
+                        key,
+                        Run {
+                            state: RunState::Waiting {
+                                reason: "CreateContainerError".to_owned(),
+                                message,
+                            },
+                            group: None,
+                            cgroup: None,
+                            since: Instant::now(),
+                        },
+                    );
+                    return;
+                }
+            },
+            _ => None,
+        };
+        // Each pod has its own ports: `--listen HOST:PORT` becomes a free port (on loopback, or on
+        // the pod network's address), mapped back to PORT for port-forwarding once the agent
+        // announces it.
+        let listen_ip = pod_network
+            .as_ref()
+            .map_or_else(|| "127.0.0.1".to_owned(), |n| n.pod_ip.clone());
         let mut requested_port = None;
         for index in 0..argv.len() {
             if argv[index] == "--listen" && index + 1 < argv.len() {
@@ -415,14 +470,31 @@ impl Runner {
                     .rsplit(':')
                     .next()
                     .and_then(|p| p.parse::<u16>().ok());
-                argv[index + 1] = "127.0.0.1:0".to_owned();
+                argv[index + 1] = format!("{listen_ip}:0");
             }
         }
         let log_path = self
             .args
             .log_dir
             .join(format!("{namespace}_{pod_name}_{}.log", container.name));
-        let mut command = tokio::process::Command::new(&binary);
+        let mut command = match &pod_network {
+            Some(network) => {
+                self.state()
+                    .pod_ips
+                    .insert(uid.clone(), network.pod_ip.clone());
+                let runner =
+                    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+                let mut command = tokio::process::Command::new(runner);
+                command
+                    .arg(ENTER_POD_NETWORK)
+                    .arg(&network.netns)
+                    .arg(&network.resolv_conf)
+                    .arg("--")
+                    .arg(&binary);
+                command
+            }
+            None => tokio::process::Command::new(&binary),
+        };
         command
             .args(&argv)
             .env_clear()
@@ -550,6 +622,30 @@ impl Runner {
             tracing::info!(container = %key.1, exit_code, "container exited");
             runner.wake.notify_one();
         });
+    }
+
+    /// The network of the sandbox pod `sandbox`, with its `resolv.conf` written beside the logs
+    /// (a bind mount needs a source in the runner's own mount namespace).
+    fn pod_network(&self, sandbox: &str) -> Result<PodNetwork, String> {
+        let info = mirrord_sandbox::Sandbox::get(sandbox)
+            .map_err(|e| format!("cannot read the pod network's sandbox `{sandbox}`: {e}"))?
+            .ok_or_else(|| format!("the pod network's sandbox `{sandbox}` is not up"))?;
+        let resolv = info
+            .files
+            .iter()
+            .find(|file| file.path == Path::new("/etc/resolv.conf"))
+            .ok_or_else(|| format!("sandbox `{sandbox}` has no /etc/resolv.conf"))?;
+        let resolv_conf = self
+            .args
+            .log_dir
+            .join(format!("pod-network-{sandbox}.resolv.conf"));
+        std::fs::write(&resolv_conf, &resolv.contents)
+            .map_err(|e| format!("cannot write {}: {e}", resolv_conf.display()))?;
+        Ok(PodNetwork {
+            netns: Path::new("/run/netns").join(&info.netns),
+            resolv_conf,
+            pod_ip: info.sandbox_ip.to_string(),
+        })
     }
 
     fn image_pull_failed(&self, key: Key, image: &str, why: &str) {
@@ -1005,11 +1101,68 @@ async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| format!("cannot make a client: {e}"))
 }
 
+/// `enter-pod-network NETNS RESOLV_CONF -- PROGRAM ARGS…`: joins the network namespace, makes a
+/// mount namespace of its own where `RESOLV_CONF` is `/etc/resolv.conf`, and executes PROGRAM.
+/// Runs while the process is single-threaded (a requirement of `unshare(CLONE_NEWNS)`); returns
+/// only the reason it could not.
+fn enter_pod_network(args: &[std::ffi::OsString]) -> String {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::CloneFlags;
+    use std::os::unix::process::CommandExt;
+    let [netns, resolv_conf, separator, program, rest @ ..] = args else {
+        return format!("usage: {ENTER_POD_NETWORK} NETNS RESOLV_CONF -- PROGRAM ARGS…");
+    };
+    if separator != "--" {
+        return format!("{ENTER_POD_NETWORK}: expected `--` before the program");
+    }
+    let namespace = match std::fs::File::open(netns) {
+        Ok(file) => file,
+        Err(error) => return format!("cannot open {}: {error}", Path::new(netns).display()),
+    };
+    if let Err(error) = nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET) {
+        return format!("cannot join {}: {error}", Path::new(netns).display());
+    }
+    drop(namespace);
+    if let Err(error) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
+        return format!("cannot make a mount namespace: {error}");
+    }
+    // Private, so the bind mount below never propagates to the host.
+    if let Err(error) = mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    ) {
+        return format!("cannot make the mounts private: {error}");
+    }
+    if let Err(error) = mount(
+        Some(resolv_conf.as_os_str()),
+        "/etc/resolv.conf",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
+        return format!(
+            "cannot mount {} on /etc/resolv.conf: {error}",
+            Path::new(resolv_conf).display()
+        );
+    }
+    let error = std::process::Command::new(program).args(rest).exec();
+    format!("cannot execute {}: {error}", Path::new(program).display())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if raw.first().is_some_and(|first| first == ENTER_POD_NETWORK) {
+        let error = enter_pod_network(&raw[1..]);
+        tracing::error!("{error}");
+        std::process::exit(127);
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(error) => {

@@ -26,10 +26,14 @@ build_in_module() {
     local work
     work="$(mktemp -d "$cache/.work.XXXXXX")"
     printf '%s\n' "$gomod" > "$work/go.mod"
-    (
+    # Each component prints its wall and CPU time (`time` counts the go commands it waits for).
+    local TIMEFORMAT="built ${dir##*/} in %R s (user %U s, sys %S s)"
+    time (
         cd "$work"
         echo "building $* (log: $work/build.log)" >&2
+        SECONDS=0
         for pkg in "$@"; do go get "$pkg" >>build.log 2>&1; done
+        echo "fetched ${dir##*/}'s modules in $SECONDS s" >&2
         mkdir -p bin
         go build -trimpath -ldflags=-s -o bin/ "$@" >>build.log 2>&1
     ) || { echo "error: building $* failed; see $work/build.log" >&2; tail -20 "$work/build.log" >&2; return 1; }

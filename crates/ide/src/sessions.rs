@@ -17,10 +17,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mirrord_config::ResolvedConfig;
-use mirrord_protocol::frame::{read_frame, write_frame};
-use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
-use mirrord_protocol::layer_channel::ProxyToLayer;
-use mirrord_protocol::version::ProtocolVersion;
 use mirrord_session::{Session, SessionError};
 use tokio::sync::mpsc;
 
@@ -179,17 +175,14 @@ impl Sessions {
         let session_id = session_id.to_owned();
         let reported = Arc::clone(reported);
         std::thread::spawn(move || {
-            while let Ok(message) = read_frame::<ProxyToLayer, _>(&mut reader) {
-                if let ProxyToLayer::AgentLost { message } = message {
-                    if !reported.swap(true, Ordering::SeqCst) {
-                        let _ = event_tx.send(SessionEventParams {
-                            session_id: session_id.clone(),
-                            kind: SessionEventKind::AgentLost,
-                            message: format!("the agent is gone: {message}"),
-                        });
-                    }
-                    return;
-                }
+            if let Some(message) = mirrord_session::wait_for_agent_lost(&mut reader)
+                && !reported.swap(true, Ordering::SeqCst)
+            {
+                let _ = event_tx.send(SessionEventParams {
+                    session_id: session_id.clone(),
+                    kind: SessionEventKind::AgentLost,
+                    message: format!("the agent is gone: {message}"),
+                });
             }
         });
     }
@@ -285,24 +278,11 @@ fn finish(entry: &mut Entry) {
     entry.session.end();
 }
 
+/// The anchor: a layer connection of the sidecar's own that holds the intproxy open.
 fn connect_anchor(session: &Session) -> Result<TcpStream, SessionError> {
-    let error = |message: String| {
-        SessionError::Environment(format!("cannot hold the session open: {message}"))
-    };
-    let mut stream = TcpStream::connect_timeout(&session.intproxy_addr, Duration::from_secs(5))
-        .map_err(|e| error(e.to_string()))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let hello = Hello::new(
-        session.token.clone(),
-        ClientKind::Layer {
-            pid: std::process::id(),
-            parent_pid: None,
-        },
-    );
-    write_frame(&mut stream, &hello).map_err(|e| error(e.to_string()))?;
-    let reply: HelloReply = read_frame(&mut stream).map_err(|e| error(e.to_string()))?;
-    reply
-        .check(ProtocolVersion::CURRENT)
-        .map_err(|e| error(e.to_string()))?;
-    Ok(stream)
+    session
+        .connect_as_layer(Duration::from_secs(10))
+        .map_err(|error| {
+            SessionError::Environment(format!("cannot hold the session open: {error}"))
+        })
 }

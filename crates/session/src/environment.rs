@@ -3,17 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
 use mirrord_config::ResolvedConfig;
 use mirrord_protocol::env::{EnvVar, GetEnvRequest};
 use mirrord_protocol::frame::{read_frame, write_frame};
-use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
 use mirrord_protocol::ids::RequestId;
 use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
-use mirrord_protocol::version::ProtocolVersion;
 
 use crate::{
     LAYER_AGENT_FDS_ENV, LAYER_INTPROXY_ADDR_ENV, LAYER_TOKEN_ENV, RESOLVED_CONFIG_ENV, Session,
@@ -23,20 +20,8 @@ use crate::{
 /// Asks the session for the target's environment, as a layer would.
 pub fn fetch_env(session: &Session, request: GetEnvRequest) -> Result<Vec<EnvVar>, SessionError> {
     let error = |message: String| SessionError::Environment(message);
-    let mut stream = TcpStream::connect_timeout(&session.intproxy_addr, Duration::from_secs(5))
-        .map_err(|e| error(e.to_string()))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let hello = Hello::new(
-        session.token.clone(),
-        ClientKind::Layer {
-            pid: std::process::id(),
-            parent_pid: None,
-        },
-    );
-    write_frame(&mut stream, &hello).map_err(|e| error(e.to_string()))?;
-    let reply: HelloReply = read_frame(&mut stream).map_err(|e| error(e.to_string()))?;
-    reply
-        .check(ProtocolVersion::CURRENT)
+    let mut stream = session
+        .connect_as_layer(Duration::from_secs(30))
         .map_err(|e| error(e.to_string()))?;
     let request = LayerToProxy::Request {
         id: RequestId(1),

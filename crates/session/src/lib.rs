@@ -28,7 +28,7 @@ mod targets;
 
 pub use binaries::artifact;
 pub use environment::{env_request, fetch_env, user_environment};
-pub use running::{Session, SessionProcesses, SessionStatus};
+pub use running::{Session, SessionProcesses, SessionStatus, wait_for_agent_lost};
 pub use spawn::HELPER_FAILED_PREFIX;
 pub use targets::{ListedTargets, list_targets};
 
@@ -91,6 +91,11 @@ pub enum SessionError {
     },
     #[error("cannot read the target's environment: {0}")]
     Environment(String),
+    #[error("cannot connect to the session's internal proxy at {intproxy} as a layer: {message}")]
+    LayerConnection {
+        intproxy: std::net::SocketAddr,
+        message: String,
+    },
     /// The session's log directory is unsafe or cannot be made.
     #[error(transparent)]
     Logs(#[from] logs::LogError),

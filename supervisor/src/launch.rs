@@ -106,6 +106,7 @@ pub fn run(launch: Launch) -> Result<ExitStatus, LaunchError> {
     let incoming = crate::incoming::IncomingPolicy::new(&launch.config.feature.network.incoming);
     let calls = filter::intercepted_calls(&launch.config);
     let endpoints = launch.endpoints.clone();
+    let skipped = skipped_names(&launch.config);
     supervise(
         &launch.program,
         &launch.arguments,
@@ -120,6 +121,7 @@ pub fn run(launch: Launch) -> Result<ExitStatus, LaunchError> {
             placeholders,
             endpoints,
             local_listeners: Default::default(),
+            skipped,
         },
     )
 }
@@ -154,6 +156,7 @@ pub fn run_continue_only(
                 agent_fds: None,
             },
             local_listeners: Default::default(),
+            skipped: Vec::new(),
         },
     )
 }
@@ -252,6 +255,21 @@ fn supervise(
     // The workers keep the shared state until the process exits, so it is never dropped.
     shared.placeholders.remove_all();
     status
+}
+
+/// The executable names whose calls run untouched, by the layer's rule: `skip_processes`, and
+/// with `skip_build_tools` the build tools and `skip_extra_build_tools`.
+fn skipped_names(config: &ResolvedConfig) -> Vec<String> {
+    let mut names = config.skip_processes.clone();
+    if config.skip_build_tools {
+        names.extend(
+            mirrord_config::resolved::BUILD_TOOLS
+                .iter()
+                .map(|tool| (*tool).to_owned()),
+        );
+        names.extend(config.skip_extra_build_tools.iter().cloned());
+    }
+    names
 }
 
 /// The facts the built-in file lists use, for the program about to run.

@@ -31,9 +31,26 @@ pub(crate) struct Shared {
     pub(crate) endpoints: Endpoints,
     /// Ports the program's processes listen on here (TCP), seen at `listen`.
     pub(crate) local_listeners: std::sync::Mutex<std::collections::HashSet<u16>>,
+    /// Executable names (`skip_processes`) whose calls run untouched: a debugger that runs the
+    /// program as its child (`dlv`) and the tools it starts keep this machine's view.
+    pub(crate) skipped: Vec<String>,
 }
 
 impl Shared {
+    /// Whether the calling thread `tid` belongs to a process the config skips, by the file name
+    /// of its executable (as the layer decides). A caller that is gone is not skipped.
+    pub(crate) fn skips(&self, tid: u32) -> bool {
+        if self.skipped.is_empty() {
+            return false;
+        }
+        std::fs::read_link(format!("/proc/{tid}/exe")).is_ok_and(|executable| {
+            executable
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| self.skipped.iter().any(|skipped| skipped == name))
+        })
+    }
+
     /// Whether a process of the session listens on TCP `port` on this machine.
     pub(crate) fn session_listens(&self, port: u16) -> bool {
         self.local_listeners
@@ -107,7 +124,7 @@ impl Worker {
     }
 
     fn handle(&mut self, call: &Notification) -> Outcome {
-        if call.arch != crate::filter::AUDIT_ARCH_X86_64 {
+        if call.arch != crate::filter::AUDIT_ARCH_X86_64 || self.shared.skips(call.pid) {
             return Outcome::Continue;
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

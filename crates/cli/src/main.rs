@@ -13,6 +13,7 @@ mod intproxy_cmd;
 mod ls_cmd;
 mod sandbox_cmd;
 mod schema_cmd;
+mod supervise_cmd;
 mod syscall_exec;
 mod verify_config_cmd;
 
@@ -44,6 +45,10 @@ enum Command {
     /// The per-session internal proxy (started by `mirrord exec`).
     #[command(hide = true)]
     Intproxy(intproxy_cmd::IntproxyArgs),
+    /// Runs a program on the system-call path in the session its environment names (the IDE's
+    /// Go launches run `dlv` through it).
+    #[command(hide = true)]
+    Supervise(supervise_cmd::SuperviseArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::VerifyConfig(args) => verify_config_cmd::run(args),
         Command::Schema(args) => schema_cmd::run(args),
         Command::Sandbox(args) => sandbox_cmd::run(args),
+        Command::Supervise(args) => supervise_cmd::run(args),
     };
     outcome.into()
 }

@@ -75,19 +75,32 @@ pub(crate) fn run(
     session: &mirrord_session::Session,
 ) -> Outcome {
     remove_layer(&mut environment, layer_path);
+    let endpoints = Endpoints {
+        intproxy: session.intproxy_addr,
+        token: session.token.clone(),
+        agent_fds: session
+            .agent_fd_socket
+            .clone()
+            .filter(|_| config.feature.fs.native_fds),
+    };
+    supervise(program, arguments, environment, config, endpoints)
+}
+
+/// Runs `program` under the supervisor of a session whose endpoints are known, with
+/// `environment` as it is (the layer already taken out), and returns its exit status as ours.
+pub(crate) fn supervise(
+    program: PathBuf,
+    arguments: &[OsString],
+    environment: BTreeMap<OsString, OsString>,
+    config: &ResolvedConfig,
+    endpoints: Endpoints,
+) -> Outcome {
     let launch = Launch {
         program,
         arguments: arguments.to_vec(),
         environment,
         config: config.clone(),
-        endpoints: Endpoints {
-            intproxy: session.intproxy_addr,
-            token: session.token.clone(),
-            agent_fds: session
-                .agent_fd_socket
-                .clone()
-                .filter(|_| config.feature.fs.native_fds),
-        },
+        endpoints,
     };
     match mirrord_supervisor::run(launch) {
         Ok(status) => match (status.code(), status.signal()) {
@@ -104,7 +117,7 @@ pub(crate) fn run(
 
 /// Takes the layer out of `LD_PRELOAD` (other preloaded libraries stay): on this path the filter
 /// serves every process of the tree, and a layer as well would handle calls twice.
-fn remove_layer(environment: &mut BTreeMap<OsString, OsString>, layer_path: &Path) {
+pub(crate) fn remove_layer(environment: &mut BTreeMap<OsString, OsString>, layer_path: &Path) {
     let key = OsString::from("LD_PRELOAD");
     let Some(preload) = environment.get(&key) else {
         return;

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `node`, `pwa-node`, `node-terminal` | the inspector listens on loopback: incoming loopback listeners stay local (`incoming.ignore_localhost`); explicit inspector ports (`port`, `--inspect*=` in `runtimeArgs` or `NODE_OPTIONS`) go to `incoming.ignore_ports`; `node-terminal` also skips the terminal's shell |
 //! | `python`, `debugpy` | debugpy's adapter and launcher are python processes too, so they cannot be skipped by executable name without skipping the debuggee. The adapter is started by the editor without the launch environment and never loads the layer; the launcher and the debuggee connect back to it over loopback, so loopback outgoing connections stay local (`outgoing.ignore_localhost`). With a terminal console (VS Code's default) the shell and `env` that start the launcher are skipped |
-//! | `go` | `dlv` (and `dlv-dap`) and the go toolchain (`go`, `compile`, `link`, `asm`, `cgo`, `vet`, `gopls`) are skipped: dlv builds, then runs the debuggee as its child |
+//! | `go` | the debuggee takes the system-call path (Go makes its own system calls, so the layer cannot reach it): `dlvToolPath` becomes a wrapper ([`dlv_wrapper_script`]) that runs Delve under `mirrord supervise`; `dlv` (and `dlv-dap`) and the go toolchain (`go`, `compile`, `link`, `asm`, `cgo`, `vet`, `gopls`) are skipped, so their calls run untouched, while the debuggee — Delve's child, which inherits the seccomp filter — is served. The Delve the launch named goes to `MIRRORD_DLV_PATH` |
 //! | `java` | the JDWP port from `-agentlib:jdwp=…address=` / `-Xrunjdwp` in `vmArgs` goes to `incoming.ignore_ports`; the debuggee connects to the adapter over loopback, so loopback outgoing stays local |
 //! | `cppdbg` | `gdb`, `gdbserver`, `lldb-mi`, `lldb`, `lldb-server` are skipped; the environment goes to the `environment` array |
 //! | `lldb` | `lldb`, `lldb-server`, `lldb-dap`, `lldb-vscode`, `codelldb`, `debugserver` are skipped |
@@ -22,6 +22,7 @@
 //! A setting the user's config states explicitly is never overridden; a warning says so instead.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use mirrord_config::ResolvedConfig;
 use serde::Serialize;
@@ -209,7 +210,7 @@ pub fn plan(launch: &Value, ide: Ide) -> Plan {
         }
         Debugger::Go => {
             add_names(&mut adjustments.skip_processes, GO_TOOLS);
-            adjustments.notes.push("go: Delve and the go toolchain are skipped; the layer hooks libc, so build the program with cgo (CGO_ENABLED=1)".to_owned());
+            adjustments.notes.push("go: Delve runs under mirrord's system-call supervisor (dlvToolPath), so the debuggee sees the target whether it is built with cgo or statically; Delve and the go toolchain keep this machine's view".to_owned());
         }
         Debugger::Java => {
             adjustments.outgoing_localhost_stays_local = true;
@@ -383,6 +384,60 @@ pub fn local_environment(
         };
     }
     env
+}
+
+/// The variable that names the Delve the wrapper runs (`dlv` on `PATH` when unset).
+pub const DLV_PATH_ENV: &str = "MIRRORD_DLV_PATH";
+
+/// The wrapper a Go launch's `dlvToolPath` points at: runs the Delve named by
+/// [`DLV_PATH_ENV`] under `mirrord supervise` (the session is named by the launch's
+/// environment, which the Go extension gives `dlv` as well as the debuggee). `mirrord` is the
+/// binary to run, absolute.
+pub fn dlv_wrapper_script(mirrord: &Path) -> String {
+    let quoted = mirrord.to_string_lossy().replace('\'', "'\\''");
+    format!(
+        "#!/bin/sh\n# Written by the mirrord IDE sidecar: runs Delve under mirrord's system-call supervisor,\n# so that the program it debugs sees the target (see ARCHITECTURE.md, crates/ide).\nexec '{quoted}' supervise -- \"${{{DLV_PATH_ENV}:-dlv}}\" \"$@\"\n"
+    )
+}
+
+/// The final launch configuration, its environment changes and warnings: `changes` written
+/// where `debugger` reads them, and for `go` the debugger routed through `dlv_wrapper` (the
+/// Delve the launch named, resolved by the Go extension before mirrord sees the launch, goes to
+/// [`DLV_PATH_ENV`]). Without a wrapper a Go launch gets a warning that the debuggee only has the
+/// layer.
+pub fn patch(
+    launch: &Value,
+    debugger: &Debugger,
+    mut changes: BTreeMap<String, Option<String>>,
+    dlv_wrapper: Option<&Path>,
+) -> (Value, BTreeMap<String, Option<String>>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let wrapper = match (debugger, dlv_wrapper) {
+        (Debugger::Go, Some(wrapper)) => {
+            let named = launch
+                .get("dlvToolPath")
+                .and_then(Value::as_str)
+                .filter(|named| !named.is_empty() && Path::new(named) != wrapper);
+            if let Some(named) = named {
+                changes.insert(DLV_PATH_ENV.to_owned(), Some(named.to_owned()));
+            }
+            Some(wrapper)
+        }
+        (Debugger::Go, None) => {
+            warnings.push("go: the Delve wrapper could not be written, so the debuggee has only the layer (libc calls); see the sidecar's log".to_owned());
+            None
+        }
+        _ => None,
+    };
+    let (mut patched, env_warnings) = write_environment(launch, debugger, &changes);
+    warnings.extend(env_warnings);
+    if let (Some(wrapper), Some(object)) = (wrapper, patched.as_object_mut()) {
+        object.insert(
+            "dlvToolPath".to_owned(),
+            Value::String(wrapper.display().to_string()),
+        );
+    }
+    (patched, changes, warnings)
 }
 
 /// `launch` with `changes` written where `debugger` reads its environment. Returns the new

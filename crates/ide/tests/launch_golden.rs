@@ -32,6 +32,8 @@ const REMOTE_ENV: &[(&str, &str)] = &[
     ("LANG", "C.UTF-8"),
 ];
 const LAYER: &str = "/opt/mirrord/libmirrord_layer.so";
+/// Where the sidecar writes the Go launches' Delve wrapper (faked).
+const DLV_WRAPPER: &str = "/home/dev/.local/state/mirrord/dlv-wrapper-0123456789abcdef";
 
 fn fake_session() -> Session {
     Session {
@@ -101,7 +103,12 @@ fn outcome(case: &Value) -> Value {
     })
     .collect();
     let changes = launch::environment_changes(&sidecar_env, &launch_env, &session_env);
-    let (mut patched, env_warnings) = launch::write_environment(launch_config, &debugger, &changes);
+    let (mut patched, _, env_warnings) = launch::patch(
+        launch_config,
+        &debugger,
+        changes,
+        Some(Path::new(DLV_WRAPPER)),
+    );
     warnings.extend(env_warnings);
     // The resolved config is long; its relevant parts are shown under `sessionConfig`.
     redact_resolved_config(&mut patched, &config.skip_processes);

@@ -3,7 +3,7 @@
 //! session's environment into the launch configuration.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mirrord_config::{Overrides, ResolvedConfig, Severity};
@@ -209,16 +209,54 @@ fn data(value: &impl serde::Serialize) -> Value {
 }
 
 /// The answer for a started session: `launch` with the variables that differ from what the
-/// debuggee would get anyway written where `debugger` reads them, and those variables.
+/// debuggee would get anyway written where `debugger` reads them, and those variables. A Go
+/// launch's debugger is routed through `dlv_wrapper` (see [`launch::patch`]).
 pub(crate) fn finish(
     launch: &Value,
     prepared: &Prepared,
     sidecar_env: &BTreeMap<String, String>,
     session_env: &BTreeMap<String, String>,
+    dlv_wrapper: Option<&Path>,
 ) -> (Value, BTreeMap<String, Option<String>>, Vec<String>) {
     let changes = launch::environment_changes(sidecar_env, &prepared.launch_env, session_env);
-    let (launch_config, warnings) = launch::write_environment(launch, &prepared.debugger, &changes);
-    (launch_config, changes, warnings)
+    launch::patch(launch, &prepared.debugger, changes, dlv_wrapper)
+}
+
+/// Writes (when it is missing or stale) the wrapper a Go launch's `dlvToolPath` points at, for
+/// this `mirrord` binary: `$XDG_STATE_HOME/mirrord/dlv-wrapper-<hash of the binary's path>`
+/// (else under `~/.local/state`), replaced atomically, mode 0755.
+fn write_dlv_wrapper() -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mirrord = std::env::current_exe()?;
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/state")))
+        .ok_or_else(|| std::io::Error::other("neither $XDG_STATE_HOME nor $HOME is set"))?;
+    let dir = state.join("mirrord");
+    std::fs::create_dir_all(&dir)?;
+    // FNV-1a of the binary's path: one wrapper per installed mirrord.
+    let hash = mirrord
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let path = dir.join(format!("dlv-wrapper-{hash:016x}"));
+    let script = launch::dlv_wrapper_script(&mirrord);
+    let current = std::fs::metadata(&path).is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0)
+        && std::fs::read_to_string(&path).is_ok_and(|text| text == script);
+    if !current {
+        let temporary = dir.join(format!(".dlv-wrapper-{hash:016x}.{}", std::process::id()));
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(script.as_bytes())?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        drop(file);
+        std::fs::rename(&temporary, &path)?;
+    }
+    Ok(path)
 }
 
 /// The sidecar's own environment.
@@ -317,11 +355,18 @@ impl Backend {
         if let Some(target) = &params.target {
             self.shared.recent.remember(&prepared.folder, target);
         }
+        let dlv_wrapper = match prepared.debugger {
+            Debugger::Go => write_dlv_wrapper()
+                .inspect_err(|error| tracing::error!(%error, "cannot write the Delve wrapper"))
+                .ok(),
+            _ => None,
+        };
         let (launch_config, environment, env_warnings) = finish(
             &params.launch_config,
             &prepared,
             &sidecar_env,
             &started.environment,
+            dlv_wrapper.as_deref(),
         );
         let mut warnings = prepared.warnings;
         warnings.extend(env_warnings);
@@ -520,7 +565,8 @@ mod tests {
         );
         session_env.insert("MIRRORD_LAYER_SESSION_TOKEN".to_owned(), "t".to_owned());
         session_env.remove("HOME");
-        let (patched, environment, _) = finish(&launch, &prepared, &sidecar_env(), &session_env);
+        let (patched, environment, _) =
+            finish(&launch, &prepared, &sidecar_env(), &session_env, None);
         assert_eq!(
             environment,
             BTreeMap::from([

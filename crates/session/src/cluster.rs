@@ -1,11 +1,17 @@
 //! Sessions for Kubernetes targets: resolve the target, run the agent next to it (see
 //! `mirrord-kube`), and start an intproxy that owns the port-forward to the agent (`mirrord exec`
 //! replaces itself with the user's command, so the port-forward cannot live in this process).
+//! Targetless sessions run here too when a cluster is configured: the agent gets a pod of its own
+//! in the namespace, so outgoing connections and DNS go through the cluster's network. None of it
+//! needs root on the user's machine.
 
 use std::path::PathBuf;
 
 use mirrord_config::ResolvedConfig;
-use mirrord_kube::{Cluster, KubeError, KubeSettings, TargetPath, resolve_target, spawn_agent};
+use mirrord_config::resolved::Target;
+use mirrord_kube::{
+    Cluster, KubeError, KubeSettings, ResolvedTarget, TargetPath, resolve_target, spawn_agent,
+};
 
 use crate::intproxy::{AgentEndpoint, start_intproxy};
 use crate::{Session, SessionError, SessionProcesses, logs, new_token};
@@ -26,16 +32,22 @@ fn session_error(error: KubeError) -> SessionError {
     SessionError::Kubernetes(message)
 }
 
-/// Starts a session for a Kubernetes target.
+/// Whether a targetless session of `config` runs its agent in the cluster (a kubeconfig or an
+/// in-cluster environment is there); without one it runs on this machine.
+pub(crate) fn configured(config: &ResolvedConfig) -> bool {
+    KubeSettings::from_config(config).cluster_configured()
+}
+
+/// Starts a session for a Kubernetes target, or a targetless one in the cluster.
 pub(crate) fn start(
     config: &ResolvedConfig,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Session, SessionError> {
-    let Some(path) = TargetPath::from_target(&config.target) else {
-        return Err(SessionError::Kubernetes(format!(
-            "{} is not a Kubernetes target",
-            config.target
-        )));
+    let path = match &config.target {
+        Target::Targetless => None,
+        target => Some(TargetPath::from_target(target).ok_or_else(|| {
+            SessionError::Kubernetes(format!("{target} is not a Kubernetes target"))
+        })?),
     };
     let settings = KubeSettings::from_config(config);
     let token = new_token()?;
@@ -48,16 +60,29 @@ pub(crate) fn start(
             runtime.block_on(async {
                 progress("connecting to the cluster");
                 let cluster = Cluster::connect(&settings).await?;
-                progress(&format!("resolving {path}"));
-                let target =
-                    resolve_target(&cluster, config.target_namespace.as_deref(), &path).await?;
-                progress(&format!(
-                    "target: container {} of pod {}/{} on node {}",
-                    target.container_name,
-                    target.namespace,
-                    target.pod_name,
-                    target.node_name.as_deref().unwrap_or("?")
-                ));
+                let target = match &path {
+                    None => {
+                        let namespace = cluster.namespace(config.target_namespace.as_deref());
+                        progress(&format!(
+                            "targetless: the agent runs in a pod of its own in namespace {namespace}"
+                        ));
+                        ResolvedTarget::targetless(namespace)
+                    }
+                    Some(path) => {
+                        progress(&format!("resolving {path}"));
+                        let target =
+                            resolve_target(&cluster, config.target_namespace.as_deref(), path)
+                                .await?;
+                        progress(&format!(
+                            "target: container {} of pod {}/{} on node {}",
+                            target.container_name,
+                            target.namespace,
+                            target.pod_name,
+                            target.node_name.as_deref().unwrap_or("?")
+                        ));
+                        target
+                    }
+                };
                 spawn_agent(
                     &cluster,
                     config,

@@ -1,6 +1,8 @@
 //! Sessions whose agent runs on this machine: a target pid, a sandbox pod (brought up on
-//! demand), or no target. The agent (`mirrord-agent`) enters the target's namespaces, so these
-//! need root.
+//! demand), or no target when no cluster is configured (with one, targetless sessions run their
+//! agent in the cluster: see `cluster.rs`). The agent (`mirrord-agent`) enters the target's
+//! namespaces, so targets need root; targetless needs none (the agent stays in this machine's
+//! namespaces).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +23,9 @@ pub(crate) fn start(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Session, SessionError> {
     let target_pid = match &config.target {
+        Target::Targetless if crate::cluster::configured(config) => {
+            return crate::cluster::start(config, progress);
+        }
         Target::Targetless => None,
         Target::Kube { .. } => {
             return Err(SessionError::KubernetesTarget(config.target.to_string()));
@@ -33,7 +38,9 @@ pub(crate) fn start(
         }
         Target::Sandbox { name } => Some(start_sandbox(name, progress)?),
     };
-    ensure_root()?;
+    if target_pid.is_some() {
+        ensure_root()?;
+    }
     let token = new_token()?;
     let logs = logs::SessionLogs::create()?;
 

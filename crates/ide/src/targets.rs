@@ -50,21 +50,13 @@ impl TargetSource for LocalTargets {
         };
         let mut targets = Vec::new();
         if wants("sandbox") {
-            // No sandbox state yet (or not readable without root) means no sandboxes.
-            let sandboxes = mirrord_sandbox::Sandbox::list().unwrap_or_else(|error| {
-                tracing::debug!(%error, "cannot list sandboxes");
-                Vec::new()
-            });
-            for sandbox in sandboxes {
+            for sandbox in mirrord_session::sandbox_targets() {
                 targets.push(TargetInfo {
-                    path: format!("sandbox/{}", sandbox.name),
-                    kind: "sandbox".to_owned(),
+                    path: sandbox.entry.path,
+                    kind: sandbox.entry.kind,
                     namespace: None,
-                    available: sandbox.is_running(),
-                    detail: format!(
-                        "sandbox pod at {} (process {})",
-                        sandbox.sandbox_ip, sandbox.target_pid
-                    ),
+                    available: sandbox.entry.available,
+                    detail: sandbox.detail,
                 });
             }
         }

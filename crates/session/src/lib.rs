@@ -30,7 +30,7 @@ pub use binaries::artifact;
 pub use environment::{env_request, fetch_env, user_environment};
 pub use running::{Session, SessionProcesses, SessionStatus, wait_for_agent_lost};
 pub use spawn::HELPER_FAILED_PREFIX;
-pub use targets::{ListedTargets, list_targets};
+pub use targets::{ListedTargets, SandboxTarget, list_targets, sandbox_targets};
 
 use std::io::Read;
 

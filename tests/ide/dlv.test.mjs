@@ -128,8 +128,9 @@ function dapClient(socket) {
 
 /** Runs the patched launch as the Go extension does; returns the debuggee's output. */
 async function debugWithDelve(launchConfig) {
+  // The Go extension runs Delve in the program's directory (`__buildDir`, set by its resolver).
   const child = spawn(launchConfig.dlvToolPath, ['dap', '--listen=127.0.0.1:0'], {
-    cwd: workspace,
+    cwd: launchConfig.__buildDir ?? workspace,
     env: launchEnv(launchConfig.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -163,7 +164,7 @@ async function debugWithDelve(launchConfig) {
     const initialized = await dap.request('initialize', { clientID: 'vscode', adapterID: 'go', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
     assert.ok(initialized.success, JSON.stringify(initialized));
     const launched = await dap.request('launch', launchConfig);
-    assert.ok(launched.success, `launch: ${JSON.stringify(launched)}\n${stderr}`);
+    assert.ok(launched.success, `launch: ${JSON.stringify(launched)}\n${stderr}\n${stdout}\n${JSON.stringify(dap.events)}`);
     await dap.waitForEvent('initialized', 'initialized event');
     await dap.request('configurationDone', {});
     await dap.waitForEvent('terminated', 'terminated event (the debuggee ran to its end)');
@@ -210,3 +211,24 @@ for (const [name, label] of [['probe-cgo', 'built with cgo'], ['probe-static', '
     assert.deepEqual(await sidecar.connection.sendRequest('mirrord/endSession', { sessionId: result.sessionId }), { ended: true });
   });
 }
+
+test("a Go launch in debug mode: Delve builds the program with the go toolchain (which keeps this machine's view), and the debuggee reads the pod's file", async () => {
+  const output = path.join(workspace, 'debug-build');
+  const launchConfig = {
+    type: 'go', request: 'launch', name: 'debug-mode', mode: 'debug',
+    program: path.join(REPO, 'tests/e2e/go'), __buildDir: path.join(REPO, 'tests/e2e/go'), output,
+    args: ['file:/app/config.yaml', 'env:SANDBOX_GREETING'],
+    env: { GOCACHE: GO_CACHE, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+    dlvToolPath: dlv,
+  };
+  const result = await sidecar.connection.sendRequest('mirrord/patchLaunchConfig', {
+    launchConfig, workspaceFolder: workspace, ide: 'vscode',
+  });
+  assert.ok(result.sessionId, JSON.stringify(result));
+  const run = await debugWithDelve(result.launchConfig);
+  // Delve removes the binary it built once the session ends; its output says it built it.
+  assert.match(run.stderr, /Building /, `Delve built the program (the toolchain read this machine's sources):\n${run.stderr}`);
+  assert.ok(run.output.includes(`file /app/config.yaml: ${expectedConfig}\n`), `the pod's file, in:\n${run.output}\n${run.stderr}`);
+  assert.ok(run.output.includes(`env SANDBOX_GREETING: ${expectedGreeting}\n`), `the pod's variable, in:\n${run.output}\n${run.stderr}`);
+  assert.deepEqual(await sidecar.connection.sendRequest('mirrord/endSession', { sessionId: result.sessionId }), { ended: true });
+});

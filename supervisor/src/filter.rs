@@ -3,7 +3,9 @@
 //! The program checks the architecture (calls of any other ABI, x32 included, run untouched), then
 //! compares the call's number with the intercepted ones: a match returns `SECCOMP_RET_USER_NOTIF`,
 //! anything else `SECCOMP_RET_ALLOW`. A call that is not intercepted costs the BPF run and nothing
-//! more: no notification, no context switch.
+//! more: no notification, no context switch. `sendto` stops only when it names an address (its
+//! fifth argument is not NULL): `send` on a connected socket, which libc makes with `sendto`, runs
+//! untouched.
 
 use mirrord_config::{
     file::{FsMode, IncomingMode},
@@ -16,6 +18,9 @@ pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 /// Offsets in `struct seccomp_data`.
 const NR_OFFSET: u32 = 0;
 const ARCH_OFFSET: u32 = 4;
+/// `args[4]` (64 bits, little-endian): its low and high words.
+const ARG4_LOW_OFFSET: u32 = 16 + 4 * 8;
+const ARG4_HIGH_OFFSET: u32 = ARG4_LOW_OFFSET + 4;
 
 /// The file calls: every one names a path that the `fs` policy decides on.
 pub(crate) const FILE_CALLS: &[libc::c_long] = &[
@@ -44,9 +49,17 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
     if outgoing.tcp || outgoing.udp {
         calls.push(libc::SYS_connect);
     }
+    if outgoing.udp {
+        calls.extend_from_slice(&[libc::SYS_sendto, libc::SYS_sendmsg]);
+    }
     // `listen` also records the session's own listeners, which loopback connections reach.
-    if config.feature.network.incoming.mode != IncomingMode::Off || outgoing.tcp {
+    let incoming = config.feature.network.incoming.mode != IncomingMode::Off;
+    if incoming || outgoing.tcp {
         calls.push(libc::SYS_listen);
+    }
+    // `bind` applies `listen_ports`; `accept` reports the real peer of a delivered connection.
+    if incoming {
+        calls.extend_from_slice(&[libc::SYS_bind, libc::SYS_accept, libc::SYS_accept4]);
     }
     if config.feature.hostname {
         calls.push(libc::SYS_uname);
@@ -54,10 +67,34 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
     calls
 }
 
-/// The BPF program that sends `calls` to the supervisor and lets everything else through.
+/// The BPF program that sends `calls` to the supervisor and lets everything else through
+/// (`sendto` only with an address).
 pub(crate) fn program(calls: &[libc::c_long]) -> Vec<libc::sock_filter> {
+    let with_sendto = calls.contains(&libc::SYS_sendto);
+    let calls: Vec<libc::c_long> = calls
+        .iter()
+        .copied()
+        .filter(|&call| call != libc::SYS_sendto)
+        .collect();
     let count = calls.len();
-    assert!(count < 255, "a jump of the filter must fit in one byte");
+    // `sendto`: load args[4]; a non-zero low or high word notifies, else allow.
+    let sendto_block: &[libc::sock_filter] = &[
+        jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_sendto as u32,
+            0,
+            4,
+        ),
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG4_LOW_OFFSET),
+        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 0, 3),
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG4_HIGH_OFFSET),
+        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 0, 1),
+    ];
+    let sendto_block = if with_sendto { sendto_block } else { &[] };
+    assert!(
+        count + sendto_block.len() < 255,
+        "a jump of the filter must fit in one byte"
+    );
     let mut program = vec![
         statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARCH_OFFSET),
         jump(
@@ -70,8 +107,9 @@ pub(crate) fn program(calls: &[libc::c_long]) -> Vec<libc::sock_filter> {
         statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, NR_OFFSET),
     ];
     for (index, &call) in calls.iter().enumerate() {
-        // From the instruction after this one: the remaining comparisons, then ALLOW, then NOTIFY.
-        let to_notify = (count - index) as u8;
+        // From the instruction after this one: the remaining comparisons, the `sendto` block,
+        // then ALLOW, then NOTIFY.
+        let to_notify = (count - index + sendto_block.len()) as u8;
         program.push(jump(
             libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
             call as u32,
@@ -79,6 +117,7 @@ pub(crate) fn program(calls: &[libc::c_long]) -> Vec<libc::sock_filter> {
             0,
         ));
     }
+    program.extend_from_slice(sendto_block);
     program.push(statement(
         libc::BPF_RET | libc::BPF_K,
         libc::SECCOMP_RET_ALLOW,
@@ -114,16 +153,23 @@ mod tests {
 
     /// Runs the program as the kernel would, for one call.
     fn run(program: &[libc::sock_filter], arch: u32, nr: u32) -> u32 {
+        run_with_arg4(program, arch, nr, 0)
+    }
+
+    /// Runs the program as the kernel would, for one call whose fifth argument is `arg4`.
+    fn run_with_arg4(program: &[libc::sock_filter], arch: u32, nr: u32, arg4: u64) -> u32 {
         let mut accumulator = 0;
         let mut pc = 0;
         loop {
             let instruction = program[pc];
             let code = u32::from(instruction.code);
             if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
-                accumulator = if instruction.k == ARCH_OFFSET {
-                    arch
-                } else {
-                    nr
+                accumulator = match instruction.k {
+                    ARCH_OFFSET => arch,
+                    NR_OFFSET => nr,
+                    ARG4_LOW_OFFSET => arg4 as u32,
+                    ARG4_HIGH_OFFSET => (arg4 >> 32) as u32,
+                    other => panic!("unexpected load at {other}"),
                 };
                 pc += 1;
             } else if code == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K {
@@ -170,6 +216,41 @@ mod tests {
                 AUDIT_ARCH_X86_64,
                 0x4000_0000 | libc::SYS_openat as u32
             ),
+            libc::SECCOMP_RET_ALLOW
+        );
+    }
+
+    #[test]
+    fn sendto_notifies_only_with_an_address_and_the_other_calls_still_do() {
+        let calls = [
+            libc::SYS_connect,
+            libc::SYS_sendto,
+            libc::SYS_sendmsg,
+            libc::SYS_listen,
+        ];
+        let program = program(&calls);
+        let sendto = libc::SYS_sendto as u32;
+        for (arg4, expected) in [
+            (0, libc::SECCOMP_RET_ALLOW),
+            (0x7ffd_1234_5678, libc::SECCOMP_RET_USER_NOTIF),
+            (0x1000, libc::SECCOMP_RET_USER_NOTIF),
+            (0x7fff_0000_0000, libc::SECCOMP_RET_USER_NOTIF),
+        ] {
+            assert_eq!(
+                run_with_arg4(&program, AUDIT_ARCH_X86_64, sendto, arg4),
+                expected,
+                "sendto with address {arg4:#x}"
+            );
+        }
+        for call in [libc::SYS_connect, libc::SYS_sendmsg, libc::SYS_listen] {
+            assert_eq!(
+                run(&program, AUDIT_ARCH_X86_64, call as u32),
+                libc::SECCOMP_RET_USER_NOTIF,
+                "call {call}"
+            );
+        }
+        assert_eq!(
+            run_with_arg4(&program, AUDIT_ARCH_X86_64, libc::SYS_read as u32, 0x1000),
             libc::SECCOMP_RET_ALLOW
         );
     }

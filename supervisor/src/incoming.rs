@@ -1,124 +1,140 @@
-//! Incoming traffic: `listen` on a TCP socket whose port belongs to the target (after
-//! `port_mapping`, `ports`, `ignore_ports`, `ignore_localhost`). The program's `bind` runs as is;
-//! at `listen` the supervisor takes a copy of the socket, makes it listen itself (so the socket is
-//! ready before any connection can be delivered), and subscribes the target's port through the
-//! intproxy — mirror, steal, or steal with an HTTP filter — naming where the socket listens. The
-//! intproxy connects there for every delivered connection; `accept` is a plain system call.
+//! Incoming traffic: `bind`, `listen` and `accept` of TCP sockets whose port belongs to the
+//! target. What the config decides (which ports, which port of the target, `listen_ports`, the
+//! subscription) is the layer's own `incoming_policy.rs`, included by path: one home for both
+//! paths.
+//!
+//! - `bind` to such a port with a `listen_ports` entry binds the program's socket (a copy of it,
+//!   `pidfd_getfd`: the same open socket) where the entry says, and remembers what was asked;
+//!   any other `bind` runs as is.
+//! - `listen`: the supervisor makes the socket listen itself (so it is ready before any connection
+//!   can be delivered) and subscribes the target's port through the intproxy — mirror, steal, or
+//!   steal with an HTTP filter — naming where the socket listens. The intproxy connects there for
+//!   every delivered connection.
+//! - `accept`/`accept4` on a subscribed, non-blocking listener (Go's are): the supervisor accepts
+//!   on its copy, asks the intproxy who the real peer of a delivered connection is, writes that
+//!   address into the program's buffer and places the connection in the program. A blocking
+//!   `accept` runs as is (the worker must not wait for a connection) and reports the intproxy's
+//!   loopback end.
 //!
 //! The subscription lives as long as the supervisor's connection to the intproxy (the session).
-//! Unlike the layer, `accept` reports the intproxy's loopback end as the peer, and `listen_ports`
-//! is not applied (the program listens where it bound).
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    os::fd::AsFd,
+    collections::HashMap,
+    net::SocketAddr,
+    os::fd::{AsFd, BorrowedFd},
+    sync::Mutex,
 };
 
-use mirrord_config::{
-    file::IncomingMode,
-    resolved::{self, IncomingConfig},
-};
+use mirrord_config::resolved::IncomingConfig;
 use mirrord_protocol::{
-    LayerRequest, LayerResponse,
-    incoming::{HttpFilter, LayerPortSubscription, PortSubscription, SubscriptionMode},
+    ErrorCode, LayerRequest, LayerResponse,
+    incoming::{IncomingConnectionInfoRequest, LayerPortSubscription},
 };
 
 use crate::{
+    layer_net::incoming_policy::{IncomingPolicy, reachable},
+    net::{parse_sockaddr, sockaddr_bytes},
     net_filter::canonical,
     remote,
     serve::{Outcome, Worker},
     sys::{self, Notification},
 };
 
-/// What `feature.network.incoming` asks for.
+/// `feature.network.incoming` and the listeners it made, by socket inode.
 #[derive(Debug)]
-pub(crate) struct IncomingPolicy {
-    mode: IncomingMode,
-    filter: Option<HttpFilter>,
-    filter_ports: Option<Vec<u16>>,
-    port_mapping: Vec<(u16, u16)>,
-    ignore_localhost: bool,
-    ignore_ports: Vec<u16>,
-    ports: Option<Vec<u16>>,
+pub(crate) struct Incoming {
+    policy: IncomingPolicy,
+    listeners: Mutex<HashMap<u64, Listener>>,
 }
 
-impl IncomingPolicy {
+/// A TCP socket bound or listening for the target.
+#[derive(Debug, Clone, Copy, Default)]
+struct Listener {
+    /// What the program asked `bind` for, when `listen_ports` moved it elsewhere.
+    requested: Option<SocketAddr>,
+    /// Set once the target's port is subscribed for it.
+    subscribed: bool,
+}
+
+impl Incoming {
     /// `None` when incoming traffic is off.
     pub(crate) fn new(config: &IncomingConfig) -> Option<Self> {
-        (config.mode != IncomingMode::Off).then(|| Self {
-            mode: config.mode,
-            filter: config.http_filter.as_ref().map(protocol_filter),
-            filter_ports: config.http_filter_ports.clone(),
-            port_mapping: config.port_mapping.clone(),
-            ignore_localhost: config.ignore_localhost,
-            ignore_ports: config.ignore_ports.clone(),
-            ports: config.ports.clone(),
+        let policy = IncomingPolicy::new(config);
+        policy.is_enabled().then(|| Self {
+            policy,
+            listeners: Mutex::default(),
         })
     }
 
-    /// The target's port a listener bound to `local` receives, if any.
-    fn target_port(&self, local: SocketAddr) -> Option<u16> {
-        let port = local.port();
-        let handled = port != 0
-            && !self.ignore_ports.contains(&port)
-            && !(self.ignore_localhost && canonical(local).ip().is_loopback());
-        let target = self
-            .port_mapping
-            .iter()
-            .find(|(from, _)| *from == port)
-            .map_or(port, |(_, to)| *to);
-        let listed = self
-            .ports
-            .as_ref()
-            .is_none_or(|ports| ports.contains(&port) || ports.contains(&target));
-        (handled && listed).then_some(target)
-    }
-
-    /// The subscription for the target's `port`.
-    fn subscription(&self, port: u16) -> PortSubscription {
-        let mode = match self.mode {
-            IncomingMode::Mirror | IncomingMode::Off => SubscriptionMode::Mirror,
-            IncomingMode::Steal => match &self.filter {
-                Some(filter)
-                    if self
-                        .filter_ports
-                        .as_ref()
-                        .is_none_or(|ports| ports.contains(&port)) =>
-                {
-                    SubscriptionMode::StealHttp(filter.clone())
-                }
-                _ => SubscriptionMode::Steal,
-            },
-        };
-        PortSubscription { port, mode }
+    fn listeners(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Listener>> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-fn protocol_filter(filter: &resolved::HttpFilter) -> HttpFilter {
-    match filter {
-        resolved::HttpFilter::Header(pattern) => HttpFilter::Header(pattern.clone()),
-        resolved::HttpFilter::Path(pattern) => HttpFilter::Path(pattern.clone()),
-        resolved::HttpFilter::Method(method) => HttpFilter::Method(method.clone()),
-        resolved::HttpFilter::AllOf(filters) => {
-            HttpFilter::AllOf(filters.iter().map(protocol_filter).collect())
-        }
-        resolved::HttpFilter::AnyOf(filters) => {
-            HttpFilter::AnyOf(filters.iter().map(protocol_filter).collect())
-        }
-    }
+/// An `AF_INET`/`AF_INET6` stream socket's domain, else `None`.
+fn tcp_domain(socket: BorrowedFd<'_>) -> Option<i32> {
+    let (domain, kind) = sys::socket_kind(socket).ok()?;
+    (kind == libc::SOCK_STREAM && matches!(domain, libc::AF_INET | libc::AF_INET6))
+        .then_some(domain)
 }
 
 impl Worker {
+    /// `bind(fd, address, length)`: `listen_ports`.
+    pub(crate) fn bind(&mut self, call: &Notification) -> Outcome {
+        let Some(incoming) = self.shared.incoming.as_ref() else {
+            return Outcome::Continue;
+        };
+        let [fd, address, length, ..] = call.args;
+        let mut raw = [0u8; 128];
+        let length = (length as usize).min(raw.len());
+        let Ok(read) = sys::read_memory(call.pid, address, &mut raw[..length]) else {
+            return Outcome::Continue;
+        };
+        let Some(requested) = parse_sockaddr(&raw[..read]) else {
+            return Outcome::Continue;
+        };
+        if !incoming.policy.handles(requested) {
+            return Outcome::Continue;
+        }
+        let Some(port) = incoming.policy.listen_port(requested.port()) else {
+            return Outcome::Continue;
+        };
+        let Ok(socket) = sys::take_thread_descriptor(call.pid, fd as i32) else {
+            return Outcome::Continue;
+        };
+        let Some(domain) = tcp_domain(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        let Ok(inode) = sys::inode(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        if !self.shared.listener.id_valid(call.id) {
+            return Outcome::Gone;
+        }
+        let really = SocketAddr::new(requested.ip(), port);
+        if let Err(error) = sys::bind(socket.as_fd(), domain, really) {
+            return Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO));
+        }
+        tracing::debug!(%requested, %really, "listen_ports: bound elsewhere");
+        incoming.listeners().insert(
+            inode,
+            Listener {
+                requested: Some(requested),
+                subscribed: false,
+            },
+        );
+        Outcome::Value(0)
+    }
+
     /// `listen(fd, backlog)`.
     pub(crate) fn listen(&mut self, call: &Notification) -> Outcome {
         let [fd, backlog, ..] = call.args;
         let Ok(socket) = sys::take_thread_descriptor(call.pid, fd as i32) else {
             return Outcome::Continue;
         };
-        let Ok((domain, kind)) = sys::socket_kind(socket.as_fd()) else {
-            return Outcome::Continue;
-        };
-        if kind != libc::SOCK_STREAM || !matches!(domain, libc::AF_INET | libc::AF_INET6) {
+        if tcp_domain(socket.as_fd()).is_none() {
             return Outcome::Continue;
         }
         let Ok(local) = sys::socket_name(socket.as_fd()) else {
@@ -129,10 +145,26 @@ impl Worker {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(local.port());
-        let Some(policy) = self.shared.incoming.as_ref() else {
+        let Some(incoming) = self.shared.incoming.as_ref() else {
             return Outcome::Continue;
         };
-        let Some(target_port) = policy.target_port(local) else {
+        let Ok(inode) = sys::inode(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        let known = incoming.listeners().get(&inode).copied();
+        if known.is_some_and(|listener| listener.subscribed) {
+            return Outcome::Continue;
+        }
+        let requested = known
+            .and_then(|listener| listener.requested)
+            .unwrap_or(local);
+        if !incoming.policy.handles(requested) {
+            return Outcome::Continue;
+        }
+        let Some(subscription) = incoming
+            .policy
+            .subscription(incoming.policy.remote_port(requested.port()))
+        else {
             return Outcome::Continue;
         };
         if !self.shared.listener.id_valid(call.id) {
@@ -141,20 +173,12 @@ impl Worker {
         if let Err(error) = sys::listen(socket.as_fd(), backlog as i32) {
             return Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO));
         }
-        let listening_on = match local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port())
-            }
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
-            }
-            _ => local,
-        };
+        let target_port = subscription.port;
         let subscription = LayerPortSubscription {
-            subscription: policy.subscription(target_port),
-            listening_on,
+            subscription,
+            listening_on: reachable(local),
         };
-        match self
+        let result = match self
             .remote
             .request(LayerRequest::PortSubscribe(subscription))
         {
@@ -163,10 +187,95 @@ impl Worker {
                 tracing::warn!(port = target_port, %warning, "subscribed with a warning");
                 Outcome::Value(0)
             }
-            Ok(other) => Outcome::Fail(remote::unexpected(&other).errno()),
+            Ok(other) => return Outcome::Fail(remote::unexpected(&other).errno()),
             Err(error) => {
                 tracing::warn!(%error, port = target_port, "cannot receive the target's port");
-                Outcome::Fail(error.errno())
+                return Outcome::Fail(error.errno());
+            }
+        };
+        incoming.listeners().insert(
+            inode,
+            Listener {
+                requested: Some(requested),
+                subscribed: true,
+            },
+        );
+        result
+    }
+
+    /// `accept(fd, address, length)` and `accept4(fd, address, length, flags)`.
+    pub(crate) fn accept(&mut self, call: &Notification) -> Outcome {
+        let Some(incoming) = self.shared.incoming.as_ref() else {
+            return Outcome::Continue;
+        };
+        let [fd, address, length_address, flags, ..] = call.args;
+        let flags = if libc::c_long::from(call.nr) == libc::SYS_accept4 {
+            flags as i32
+        } else {
+            0
+        };
+        let Ok(socket) = sys::take_thread_descriptor(call.pid, fd as i32) else {
+            return Outcome::Continue;
+        };
+        let Ok(inode) = sys::inode(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        let subscribed = incoming
+            .listeners()
+            .get(&inode)
+            .is_some_and(|listener| listener.subscribed);
+        if !subscribed || !sys::is_nonblocking(socket.as_fd()).unwrap_or(false) {
+            return Outcome::Continue;
+        }
+        let Ok((domain, _)) = sys::socket_kind(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        if !self.shared.listener.id_valid(call.id) {
+            return Outcome::Gone;
+        }
+        let (connection, peer) = match sys::accept(socket.as_fd(), flags) {
+            Ok(accepted) => accepted,
+            Err(error) => return Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        let peer = peer.map(|peer| self.real_peer(peer));
+        if address != 0
+            && let Some(bytes) = peer.and_then(|peer| sockaddr_bytes(peer, domain))
+        {
+            let mut capacity = [0u8; 4];
+            if sys::read_memory(call.pid, length_address, &mut capacity).ok() != Some(4) {
+                return Outcome::Fail(libc::EFAULT);
+            }
+            let capacity = u32::from_ne_bytes(capacity) as usize;
+            let written = bytes.len().min(capacity);
+            let length = (bytes.len() as u32).to_ne_bytes();
+            if sys::write_memory(call.pid, address, &bytes[..written]).is_err()
+                || sys::write_memory(call.pid, length_address, &length).is_err()
+            {
+                return Outcome::Fail(libc::EFAULT);
+            }
+        }
+        Outcome::Descriptor {
+            fd: connection,
+            cloexec: flags & libc::SOCK_CLOEXEC != 0,
+        }
+    }
+
+    /// The peer that connected to the target, for a connection the intproxy delivered from
+    /// `peer`; `peer` itself for any other.
+    fn real_peer(&mut self, peer: SocketAddr) -> SocketAddr {
+        if !canonical(peer).ip().is_loopback() {
+            return peer;
+        }
+        match self.remote.request(LayerRequest::IncomingConnectionInfo(
+            IncomingConnectionInfoRequest {
+                intproxy_addr: canonical(peer),
+            },
+        )) {
+            Ok(LayerResponse::IncomingConnectionInfo(info)) => info.remote_peer,
+            Err(error) if error.code == ErrorCode::NotFound => peer,
+            other => {
+                tracing::debug!(?other, %peer, "the real peer of an accepted connection is unknown");
+                peer
             }
         }
     }

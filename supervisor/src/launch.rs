@@ -103,7 +103,7 @@ pub fn run(launch: Launch) -> Result<ExitStatus, LaunchError> {
     };
     let outgoing = crate::net::OutgoingPolicy::new(&launch.config).map_err(LaunchError::Network)?;
     let outgoing = outgoing.is_enabled().then_some(outgoing);
-    let incoming = crate::incoming::IncomingPolicy::new(&launch.config.feature.network.incoming);
+    let incoming = crate::incoming::Incoming::new(&launch.config.feature.network.incoming);
     let calls = filter::intercepted_calls(&launch.config);
     let endpoints = launch.endpoints.clone();
     let skipped = skipped_names(&launch.config);

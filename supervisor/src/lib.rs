@@ -33,18 +33,27 @@ mod fs_policy;
 mod hostname;
 mod incoming;
 mod launch;
+#[path = "../../layer/src/net"]
+mod layer_net {
+    //! The layer's network decisions, included by path so that both paths decide alike: address
+    //! filters (`outgoing.filter`) and `feature.network.incoming` (ports, mapping, subscription).
+    #[path = "filter.rs"]
+    #[allow(
+        dead_code,
+        reason = "shared with the layer, which uses parts of it the supervisor does not"
+    )]
+    pub(crate) mod filter;
+    #[path = "incoming_policy.rs"]
+    pub(crate) mod incoming_policy;
+}
 mod net;
-#[path = "../../layer/src/net/filter.rs"]
-#[allow(
-    dead_code,
-    reason = "shared with the layer, which uses parts of it the supervisor does not"
-)]
-mod net_filter;
+use layer_net::filter as net_filter;
 mod placeholders;
 mod remote;
 mod serve;
 #[allow(unsafe_code, reason = "the crate's one module of kernel interfaces")]
 mod sys;
+mod udp;
 
 pub use elf::{DetectError, ProgramKind, SyscallReason, detect, resolve};
 pub use launch::{Launch, LaunchError, check_kernel, run, run_continue_only};

@@ -8,6 +8,9 @@
 //! `/etc/resolv.conf` and `/etc/hosts` (file calls, decided by the `fs` policy's built-in list) and
 //! sends its queries on a connected UDP socket.
 //!
+//! Datagrams sent with an address (`sendto`, `sendmsg`) on an unconnected UDP socket are in
+//! `udp.rs`.
+//!
 //! Loopback destinations go to the target's loopback (its DNS server may listen there), except
 //! ports a process of the session listens on (recorded at `listen`) and what the config keeps
 //! local.
@@ -40,6 +43,10 @@ pub(crate) struct OutgoingPolicy {
     /// Loopback ports that always stay local (`incoming.ignore_ports`: the debugger's).
     local_ports: Vec<u16>,
     filter: Option<AddressFilter>,
+    /// The relay of each (socket inode, destination) that datagrams were sent to with an address
+    /// (`sendto`/`sendmsg`, `udp.rs`): one per pair, so replies reach the socket that asked.
+    pub(crate) datagram_relays:
+        std::sync::Mutex<std::collections::HashMap<(u64, SocketAddr), SocketAddr>>,
 }
 
 impl OutgoingPolicy {
@@ -60,6 +67,7 @@ impl OutgoingPolicy {
             ignore_localhost: network.outgoing.ignore_localhost,
             local_ports: network.incoming.ignore_ports.clone(),
             filter,
+            datagram_relays: Default::default(),
         })
     }
 
@@ -71,7 +79,7 @@ impl OutgoingPolicy {
     /// Whether traffic of `protocol` to `destination` goes through the target. Loopback goes to
     /// the target's loopback too (its DNS server may listen there), unless a listener of the
     /// session has the port (`session_listens`, TCP only) or the config keeps it local.
-    fn sends(
+    pub(crate) fn sends(
         &self,
         protocol: Protocol,
         destination: SocketAddr,

@@ -7,7 +7,7 @@ use std::{os::fd::AsFd, sync::Arc};
 
 use crate::{
     fs_policy::FsPolicy,
-    incoming::IncomingPolicy,
+    incoming::Incoming,
     net::OutgoingPolicy,
     placeholders::Placeholders,
     remote::{Endpoints, Remote},
@@ -26,7 +26,7 @@ pub(crate) struct Shared {
     /// `None` when no outgoing traffic goes through the target.
     pub(crate) outgoing: Option<OutgoingPolicy>,
     /// `None` when incoming traffic is off.
-    pub(crate) incoming: Option<IncomingPolicy>,
+    pub(crate) incoming: Option<Incoming>,
     pub(crate) placeholders: Placeholders,
     pub(crate) endpoints: Endpoints,
     /// Ports the program's processes listen on here (TCP), seen at `listen`.
@@ -132,6 +132,10 @@ impl Worker {
                 libc::SYS_connect => self.connect(call),
                 libc::SYS_uname => self.uname(call),
                 libc::SYS_listen => self.listen(call),
+                libc::SYS_bind => self.bind(call),
+                libc::SYS_accept | libc::SYS_accept4 => self.accept(call),
+                libc::SYS_sendto => self.sendto(call),
+                libc::SYS_sendmsg => self.sendmsg(call),
                 _ => self.file_call(call).unwrap_or(Outcome::Continue),
             }
         }));

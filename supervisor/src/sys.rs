@@ -672,3 +672,102 @@ pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The inode number of an open file (sockets have one each, unique while they live).
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: `stat` is a plain C struct; all-zero bytes are a valid value.
+    let mut status: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into `status`, alive and writable for the call.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &raw mut status) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(status.st_ino)
+}
+
+/// Whether the open file has `O_NONBLOCK` set (shared by every copy of the descriptor).
+pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: F_GETFL takes no argument and returns the status flags or -1.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// `bind(2)` of a socket to `address` (an IPv4 address given to an IPv6 socket is mapped).
+pub(crate) fn bind(
+    fd: BorrowedFd<'_>,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<()> {
+    let bytes = crate::net::sockaddr_bytes(address, domain)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
+    // SAFETY: bind reads `bytes.len()` bytes of socket address from `bytes`, alive for the call.
+    let result = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `sendto(2)` of one datagram to `address`; the number of bytes sent.
+pub(crate) fn send_to(
+    fd: BorrowedFd<'_>,
+    payload: &[u8],
+    flags: i32,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<usize> {
+    let bytes = crate::net::sockaddr_bytes(address, domain)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
+    // SAFETY: sendto reads `payload.len()` bytes from `payload` and `bytes.len()` bytes of socket
+    // address from `bytes`, both alive for the call.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            payload.as_ptr().cast(),
+            payload.len(),
+            flags,
+            bytes.as_ptr().cast(),
+            bytes.len() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+/// `accept4(2)`: the new connection (close-on-exec here, `SOCK_NONBLOCK` as `flags` say) and its
+/// peer.
+pub(crate) fn accept(
+    fd: BorrowedFd<'_>,
+    flags: i32,
+) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
+    let mut storage = [0u8; 128];
+    let mut length = storage.len() as libc::socklen_t;
+    let flags = (flags & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC;
+    // SAFETY: accept4 writes at most `length` bytes of address into `storage`, alive and
+    // writable, and returns a new descriptor or -1.
+    let accepted = unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            storage.as_mut_ptr().cast(),
+            &raw mut length,
+            flags,
+        )
+    };
+    if accepted < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, owned by nothing else.
+    let accepted = unsafe { OwnedFd::from_raw_fd(accepted) };
+    let peer = crate::net::parse_sockaddr(&storage[..(length as usize).min(storage.len())]);
+    Ok((accepted, peer))
+}

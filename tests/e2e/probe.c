@@ -174,6 +174,54 @@ static void echo(const char *kind, int type, const char *target) {
     printf("%s %s: %s\n", kind, target, have ? received : "ERR closed");
 }
 
+/* UDP echo from an unconnected socket: the datagram goes out with sendto (or sendmsg with
+ * msg_name), the answer is read with recvfrom. */
+static void echo_unconnected(const char *kind, int use_sendmsg, const char *target) {
+    char host[256];
+    snprintf(host, sizeof host, "%s", target);
+    char *colon = strrchr(host, ':');
+    if (!colon) {
+        printf("%s %s: ERR bad target\n", kind, target);
+        return;
+    }
+    *colon = '\0';
+    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &peer.sin_addr) != 1) {
+        printf("%s %s: ERR not an IPv4 address\n", kind, target);
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) {
+        printf("%s %s: ERR %s\n", kind, target, errno_name(errno));
+        return;
+    }
+    set_timeouts(fd);
+    size_t length = strlen(ECHO_PAYLOAD);
+    ssize_t sent;
+    if (use_sendmsg) {
+        struct iovec parts[2] = {{(void *)ECHO_PAYLOAD, 6}, {(void *)(ECHO_PAYLOAD + 6), length - 6}};
+        struct msghdr message = {
+            .msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = parts, .msg_iovlen = 2};
+        sent = sendmsg(fd, &message, 0);
+    } else {
+        sent = sendto(fd, ECHO_PAYLOAD, length, 0, (struct sockaddr *)&peer, sizeof peer);
+    }
+    if (sent != (ssize_t)length) {
+        printf("%s %s: ERR %s\n", kind, target, socket_error(errno));
+        close(fd);
+        return;
+    }
+    char received[256] = "";
+    ssize_t count = recvfrom(fd, received, sizeof received - 1, 0, NULL, NULL);
+    close(fd);
+    if (count < 0) {
+        printf("%s %s: ERR %s\n", kind, target, socket_error(errno));
+        return;
+    }
+    received[count] = '\0';
+    printf("%s %s: %s\n", kind, target, received);
+}
+
 static void check_write(const char *spec) {
     char path[4096];
     snprintf(path, sizeof path, "%s", spec);
@@ -214,6 +262,10 @@ static void check(const char *spec) {
         echo("tcp", SOCK_STREAM, argument);
     } else if (IS("udp")) {
         echo("udp", SOCK_DGRAM, argument);
+    } else if (IS("udpto")) {
+        echo_unconnected("udpto", 0, argument);
+    } else if (IS("udpmsg")) {
+        echo_unconnected("udpmsg", 1, argument);
     } else if (IS("write")) {
         check_write(argument);
     } else if (IS("hostname")) {

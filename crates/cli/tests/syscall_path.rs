@@ -10,6 +10,7 @@
 
 use std::{
     io::Read,
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
     sync::OnceLock,
@@ -414,6 +415,25 @@ fn go_resolves_pod_names_and_reaches_pod_only_services_both_builds() {
 }
 
 #[test]
+fn datagrams_sent_with_an_address_from_unconnected_sockets_reach_pod_only_services() {
+    let pod = Pod::up("udpto");
+    let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
+    for static_build in [false, true] {
+        let run = pod.exec(&[], go_probe(static_build), &["udpto:db.sandbox.svc:7"]);
+        run.expect("udpto db.sandbox.svc:7", "mirrord-e2e-ping");
+    }
+    let probe = static_c("c-probe-udpto", &repo_root().join("tests/e2e/probe.c"));
+    let to = format!("{db_ip}:7");
+    let run = pod.exec(
+        &[],
+        &probe,
+        &[&format!("udpto:{to}"), &format!("udpmsg:{to}")],
+    );
+    run.expect(&format!("udpto {to}"), "mirrord-e2e-ping");
+    run.expect(&format!("udpmsg {to}"), "mirrord-e2e-ping");
+}
+
+#[test]
 fn a_static_c_program_connects_to_the_pod_only_echo_service() {
     let pod = Pod::up("cnet");
     let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
@@ -468,21 +488,43 @@ fn a_program_installing_its_own_seccomp_filter_afterwards_still_sees_the_pod() {
 }
 
 /// A Go HTTP server started under mirrord in the background; killed (with its group) on drop.
-struct Server(std::process::Child);
+/// `lines` has what it prints after `serving` (one `request /peer from ADDRESS` per `/peer`).
+struct Server {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// The next line the server prints, waiting at most 20 s.
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|error| panic!("the Go server printed nothing more: {error}"))
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .stderr(Stdio::null())
             .status();
-        let _ = self.0.wait();
+        let _ = self.child.wait();
     }
 }
 
+/// A TCP port nothing listens on now (the kernel's pick, released again).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Pod {
-    /// Starts `probe serve 127.0.0.1:PORT` under mirrord with `config`, once it listens.
-    fn serve(&self, config: &Path, port: u16) -> Server {
+    /// Starts `probe serve ADDRESS` under mirrord with `config`, once it listens.
+    fn serve(&self, config: &Path, address: &str) -> Server {
         use std::io::{BufRead, BufReader};
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(MIRRORD);
@@ -492,7 +534,7 @@ impl Pod {
             .arg(config)
             .arg("--")
             .arg(go_probe(true))
-            .args(["serve", &format!("127.0.0.1:{port}")])
+            .args(["serve", address])
             .env(MARKER_ENV, &self.name)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -500,15 +542,20 @@ impl Pod {
             .process_group(0);
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let server = Server(child);
         let (line_tx, line_rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok).unwrap_or_default();
-            let _ = line_tx.send(first);
-            for _ in lines {}
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line_tx.send(line).is_err() {
+                    return;
+                }
+            }
         });
-        let line = line_rx
+        let server = Server {
+            child,
+            lines: line_rx,
+        };
+        let line = server
+            .lines
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_default();
         assert!(
@@ -518,16 +565,15 @@ impl Pod {
         server
     }
 
-    /// One HTTP/1.1 GET to the pod's port 80 with `headers`; the response body.
-    fn get(&self, headers: &[(&str, &str)]) -> String {
+    /// One HTTP/1.1 GET of `path` to `address` with `headers`: the client's own address and the
+    /// response body.
+    fn get_from(address: &str, path: &str, headers: &[(&str, &str)]) -> (SocketAddr, String) {
         use std::io::Write;
-        let address = format!("{}:80", self.info["sandbox_ip"].as_str().unwrap());
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut request =
-            String::from("GET /hello HTTP/1.1\r\nhost: sandbox\r\nconnection: close\r\n");
+        let mut request = format!("GET {path} HTTP/1.1\r\nhost: sandbox\r\nconnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -535,30 +581,46 @@ impl Pod {
         stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
-        response
+        let body = response
             .split_once("\r\n\r\n")
             .map(|(_, body)| body.to_owned())
-            .unwrap_or(response)
+            .unwrap_or(response);
+        (stream.local_addr().unwrap(), body)
+    }
+
+    /// One HTTP/1.1 GET /hello to the pod's port 80 with `headers`; the response body.
+    fn get(&self, headers: &[(&str, &str)]) -> String {
+        Self::get_from(&self.port_80(), "/hello", headers).1
+    }
+
+    fn port_80(&self) -> String {
+        format!("{}:80", self.info["sandbox_ip"].as_str().unwrap())
     }
 }
 
-/// A config stealing the pod's port 80 into local `port`, with `extra` incoming keys.
-fn steal_config(label: &str, port: u16, extra: &str) -> PathBuf {
+/// A config receiving the pod's port 80 in `mode` (`port_mapping` from local `port`), with
+/// `extra` incoming keys.
+fn incoming_config(label: &str, mode: &str, port: u16, extra: &str) -> PathBuf {
     let config = scratch_dir().join(format!("{label}-{}.json", std::process::id()));
     std::fs::write(
         &config,
         format!(
-            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "steal", "port_mapping": [[{port}, 80]]{extra} }} }} }} }}"#
+            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "{mode}", "port_mapping": [[{port}, 80]]{extra} }} }} }} }}"#
         ),
     )
     .unwrap();
     config
 }
 
+/// A config stealing the pod's port 80 into local `port`, with `extra` incoming keys.
+fn steal_config(label: &str, port: u16, extra: &str) -> PathBuf {
+    incoming_config(label, "steal", port, extra)
+}
+
 #[test]
 fn a_go_http_server_under_steal_answers_the_requests_sent_to_the_pod() {
     let pod = Pod::up("gosteal");
-    let port = 21000 + (std::process::id() % 1000) as u16;
+    let port = free_port();
     let pod_answer = format!("sandbox {}: GET /hello\n", pod.name);
     assert_eq!(
         pod.get(&[]),
@@ -566,7 +628,7 @@ fn a_go_http_server_under_steal_answers_the_requests_sent_to_the_pod() {
         "the pod's own service answers first"
     );
     let config = steal_config("steal", port, "");
-    let _server = pod.serve(&config, port);
+    let _server = pod.serve(&config, &format!("127.0.0.1:{port}"));
     assert_eq!(pod.get(&[]), "go server: GET /hello\n");
     let _ = std::fs::remove_file(&config);
 }
@@ -574,19 +636,63 @@ fn a_go_http_server_under_steal_answers_the_requests_sent_to_the_pod() {
 #[test]
 fn a_go_http_server_under_steal_with_a_header_filter_answers_only_matching_requests() {
     let pod = Pod::up("gofilter");
-    let port = 22000 + (std::process::id() % 1000) as u16;
+    let port = free_port();
     let pod_answer = format!("sandbox {}: GET /hello\n", pod.name);
     let config = steal_config(
         "filter",
         port,
         r#", "http_filter": { "header_filter": "^x-mirrord-test: go$" }"#,
     );
-    let _server = pod.serve(&config, port);
+    let _server = pod.serve(&config, &format!("127.0.0.1:{port}"));
     assert_eq!(
         pod.get(&[("x-mirrord-test", "go")]),
         "go server: GET /hello\n"
     );
     assert_eq!(pod.get(&[("x-mirrord-test", "other")]), pod_answer);
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn a_go_server_sees_the_real_peer_of_stolen_and_mirrored_connections() {
+    let pod = Pod::up("gopeer");
+    for mode in ["steal", "mirror"] {
+        let port = free_port();
+        let config = incoming_config(&format!("peer-{mode}"), mode, port, "");
+        let server = pod.serve(&config, &format!("127.0.0.1:{port}"));
+        let (client, body) = Pod::get_from(&pod.port_80(), "/peer", &[]);
+        if mode == "steal" {
+            assert_eq!(body, "go server: GET /peer\n");
+        } else {
+            assert_eq!(body, format!("sandbox {}: GET /peer\n", pod.name));
+        }
+        assert_eq!(
+            server.next_line(),
+            format!("request /peer from {client}"),
+            "{mode}: the Go server's RemoteAddr is the client that reached the pod"
+        );
+        let _ = std::fs::remove_file(&config);
+    }
+}
+
+#[test]
+fn listen_ports_moves_a_go_servers_local_port_and_the_pods_port_still_reaches_it() {
+    let pod = Pod::up("golport");
+    let port = free_port();
+    let config = scratch_dir().join(format!("listen-ports-{}.json", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "steal", "listen_ports": [[80, {port}]] }} }} }} }}"#
+        ),
+    )
+    .unwrap();
+    let _server = pod.serve(&config, "127.0.0.1:80");
+    assert_eq!(pod.get(&[]), "go server: GET /hello\n");
+    let (_, direct) = Pod::get_from(&format!("127.0.0.1:{port}"), "/hello", &[]);
+    assert_eq!(
+        direct, "go server: GET /hello\n",
+        "the server really listens on the listen_ports port"
+    );
     let _ = std::fs::remove_file(&config);
 }
 

@@ -20,6 +20,7 @@
 
 pub(crate) mod filter;
 pub(crate) mod incoming;
+pub(crate) mod incoming_policy;
 pub(crate) mod native;
 pub(crate) mod shims;
 pub(crate) mod udp;

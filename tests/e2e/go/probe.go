@@ -160,6 +160,38 @@ func echo(network, target string) string {
 	return string(buffer[:received])
 }
 
+// echoUnconnected sends the payload with WriteTo from an unconnected UDP socket
+// (net.ListenPacket) and reads the answer with ReadFrom.
+func echoUnconnected(target string) string {
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return "ERR " + err.Error()
+	}
+	address := resolve(host)
+	if strings.HasPrefix(address, "ERR") {
+		return address
+	}
+	destination, err := net.ResolveUDPAddr("udp", net.JoinHostPort(address, port))
+	if err != nil {
+		return "ERR " + err.Error()
+	}
+	connection, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		return "ERR " + err.Error()
+	}
+	defer connection.Close()
+	connection.SetDeadline(time.Now().Add(timeout))
+	if _, err := connection.WriteTo([]byte(echoPayload), destination); err != nil {
+		return "ERR " + err.Error()
+	}
+	buffer := make([]byte, 2048)
+	count, _, err := connection.ReadFrom(buffer)
+	if err != nil {
+		return "ERR " + err.Error()
+	}
+	return string(buffer[:count])
+}
+
 func httpGet(url string) string {
 	client := http.Client{Timeout: timeout}
 	response, err := client.Get(url)
@@ -196,6 +228,8 @@ func check(spec string) {
 		fmt.Printf("tcp %s: %s\n", argument, echo("tcp", argument))
 	case "udp":
 		fmt.Printf("udp %s: %s\n", argument, echo("udp", argument))
+	case "udpto":
+		fmt.Printf("udpto %s: %s\n", argument, echoUnconnected(argument))
 	case "http":
 		fmt.Printf("http %s: %s\n", argument, httpGet(argument))
 	case "hostname":
@@ -265,6 +299,9 @@ func main() {
 		}
 		fmt.Printf("serving %s\n", arguments[1])
 		handler := http.HandlerFunc(func(writer http.ResponseWriter, request *http.Request) {
+			if request.URL.Path == "/peer" {
+				fmt.Printf("request %s from %s\n", request.URL.Path, request.RemoteAddr)
+			}
 			fmt.Fprintf(writer, "go server: %s %s\n", request.Method, request.URL.Path)
 		})
 		if err := http.Serve(listener, handler); err != nil {

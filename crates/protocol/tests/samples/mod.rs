@@ -670,52 +670,11 @@ pub(crate) fn agent_to_client() -> Vec<AgentToClient> {
     messages
 }
 
+/// Every code: the named ones, and `Other` at both ends of its range.
 pub(crate) fn error_codes() -> Vec<ErrorCode> {
-    vec![
-        ErrorCode::NotFound,
-        ErrorCode::PermissionDenied,
-        ErrorCode::OperationNotPermitted,
-        ErrorCode::AlreadyExists,
-        ErrorCode::NotADirectory,
-        ErrorCode::IsADirectory,
-        ErrorCode::DirectoryNotEmpty,
-        ErrorCode::InvalidInput,
-        ErrorCode::BadHandle,
-        ErrorCode::TooManyOpenFiles,
-        ErrorCode::NameTooLong,
-        ErrorCode::TooManySymlinks,
-        ErrorCode::ReadOnlyFilesystem,
-        ErrorCode::NoSpace,
-        ErrorCode::CrossesDevices,
-        ErrorCode::Busy,
-        ErrorCode::FileTooLarge,
-        ErrorCode::OutOfMemory,
-        ErrorCode::WouldBlock,
-        ErrorCode::Interrupted,
-        ErrorCode::BrokenPipe,
-        ErrorCode::ConnectionRefused,
-        ErrorCode::ConnectionReset,
-        ErrorCode::ConnectionAborted,
-        ErrorCode::NotConnected,
-        ErrorCode::HostUnreachable,
-        ErrorCode::NetworkUnreachable,
-        ErrorCode::NetworkDown,
-        ErrorCode::TimedOut,
-        ErrorCode::AddrInUse,
-        ErrorCode::AddrNotAvailable,
-        ErrorCode::AddressFamilyNotSupported,
-        ErrorCode::SocketTypeNotSupported,
-        ErrorCode::MessageTooLong,
-        ErrorCode::NoSuchName,
-        ErrorCode::TryAgain,
-        ErrorCode::DnsFailure,
-        ErrorCode::UnknownService,
-        ErrorCode::Unsupported,
-        ErrorCode::OperationNotSupported,
-        ErrorCode::Io,
-        ErrorCode::Protocol,
-        ErrorCode::AgentLost,
-        ErrorCode::Other(-1),
-        ErrorCode::Other(i32::MAX),
-    ]
+    ErrorCode::NAMED
+        .iter()
+        .copied()
+        .chain([ErrorCode::Other(-1), ErrorCode::Other(i32::MAX)])
+        .collect()
 }

@@ -42,8 +42,19 @@ const LAUNCH = {
       console: 'internalConsole',
       env: { MIRRORD_CONFIG_FILE: '${workspaceFolder}/.mirrord/no-target.json' },
     },
+    {
+      type: 'node',
+      request: 'launch',
+      name: 'broken target',
+      program: '${workspaceFolder}/app.js',
+      console: 'internalConsole',
+      env: { MIRRORD_CONFIG_FILE: '${workspaceFolder}/.mirrord/broken-target.json' },
+    },
   ],
 };
+
+/** A target that does not exist: the session cannot start. */
+const BROKEN_TARGET = 'pid/999999999';
 
 /** The debuggee: prints the pod's file and variable, then stays up until the debugger stops it. */
 const APP = `const fs = require('fs');
@@ -64,6 +75,7 @@ before(async () => {
   writeTree(workspace, {
     '.mirrord/mirrord.json': JSON.stringify({ target: `sandbox/${SANDBOX}`, feature: { fs: 'read', env: true } }, null, 2),
     '.mirrord/no-target.json': JSON.stringify({ feature: { fs: 'read', env: true } }, null, 2),
+    '.mirrord/broken-target.json': JSON.stringify({ target: BROKEN_TARGET }, null, 2),
     '.mirrord/edit.json': '{\n  "feture": { "fs": "read" },\n  "target": ""\n}\n',
     '.vscode/launch.json': JSON.stringify(LAUNCH, null, 2),
     'app.js': APP,
@@ -316,4 +328,44 @@ test('killing the sidecar: the extension restarts it, says so once, and the next
   const toasts = (await bench.notifications()).filter((toast) => toast.includes('sidecar exited'));
   assert.ok(toasts.length <= 1, `told once: ${toasts.join('\n')}`);
   await stopDebugging();
+});
+
+test("a launch that fails: an error notification with the sidecar's message, and its \"Show Logs\" shows the log", async () => {
+  // What the sidecar answers for this launch (the test's own sidecar, same workspace).
+  const failure = await sidecar.connection
+    .sendRequest('mirrord/patchLaunchConfig', {
+      launchConfig: { type: 'node', request: 'launch', name: 'broken target', program: path.join(workspace, 'app.js'), env: { MIRRORD_CONFIG_FILE: path.join(workspace, '.mirrord/broken-target.json') } },
+      workspaceFolder: workspace,
+      ide: 'vscode',
+    })
+    .then(
+      (answer) => assert.fail(`the sidecar started a session for ${BROKEN_TARGET}: ${JSON.stringify(answer)}`),
+      (error) => error,
+    );
+  assert.match(failure.message, /999999999/, failure.message);
+  const expected = `mirrord: ${failure.message}`;
+
+  await until(() => bench.statusBarItem(STATUS), 'the mirrord status bar item', 60_000);
+  if (!(await bench.statusBarIcons(STATUS)).includes('plug')) {
+    await bench.runCommand('mirrord: Toggle');
+    await until(async () => (await bench.statusBarIcons(STATUS)).includes('plug'), 'the status bar to show mirrord on');
+  }
+  if (await bench.page.locator('.panel .output-view').isVisible()) await bench.runCommand('View: Close Panel');
+  await startDebugging('broken target');
+  const toast = bench.page.locator('.notifications-toasts .notification-toast', { hasText: failure.message.slice(0, 40) }).first();
+  await toast.waitFor({ state: 'visible', timeout: 60_000 });
+  const text = (await toast.textContent()) ?? '';
+  await bench.screenshot('launch-failed');
+  assert.ok(text.includes(expected), `the notification shows the sidecar's message:\n${text}\nexpected: ${expected}`);
+  assert.ok(await toast.locator('.codicon-error').count() > 0, 'an error, not a warning or information');
+  assert.equal(await bench.page.locator('.debug-toolbar').isVisible(), false, 'the launch did not run');
+
+  await toast.getByRole('button', { name: 'Show Logs' }).click();
+  const log = await until(async () => {
+    if (!(await bench.page.locator('.panel .output-view').isVisible())) return undefined;
+    const shown = await bench.outputText();
+    return shown.includes(failure.message.slice(0, 40)) ? shown : undefined;
+  }, 'the mirrord log with the failure after "Show Logs"', 30_000);
+  await bench.screenshot('launch-failed-logs');
+  assert.match(log, new RegExp(`error ${failure.code}: `), log);
 });

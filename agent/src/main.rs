@@ -299,18 +299,10 @@ impl AgentContext {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    if args.json_log {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    mirrord_logging::init(
+        &mirrord_logging::LogOptions::new(&args.log_level, "info").json(args.json_log),
+        mirrord_logging::LogTarget::Stderr,
+    );
     if let (Some(chain), Some(netns)) = (&args.iptables_watchdog, &args.watch_netns) {
         return match incoming::iptables::watchdog(chain, netns) {
             Ok(()) => std::process::ExitCode::SUCCESS,

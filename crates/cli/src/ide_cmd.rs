@@ -3,7 +3,6 @@
 //! to stderr, or to `--log-file`.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use crate::exit::{Outcome, report_error};
 
@@ -24,12 +23,8 @@ pub(crate) struct IdeArgs {
 }
 
 pub(crate) fn run(args: IdeArgs) -> Outcome {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    match &args.log_file {
+    let options = mirrord_logging::LogOptions::new(&args.log_level, "warn");
+    let target = match &args.log_file {
         Some(path) => {
             let file = match std::fs::OpenOptions::new()
                 .create(true)
@@ -45,10 +40,11 @@ pub(crate) fn run(args: IdeArgs) -> Outcome {
                     return Outcome::UsageOrIo;
                 }
             };
-            subscriber.with_writer(Mutex::new(file)).init();
+            mirrord_logging::LogTarget::File(file)
         }
-        None => subscriber.with_writer(std::io::stderr).init(),
-    }
+        None => mirrord_logging::LogTarget::Stderr,
+    };
+    mirrord_logging::init(&options, target);
     match mirrord_ide::run_stdio() {
         Ok(()) => Outcome::Success,
         Err(error) => {

@@ -39,18 +39,10 @@ pub(crate) struct IntproxyArgs {
 }
 
 pub(crate) fn run(args: IntproxyArgs) -> Outcome {
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    if args.json_log {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    mirrord_logging::init(
+        &mirrord_logging::LogOptions::new(&args.log_level, "info").json(args.json_log),
+        mirrord_logging::LogTarget::Stderr,
+    );
     let token: SessionToken = match std::env::var(TOKEN_ENV)
         .ok()
         .and_then(|text| text.trim().parse().ok())

@@ -1153,10 +1153,10 @@ fn enter_pod_network(args: &[std::ffi::OsString]) -> String {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    mirrord_logging::init(
+        &mirrord_logging::LogOptions::new("info", "info"),
+        mirrord_logging::LogTarget::Stderr,
+    );
     let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if raw.first().is_some_and(|first| first == ENTER_POD_NETWORK) {
         let error = enter_pod_network(&raw[1..]);

@@ -13,7 +13,7 @@
 //! environment). Every child process is killed after a time limit, so a bug never hangs CI.
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader},
     net::{SocketAddr, TcpStream},
     os::{
         linux::net::SocketAddrExt,
@@ -23,11 +23,8 @@ use std::{
         },
     },
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{
-        Arc, Mutex, OnceLock,
-        mpsc::{self, Receiver},
-    },
+    process::{Child, Command, Stdio},
+    sync::{OnceLock, mpsc},
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -41,15 +38,15 @@ use mirrord_protocol::{
 };
 use serde_json::{Value, json};
 
-const MIRRORD: &str = env!("CARGO_BIN_EXE_mirrord");
+mod support;
 
-/// How long any one program may run before it is killed and the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-/// Set in the environment of everything a test starts through mirrord (the user process, its
-/// children, the intproxy and the agent inherit it), so the sandbox guard can find and kill
-/// leftovers by process id.
-const MARKER_ENV: &str = "MIRRORD_E2E_SANDBOX";
+use support::{
+    MIRRORD,
+    e2e::{
+        MARKER_ENV, Pod, RUN_LIMIT, Run, collect, indent, kill_group, kill_pid, repo_root, run,
+        run_bounded, wait_until,
+    },
+};
 
 /// What the probes send to the echo services.
 const ECHO_PAYLOAD: &str = "mirrord-e2e-ping";
@@ -68,138 +65,6 @@ const TARGET_CHECKS: &[&str] = &[
 // ---------------------------------------------------------------------------------------------
 // Running programs, bounded.
 
-/// A finished program.
-struct Run {
-    what: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The value of the probe line `KEY: VALUE`.
-    fn value(&self, key: &str) -> Option<&str> {
-        self.stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
-    }
-
-    /// Everything about the run, for failure messages.
-    fn describe(&self) -> String {
-        format!(
-            "{}\n  exit: {}\n  stdout:\n{}\n  stderr:\n{}",
-            self.what,
-            self.status,
-            indent(&self.stdout),
-            indent(&self.stderr)
-        )
-    }
-
-    fn assert_success(&self) {
-        assert!(self.status.success(), "failed: {}", self.describe());
-    }
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|line| format!("    | {line}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn describe_command(command: &Command) -> String {
-    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
-    words.extend(
-        command
-            .get_args()
-            .map(|arg| arg.to_string_lossy().into_owned()),
-    );
-    words.join(" ")
-}
-
-/// Kills every process of process group `group` (ignoring "no such process").
-fn kill_group(group: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{group}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn kill_pid(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Collects a pipe into a shared buffer on a thread; the receiver fires at end of file.
-fn collect(mut pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, Receiver<()>) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let (done_tx, done_rx) = mpsc::channel();
-    let sink = Arc::clone(&buffer);
-    thread::spawn(move || {
-        let mut chunk = [0; 8192];
-        while let Ok(read) = pipe.read(&mut chunk) {
-            if read == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&chunk[..read]);
-        }
-        let _ = done_tx.send(());
-    });
-    (buffer, done_rx)
-}
-
-/// Runs `command` in its own process group with no stdin, killing the whole group after `limit`
-/// (the test then fails) and after it exits (so forked children cannot outlive it).
-fn run_bounded(mut command: Command, limit: Duration) -> Run {
-    let what = describe_command(&command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
-    let (stdout, stdout_done) = collect(child.stdout.take().unwrap());
-    let (stderr, stderr_done) = collect(child.stderr.take().unwrap());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    kill_group(child.id());
-    let status = status.unwrap_or_else(|| child.wait().unwrap());
-    for done in [stdout_done, stderr_done] {
-        let _ = done.recv_timeout(Duration::from_secs(5));
-    }
-    let run = Run {
-        what,
-        status,
-        stdout: String::from_utf8_lossy(&stdout.lock().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned(),
-    };
-    assert!(
-        Instant::now() < deadline,
-        "killed after {} s (hung?): {}",
-        limit.as_secs(),
-        run.describe()
-    );
-    run
-}
-
-fn run(program: &str, args: &[&str]) -> Run {
-    let mut command = Command::new(program);
-    command.args(args);
-    run_bounded(command, RUN_LIMIT)
-}
-
 /// A file next to the `mirrord` binary, which must have been built.
 fn built(file_name: &str) -> PathBuf {
     let path = Path::new(MIRRORD).with_file_name(file_name);
@@ -209,13 +74,6 @@ fn built(file_name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
 }
 
 /// A probe program in `tests/e2e/`.
@@ -299,88 +157,10 @@ fn regex_escape(text: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Sandbox pods.
 
-/// A sandbox pod for one test. Dropping it takes the pod down and kills whatever the test
-/// started through mirrord in it.
-struct Pod {
-    name: String,
-    info: Value,
-}
-
 impl Pod {
     /// `mirrord sandbox up e2e-LABEL-NNN`; LABEL must be unique among the tests of this file.
     fn up(label: &str) -> Self {
-        let name = format!("e2e-{label}-{:03}", std::process::id() % 1000);
-        assert!(name.len() <= 20, "sandbox name {name} is too long");
-        let mut pod = Self {
-            name,
-            info: Value::Null,
-        };
-        let up = run(MIRRORD, &["sandbox", "up", &pod.name, "--output", "json"]);
-        up.assert_success();
-        pod.info = serde_json::from_str(&up.stdout).unwrap();
-        pod
-    }
-
-    fn target(&self) -> String {
-        format!("sandbox/{}", self.name)
-    }
-
-    fn target_pid(&self) -> u32 {
-        u32::try_from(self.info["target_pid"].as_u64().unwrap()).unwrap()
-    }
-
-    fn field(&self, key: &str) -> &str {
-        self.info[key].as_str().unwrap()
-    }
-
-    fn db_ip(&self) -> &str {
-        self.field("db_ip")
-    }
-
-    /// The contents of a file that exists only in the pod, as `sandbox up` reported it.
-    fn file(&self, path: &str) -> &str {
-        self.info["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|file| file["path"] == path)
-            .unwrap_or_else(|| panic!("the pod has no {path}"))["contents"]
-            .as_str()
-            .unwrap()
-    }
-
-    fn first_line(&self, path: &str) -> &str {
-        self.file(path).lines().next().unwrap()
-    }
-
-    /// Runs a shell script in the target's mount namespace (what the pod's own processes see).
-    fn in_mount_namespace(&self, script: &str) -> Run {
-        let pid = self.target_pid().to_string();
-        run(
-            "nsenter",
-            &["--target", &pid, "--mount", "--", "sh", "-c", script],
-        )
-    }
-
-    /// `mirrord exec --target sandbox/NAME FLAGS -- COMMAND`, as a not-yet-started command.
-    fn exec_command(&self, flags: &[&str], command: &[&str]) -> Command {
-        let mut mirrord = Command::new(MIRRORD);
-        mirrord
-            .args(["exec", "--target", &self.target()])
-            .args(flags)
-            .arg("--")
-            .args(command)
-            .current_dir(repo_root())
-            .env(MARKER_ENV, &self.name);
-        mirrord
-    }
-
-    fn exec_limited(&self, flags: &[&str], command: &[&str], limit: Duration) -> Run {
-        run_bounded(self.exec_command(flags, command), limit)
-    }
-
-    fn exec(&self, flags: &[&str], command: &[&str]) -> Run {
-        self.exec_limited(flags, command, RUN_LIMIT)
+        Self::up_as("e2e", label)
     }
 
     /// Runs the python probe under mirrord.
@@ -390,46 +170,6 @@ impl Pod {
         command.extend_from_slice(probe_args);
         self.exec(flags, &command)
     }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let mut down = Command::new(MIRRORD);
-        down.args(["sandbox", "down", &self.name])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Ok(mut child) = down.spawn() {
-            let deadline = Instant::now() + RUN_LIMIT;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for pid in marked_processes(&self.name) {
-            kill_pid(pid);
-        }
-    }
-}
-
-/// Processes whose environment has `MARKER_ENV=name`.
-fn marked_processes(name: &str) -> Vec<u32> {
-    let marker = format!("{MARKER_ENV}={name}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != std::process::id())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|entry| entry == marker.as_bytes())
-            })
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1072,15 +812,7 @@ fn losing_the_agent_fails_remote_reads_within_two_seconds_and_keeps_local_reads(
         finished |= line == "loop: done";
         lines.push(line);
     }
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_until(&mut child, deadline);
     kill_group(group);
     let _ = child.wait();
     let report = describe(&lines);

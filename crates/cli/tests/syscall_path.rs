@@ -12,123 +12,19 @@ use std::{
     io::Read,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::Command,
     sync::OnceLock,
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
-
-use serde_json::Value;
 
 mod support;
 
-const MIRRORD: &str = env!("CARGO_BIN_EXE_mirrord");
-const RUN_LIMIT: Duration = Duration::from_secs(90);
-const GO_CACHE: &str = "/var/cache/mirrord-ci/go-build";
-/// Set in everything a test starts through mirrord, so the guard can kill leftovers.
-const MARKER_ENV: &str = "MIRRORD_E2E_SANDBOX";
+use support::{
+    GroupLeader, MIRRORD,
+    e2e::{Pod, RUN_LIMIT, Run, build_go_probe, repo_root, run_bounded, spawn_until_ready},
+};
+
 const PATH_LINE: &str = "takes the system-call path (seccomp user notification)";
-
-struct Run {
-    what: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn value(&self, key: &str) -> Option<&str> {
-        self.stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}\n  exit: {}\n  stdout:\n{}\n  stderr:\n{}",
-            self.what, self.status, self.stdout, self.stderr
-        )
-    }
-
-    #[track_caller]
-    fn expect(&self, key: &str, expected: &str) {
-        assert_eq!(
-            self.value(key),
-            Some(expected),
-            "`{key}`:\n{}",
-            self.describe()
-        );
-    }
-}
-
-/// Runs `command` in its own process group, killing the group after it exits or after `limit`.
-fn run_bounded(mut command: Command, limit: Duration) -> Run {
-    let what = format!(
-        "{} {}",
-        command.get_program().to_string_lossy(),
-        command
-            .get_args()
-            .map(|arg| arg.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    use std::os::unix::process::CommandExt;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
-    let mut stdout_pipe = child.stdout.take().unwrap();
-    let mut stderr_pipe = child.stderr.take().unwrap();
-    let stdout_reader = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout_pipe.read_to_string(&mut text);
-        text
-    });
-    let stderr_reader = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", child.id())])
-        .stderr(Stdio::null())
-        .status();
-    let timed_out = status.is_none();
-    let status = status.unwrap_or_else(|| child.wait().unwrap());
-    let run = Run {
-        what,
-        status,
-        stdout: stdout_reader.join().unwrap_or_default(),
-        stderr: stderr_reader.join().unwrap_or_default(),
-    };
-    assert!(
-        !timed_out,
-        "killed after {limit:?} (hung?): {}",
-        run.describe()
-    );
-    run
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn scratch_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("syscall-path");
@@ -140,25 +36,14 @@ fn scratch_dir() -> PathBuf {
 fn go_probe(static_build: bool) -> &'static Path {
     static DYNAMIC: OnceLock<PathBuf> = OnceLock::new();
     static STATIC: OnceLock<PathBuf> = OnceLock::new();
-    let (cell, name, cgo) = if static_build {
-        (&STATIC, "go-probe-static", "0")
+    let (cell, name) = if static_build {
+        (&STATIC, "go-probe-static")
     } else {
-        (&DYNAMIC, "go-probe-dynamic", "1")
+        (&DYNAMIC, "go-probe-dynamic")
     };
     cell.get_or_init(|| {
         let output = scratch_dir().join(name);
-        let mut build = Command::new("go");
-        build
-            .args(["build", "-o"])
-            .arg(&output)
-            .arg(".")
-            .current_dir(repo_root().join("tests/e2e/go"))
-            .env("GOCACHE", GO_CACHE)
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOTOOLCHAIN", "local")
-            .env("CGO_ENABLED", cgo);
-        let run = run_bounded(build, Duration::from_secs(600));
-        assert!(run.status.success(), "go build: {}", run.describe());
+        build_go_probe(&output, static_build);
         output
     })
 }
@@ -176,89 +61,21 @@ fn static_c(name: &str, source: &Path) -> PathBuf {
     output
 }
 
-/// A sandbox pod, removed with everything started in it when dropped.
-struct Pod {
-    name: String,
-    info: Value,
-}
-
 impl Pod {
+    /// `mirrord sandbox up sc-LABEL-NNN`.
     fn up(label: &str) -> Self {
-        let name = format!("sc-{label}-{:03}", std::process::id() % 1000);
-        assert!(name.len() <= 20, "sandbox name {name} is too long");
-        let mut command = Command::new(MIRRORD);
-        command.args(["sandbox", "up", &name, "--output", "json"]);
-        let up = run_bounded(command, RUN_LIMIT);
-        assert!(up.status.success(), "{}", up.describe());
-        Self {
-            name,
-            info: serde_json::from_str(&up.stdout).unwrap(),
-        }
-    }
-
-    fn first_line(&self, path: &str) -> &str {
-        self.info["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|file| file["path"] == path)
-            .unwrap_or_else(|| panic!("the pod has no {path}"))["contents"]
-            .as_str()
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
+        Self::up_as("sc", label)
     }
 
     fn greeting(&self) -> String {
         format!("hello from sandbox {}", self.name)
     }
 
-    fn in_mount_namespace(&self, script: &str) -> Run {
-        let pid = self.info["target_pid"].as_u64().unwrap().to_string();
-        let mut command = Command::new("nsenter");
-        command.args(["--target", &pid, "--mount", "--", "sh", "-c", script]);
-        run_bounded(command, RUN_LIMIT)
-    }
-
-    fn exec(&self, flags: &[&str], program: &Path, arguments: &[&str]) -> Run {
-        let mut command = Command::new(MIRRORD);
-        command
-            .args(["exec", "--target", &format!("sandbox/{}", self.name)])
-            .args(flags)
-            .arg("--")
-            .arg(program)
-            .args(arguments)
-            .current_dir(repo_root())
-            .env(MARKER_ENV, &self.name);
-        run_bounded(command, RUN_LIMIT)
-    }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = Command::new(MIRRORD)
-            .args(["sandbox", "down", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let marker = format!("{MARKER_ENV}={}", self.name);
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        {
-            let marked = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|entry| entry == marker.as_bytes())
-            });
-            if marked && pid != std::process::id() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
+    /// `mirrord exec --target sandbox/NAME FLAGS -- PROGRAM ARGUMENTS`, bounded.
+    fn exec_program(&self, flags: &[&str], program: &Path, arguments: &[&str]) -> Run {
+        let mut command = vec![program.to_str().unwrap()];
+        command.extend_from_slice(arguments);
+        self.exec(flags, &command)
     }
 }
 
@@ -269,7 +86,7 @@ fn go_sees_the_pod(static_build: bool, label: &str, reason: &str) {
         "this machine has /app/config.yaml"
     );
     let pod = Pod::up(label);
-    let run = pod.exec(
+    let run = pod.exec_program(
         &[],
         go_probe(static_build),
         &[
@@ -315,7 +132,7 @@ fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
     let pod = Pod::up("gomode");
     let probe = go_probe(true);
 
-    let local = pod.exec(&["--fs-mode", "local"], probe, &["file:/app/config.yaml"]);
+    let local = pod.exec_program(&["--fs-mode", "local"], probe, &["file:/app/config.yaml"]);
     local.expect("file /app/config.yaml", "ERR ENOENT");
 
     let config = scratch_dir().join(format!("local-pattern-{}.json", std::process::id()));
@@ -324,7 +141,7 @@ fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
         r#"{ "feature": { "fs": { "mode": "read", "local": ["^/app/config\\.yaml$"] } } }"#,
     )
     .unwrap();
-    let pattern = pod.exec(
+    let pattern = pod.exec_program(
         &["--config-file", config.to_str().unwrap()],
         probe,
         &["file:/app/config.yaml", "file:/app/data/greeting.txt"],
@@ -339,7 +156,7 @@ fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
             .success()
     };
     assert!(absent());
-    let read_mode = pod.exec(
+    let read_mode = pod.exec_program(
         &["--fs-mode", "read"],
         probe,
         &["write:/app/go-written=in read mode"],
@@ -355,7 +172,7 @@ fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
         read_mode.describe()
     );
 
-    let write_mode = pod.exec(
+    let write_mode = pod.exec_program(
         &["--fs-mode", "write"],
         probe,
         &[
@@ -373,7 +190,7 @@ fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
 fn a_static_c_program_reads_a_pod_file() {
     let pod = Pod::up("cstat");
     let probe = static_c("c-probe-static", &repo_root().join("tests/e2e/probe.c"));
-    let run = pod.exec(
+    let run = pod.exec_program(
         &[],
         &probe,
         &["file:/app/config.yaml", "env:SANDBOX_GREETING"],
@@ -392,7 +209,7 @@ fn go_resolves_pod_names_and_reaches_pod_only_services_both_builds() {
     let pod = Pod::up("gonet");
     let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
     for static_build in [false, true] {
-        let run = pod.exec(
+        let run = pod.exec_program(
             &[],
             go_probe(static_build),
             &[
@@ -419,12 +236,12 @@ fn datagrams_sent_with_an_address_from_unconnected_sockets_reach_pod_only_servic
     let pod = Pod::up("udpto");
     let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
     for static_build in [false, true] {
-        let run = pod.exec(&[], go_probe(static_build), &["udpto:db.sandbox.svc:7"]);
+        let run = pod.exec_program(&[], go_probe(static_build), &["udpto:db.sandbox.svc:7"]);
         run.expect("udpto db.sandbox.svc:7", "mirrord-e2e-ping");
     }
     let probe = static_c("c-probe-udpto", &repo_root().join("tests/e2e/probe.c"));
     let to = format!("{db_ip}:7");
-    let run = pod.exec(
+    let run = pod.exec_program(
         &[],
         &probe,
         &[&format!("udpto:{to}"), &format!("udpmsg:{to}")],
@@ -439,7 +256,7 @@ fn a_static_c_program_connects_to_the_pod_only_echo_service() {
     let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
     let probe = static_c("c-probe-net", &repo_root().join("tests/e2e/probe.c"));
     let check = format!("tcp:{db_ip}:7");
-    let run = pod.exec(&[], &probe, &[&check, "hostname"]);
+    let run = pod.exec_program(&[], &probe, &[&check, "hostname"]);
     run.expect(&format!("tcp {db_ip}:7"), "mirrord-e2e-ping");
     run.expect("hostname", &pod.name);
 }
@@ -451,21 +268,21 @@ fn two_hundred_goroutines_reading_different_pod_files_each_get_their_own() {
         "mkdir -p /app/many && i=0; while [ $i -lt 200 ]; do echo \"file $i\" > /app/many/file-$i.txt; i=$((i+1)); done",
     );
     assert!(made.status.success(), "{}", made.describe());
-    let run = pod.exec(&[], go_probe(true), &["many", "200", "/app/many"]);
+    let run = pod.exec_program(&[], go_probe(true), &["many", "200", "/app/many"]);
     run.expect("many", "ok");
 }
 
 #[test]
 fn children_started_with_os_exec_keep_the_view() {
     let pod = Pod::up("goexec");
-    let cat = pod.exec(&[], go_probe(true), &["exec", "cat", "/app/config.yaml"]);
+    let cat = pod.exec_program(&[], go_probe(true), &["exec", "cat", "/app/config.yaml"]);
     assert!(
         cat.stdout.starts_with(pod.first_line("/app/config.yaml")),
         "cat, started by the Go program, reads the pod's file: {}",
         cat.describe()
     );
     let static_child = static_c("c-probe-child", &repo_root().join("tests/e2e/probe.c"));
-    let child = pod.exec(
+    let child = pod.exec_program(
         &[],
         go_probe(false),
         &[
@@ -481,7 +298,7 @@ fn children_started_with_os_exec_keep_the_view() {
 fn a_program_installing_its_own_seccomp_filter_afterwards_still_sees_the_pod() {
     let pod = Pod::up("ownflt");
     let program = static_c("own-filter", &repo_root().join("tests/e2e/own_filter.c"));
-    let run = pod.exec(&[], &program, &["/app/config.yaml"]);
+    let run = pod.exec_program(&[], &program, &["/app/config.yaml"]);
     run.expect("filter", "installed");
     run.expect("mkdir", "ERR EPERM");
     run.expect("file /app/config.yaml", pod.first_line("/app/config.yaml"));
@@ -490,7 +307,7 @@ fn a_program_installing_its_own_seccomp_filter_afterwards_still_sees_the_pod() {
 /// A Go HTTP server started under mirrord in the background; killed (with its group) on drop.
 /// `lines` has what it prints after `serving` (one `request /peer from ADDRESS` per `/peer`).
 struct Server {
-    child: std::process::Child,
+    _group: GroupLeader,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
@@ -500,16 +317,6 @@ impl Server {
         self.lines
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|error| panic!("the Go server printed nothing more: {error}"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
     }
 }
 
@@ -525,44 +332,15 @@ fn free_port() -> u16 {
 impl Pod {
     /// Starts `probe serve ADDRESS` under mirrord with `config`, once it listens.
     fn serve(&self, config: &Path, address: &str) -> Server {
-        use std::io::{BufRead, BufReader};
-        use std::os::unix::process::CommandExt;
-        let mut command = Command::new(MIRRORD);
-        command
-            .args(["exec", "--target", &format!("sandbox/{}", self.name)])
-            .arg("--config-file")
-            .arg(config)
-            .arg("--")
-            .arg(go_probe(true))
-            .args(["serve", address])
-            .env(MARKER_ENV, &self.name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0);
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (line_tx, line_rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line_tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let server = Server {
-            child,
-            lines: line_rx,
-        };
-        let line = server
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_default();
-        assert!(
-            line.starts_with("serving"),
-            "the Go server did not start: {line:?}"
+        let command = self.exec_command(
+            &["--config-file", config.to_str().unwrap()],
+            &[go_probe(true).to_str().unwrap(), "serve", address],
         );
-        server
+        let (group, lines) = spawn_until_ready(command, "serving");
+        Server {
+            _group: group,
+            lines,
+        }
     }
 
     /// One HTTP/1.1 GET of `path` to `address` with `headers`: the client's own address and the

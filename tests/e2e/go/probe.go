@@ -8,7 +8,10 @@
 //	probe many N DIR               N goroutines each read DIR/file-I.txt at once; prints
 //	                               "many: ok" or the first mismatch
 //	probe serve ADDRESS            an HTTP server answering "go server: METHOD PATH"; prints
-//	                               "serving ADDRESS" once it listens
+//	                               "serving ADDRESS" once it listens, and "request /peer from
+//	                               REMOTE_ADDR" for each request of /peer
+//	probe load URL CONNS SECONDS   GETs URL on CONNS keep-alive connections for SECONDS; prints
+//	                               "load: RATE requests/s (N answered, M failed)"
 //	probe read PATH                read PATH to the end; prints "read PATH: BYTES bytes in NS ns"
 //
 // Checks and their lines:
@@ -21,6 +24,7 @@
 //	dns:NAME           dns NAME: <first IPv4 address> | dns NAME: ERR <reason>
 //	tcp:HOST:PORT      tcp HOST:PORT: <echoed text> | tcp HOST:PORT: ERR <reason>
 //	udp:HOST:PORT      udp HOST:PORT: <echoed text> | udp HOST:PORT: ERR <reason>
+//	udpto:HOST:PORT    udpto HOST:PORT: <echoed text> (WriteTo/ReadFrom, unconnected socket)
 //	http:URL           http URL: <status> <first line of the body> | http URL: ERR <reason>
 //	hostname           hostname: <name>
 package main
@@ -39,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -273,10 +278,49 @@ func many(count int, dir string) {
 	fmt.Println("many: ok")
 }
 
+// load sends GET requests to url from `connections` goroutines, each on its own keep-alive
+// connection, for `seconds`, and prints the rate of answered requests.
+func load(url string, connections int, seconds int) {
+	transport := &http.Transport{
+		MaxIdleConns:        connections,
+		MaxIdleConnsPerHost: connections,
+		MaxConnsPerHost:     connections,
+		DisableCompression:  true,
+	}
+	client := http.Client{Transport: transport, Timeout: timeout}
+	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	var answered, failed atomic.Int64
+	var wait sync.WaitGroup
+	started := time.Now()
+	for index := 0; index < connections; index++ {
+		wait.Add(1)
+		go func() {
+			defer wait.Done()
+			for time.Now().Before(deadline) {
+				response, err := client.Get(url)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, response.Body)
+				response.Body.Close()
+				if response.StatusCode == http.StatusOK {
+					answered.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wait.Wait()
+	elapsed := time.Since(started).Seconds()
+	fmt.Printf("load: %.0f requests/s (%d answered, %d failed)\n", float64(answered.Load())/elapsed, answered.Load(), failed.Load())
+}
+
 func main() {
 	arguments := os.Args[1:]
 	if len(arguments) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: probe CHECK... | exec PROGRAM ARG... | many N DIR | serve ADDRESS | read PATH")
+		fmt.Fprintln(os.Stderr, "usage: probe CHECK... | exec PROGRAM ARG... | many N DIR | serve ADDRESS | load URL CONNECTIONS SECONDS | read PATH")
 		os.Exit(2)
 	}
 	switch arguments[0] {
@@ -308,6 +352,10 @@ func main() {
 			fmt.Printf("serve %s: ERR %s\n", arguments[1], err)
 			os.Exit(1)
 		}
+	case "load":
+		connections, _ := strconv.Atoi(arguments[2])
+		seconds, _ := strconv.Atoi(arguments[3])
+		load(arguments[1], connections, seconds)
 	case "read":
 		started := time.Now()
 		file, err := os.Open(arguments[1])

@@ -1,6 +1,6 @@
-//! Shared by the incoming-traffic tests and benchmark: a sandbox pod, the real agent and intproxy
+//! Shared by the integration tests and benchmarks: a sandbox pod, the real agent and intproxy
 //! for it, a layer-channel client that subscribes ports like the layer does, and a small HTTP/1.1
-//! app standing for the user's server.
+//! app standing for the user's server; `e2e` runs programs under `mirrord exec`, bounded.
 
 #![allow(
     dead_code,
@@ -12,6 +12,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+pub(crate) mod e2e;
 
 use mirrord_protocol::frame::{read_frame, write_frame};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};

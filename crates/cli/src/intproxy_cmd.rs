@@ -111,9 +111,35 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
                 return Outcome::Failure;
             }
         }
-        intproxy.serve().await;
+        // The session ends with the intproxy: after the last layer left (however the user's
+        // process ended, `kill -9` included), or on SIGTERM. Then a copied target is undone.
+        let copy = mirrord_kube::CopySession::from_env();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    () = intproxy.serve() => {}
+                    _ = terminate.recv() => tracing::info!("terminated"),
+                }
+            }
+            Err(_) => intproxy.serve().await,
+        }
+        if let Some(copy) = copy {
+            end_copy_session(&copy).await;
+        }
         Outcome::Success
     })
+}
+
+/// Undoes `feature.copy_target` at the end of the session: the workload's replicas back, the
+/// copy deleted (see `mirrord_kube::end_copy`).
+async fn end_copy_session(copy: &mirrord_kube::CopySession) {
+    let settings = mirrord_kube::KubeSettings::from_env().unwrap_or_default();
+    match mirrord_kube::Cluster::connect(&settings).await {
+        Ok(cluster) => mirrord_kube::end_copy(&cluster, copy).await,
+        Err(error) => {
+            tracing::warn!(%error, pod = %copy.copy_pod, "cannot reach the cluster to undo the copy of the target")
+        }
+    }
 }
 
 /// Opens the agent link through a port-forward, retrying while the agent is still coming up.

@@ -272,6 +272,22 @@ pub struct FeatureConfig {
     pub hostname: bool,
     /// Write crash reports.
     pub capture_error_trace: bool,
+    /// Run against a copy of the target's pod.
+    #[serde(default)]
+    pub copy_target: CopyTargetConfig,
+}
+
+/// The resolved `feature.copy_target`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyTargetConfig {
+    /// Copy the target's pod.
+    pub enabled: bool,
+    /// Scale the target's workload to zero for the session.
+    pub scale_down: bool,
+    /// Containers left out of the copy.
+    pub exclude_containers: Vec<String>,
+    /// Init containers left out of the copy.
+    pub exclude_init_containers: Vec<String>,
 }
 
 /// The resolved environment feature.
@@ -557,6 +573,23 @@ fn resolve_feature(feature: Option<&file::FeatureFileConfig>) -> FeatureConfig {
         network: resolve_network(feature.network.as_ref()),
         hostname: feature.hostname.unwrap_or(true),
         capture_error_trace: feature.capture_error_trace.unwrap_or(false),
+        copy_target: resolve_copy_target(feature.copy_target.as_ref()),
+    }
+}
+
+fn resolve_copy_target(copy: Option<&file::CopyTargetField>) -> CopyTargetConfig {
+    match copy {
+        None => CopyTargetConfig::default(),
+        Some(file::CopyTargetField::Enabled(enabled)) => CopyTargetConfig {
+            enabled: *enabled,
+            ..CopyTargetConfig::default()
+        },
+        Some(file::CopyTargetField::Detailed(detailed)) => CopyTargetConfig {
+            enabled: detailed.enabled.unwrap_or(true),
+            scale_down: detailed.scale_down.unwrap_or(false),
+            exclude_containers: detailed.exclude_containers.clone().unwrap_or_default(),
+            exclude_init_containers: detailed.exclude_init_containers.clone().unwrap_or_default(),
+        },
     }
 }
 

@@ -222,6 +222,22 @@ const USED: &[(&str, &str)] = &[
     ),
     ("feature.hostname", "the_whoami_example_shows_the_target"),
     (
+        "feature.copy_target.enabled",
+        "copy_target_runs_against_a_copy_and_leaves_the_original_alone",
+    ),
+    (
+        "feature.copy_target.scale_down",
+        "copy_target_scale_down_is_restored_after_kill_9",
+    ),
+    (
+        "feature.copy_target.exclude_containers",
+        "copy_keeps_the_spec_without_labels_owner_node_or_excluded_containers",
+    ),
+    (
+        "feature.copy_target.exclude_init_containers",
+        "copy_keeps_the_spec_without_labels_owner_node_or_excluded_containers",
+    ),
+    (
         "internal_proxy.start_idle_timeout",
         "the_agent_exits_soon_after_its_sessions_client_leaves",
     ),
@@ -425,7 +441,6 @@ fn the_keys_this_implementation_does_not_support_are_marked() {
         "connect_agent_port",
         "agent.network_interface",
         "feature.capture_error_trace",
-        "feature.copy_target",
     ] {
         assert_eq!(marking(key), Some(Marking::Unsupported), "{key}");
     }

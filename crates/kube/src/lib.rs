@@ -3,7 +3,8 @@
 //! `mirrord/listTargets` show), resolve a target path to a pod and container
 //! ([`resolve_target`]), run the agent next to it ([`spawn_agent`]: a Job on the target's node or
 //! an ephemeral container, the token in a Secret, readiness with fast failure), and reach the
-//! agent through the API server's port-forward ([`connect_agent`]).
+//! agent through the API server's port-forward ([`connect_agent`]); with `feature.copy_target`,
+//! copy the target's pod first and undo it when the session ends ([`copy_target`], [`end_copy`]).
 //!
 //! The crate does no process management and prints nothing; it depends on `config` only (of
 //! ours). The agent itself finds the target container's process from its container ID.
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod copy;
 mod error;
 mod list;
 mod portforward;
@@ -20,6 +22,10 @@ mod spec;
 mod target;
 
 pub use client::{Cluster, KUBE_SETTINGS_ENV, KubeSettings};
+pub use copy::{
+    COPY_OF_LABEL, COPY_SESSION_ENV, CopySession, SCALED_DOWN_ANNOTATION, ScaledDown, copy_pod,
+    copy_target, end_copy, hand_copy_to_job,
+};
 pub use error::KubeError;
 pub use list::{LISTED_KINDS, ListOptions, TargetEntry, TargetListing, list_targets};
 pub use portforward::connect_agent;

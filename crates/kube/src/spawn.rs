@@ -319,6 +319,22 @@ async fn spawn_ephemeral(
     })
 }
 
+/// Waits until `container` of the pod `pod_name` runs (and is ready); returns the pod as it is
+/// then.
+pub(crate) async fn wait_for_container(
+    pods: &Api<Pod>,
+    pod_name: &str,
+    container: &str,
+    timeout: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Pod, KubeError> {
+    let selector = format!("metadata.name={pod_name}");
+    wait_for_pod(pods, &selector, container, false, timeout, progress).await?;
+    pods.get(pod_name)
+        .await
+        .map_err(|e| KubeError::from_api(e, "get", "pods", pods.namespace()))
+}
+
 /// Watches the pod selected by `selector` (a label selector, or `metadata.name=…` for a field
 /// selector) until `container` runs; returns the pod's name.
 async fn wait_for_pod(

@@ -15,6 +15,7 @@ use mirrord_kube::{
 
 use crate::intproxy::{AgentEndpoint, start_intproxy};
 use crate::{Session, SessionError, SessionProcesses, logs, new_token};
+use mirrord_kube::{AgentPod, CopySession, copy_target, end_copy, hand_copy_to_job};
 
 /// A runtime for one blocking call into `mirrord-kube`.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, KubeError> {
@@ -55,7 +56,7 @@ pub(crate) fn start(
     let logs = logs::SessionLogs::create()?;
     // Names the agent's pod, Secret and labels: random, never derived from the token.
     let session_id = format!("{}-{}", std::process::id(), &new_token()?.to_string()[..8]);
-    let agent = runtime()
+    let (agent, copy) = runtime()
         .and_then(|runtime| {
             runtime.block_on(async {
                 progress("connecting to the cluster");
@@ -83,15 +84,12 @@ pub(crate) fn start(
                         target
                     }
                 };
-                spawn_agent(
-                    &cluster,
+                let agent = AgentStart {
                     config,
-                    &target,
-                    &token_text,
-                    &session_id,
-                    progress,
-                )
-                .await
+                    token: &token_text,
+                    session_id: &session_id,
+                };
+                agent.run(&cluster, path.as_ref(), target, progress).await
             })
         })
         .map_err(session_error)?;
@@ -104,6 +102,7 @@ pub(crate) fn start(
         AgentEndpoint::Pod {
             pod: &agent,
             settings: &settings,
+            copy: copy.as_ref(),
         },
     )?;
     Ok(Session {
@@ -122,4 +121,73 @@ pub(crate) fn start(
             intproxy: Some(intproxy.process),
         },
     })
+}
+
+/// What starting the agent needs besides the cluster and the target.
+struct AgentStart<'a> {
+    config: &'a ResolvedConfig,
+    token: &'a str,
+    session_id: &'a str,
+}
+
+impl AgentStart<'_> {
+    /// Starts the agent next to `target`, or, with `feature.copy_target`, next to a copy of its
+    /// pod made first (undone again if the agent cannot start).
+    async fn run(
+        &self,
+        cluster: &Cluster,
+        path: Option<&TargetPath>,
+        target: ResolvedTarget,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(AgentPod, Option<CopySession>), KubeError> {
+        let copy_config = &self.config.feature.copy_target;
+        let (target, copy) = match path {
+            Some(path) if copy_config.enabled => {
+                let timeout =
+                    std::time::Duration::from_secs(self.config.agent.startup_timeout.max(1));
+                let (copy_target, copy) = copy_target(
+                    cluster,
+                    copy_config,
+                    path,
+                    &target,
+                    self.session_id,
+                    timeout,
+                    progress,
+                )
+                .await?;
+                (copy_target, Some(copy))
+            }
+            _ => (target, None),
+        };
+        let agent = spawn_agent(
+            cluster,
+            self.config,
+            &target,
+            self.token,
+            self.session_id,
+            progress,
+        )
+        .await;
+        match (&agent, &copy) {
+            (Ok(_), Some(copy)) => {
+                let job_namespace = self
+                    .config
+                    .agent
+                    .namespace
+                    .as_deref()
+                    .unwrap_or(&target.namespace);
+                let job = format!("mirrord-agent-{}", self.session_id);
+                // The owner is what removes the copy if the intproxy is killed too.
+                if let Err(error) = hand_copy_to_job(cluster, copy, job_namespace, &job).await {
+                    end_copy(cluster, copy).await;
+                    return Err(KubeError::Client(format!(
+                        "cannot make the agent Job own the copy of the target: {error}"
+                    )));
+                }
+            }
+            (Err(_), Some(copy)) => end_copy(cluster, copy).await,
+            _ => {}
+        }
+        Ok((agent?, copy))
+    }
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use mirrord_config::ResolvedConfig;
-use mirrord_kube::{AgentPod, KUBE_SETTINGS_ENV, KubeSettings};
+use mirrord_kube::{AgentPod, COPY_SESSION_ENV, CopySession, KUBE_SETTINGS_ENV, KubeSettings};
 use mirrord_protocol::token::SessionToken;
 
 use crate::binaries::current_exe;
@@ -25,6 +25,9 @@ pub(crate) enum AgentEndpoint<'a> {
     Pod {
         pod: &'a AgentPod,
         settings: &'a KubeSettings,
+        /// A copied target (`feature.copy_target`): the intproxy undoes it when the session ends,
+        /// the one process of the session that lives exactly as long as it.
+        copy: Option<&'a CopySession>,
     },
 }
 
@@ -48,11 +51,18 @@ fn intproxy_command(
         AgentEndpoint::Local(addr) => {
             intproxy.arg("--agent").arg(addr.to_string());
         }
-        AgentEndpoint::Pod { pod, settings } => {
+        AgentEndpoint::Pod {
+            pod,
+            settings,
+            copy,
+        } => {
             intproxy
                 .arg("--agent-pod")
                 .arg(pod.to_string())
                 .env(KUBE_SETTINGS_ENV, settings.to_json());
+            if let Some(copy) = copy {
+                intproxy.env(COPY_SESSION_ENV, copy.to_json());
+            }
         }
     }
     intproxy
@@ -145,6 +155,7 @@ mod tests {
             &AgentEndpoint::Pod {
                 pod: &pod,
                 settings: &settings,
+                copy: None,
             },
         )
         .unwrap();

@@ -405,6 +405,7 @@ impl Cluster {
                 workspace_binary("mirrord-agent").display()
             ),
             format!("--log-dir={}", dir.join("logs").display()),
+            format!("--mirrord={}", workspace_binary("mirrord").display()),
         ];
         if let Some(sandbox) = pod_network {
             runner_args.push(format!("--pod-network={sandbox}"));

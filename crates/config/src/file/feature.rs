@@ -49,9 +49,14 @@ pub struct FeatureFileConfig {
     #[schemars(extend("x-mirrord-unsupported" = true))]
     pub capture_error_trace: Option<bool>,
 
-    /// mirrord operator feature (copy the target). Not supported; ignored with a warning.
+    /// Run against a copy of the target's pod instead of the pod itself: same spec, environment
+    /// and volumes, but labels that keep it out of the Services' selectors (so it receives only
+    /// what mirrord sends it, and stealing takes nothing from the original). The copy is created
+    /// for the session and deleted after it. `true`, or an object; Kubernetes targets only.
+    ///
+    /// Default: `false`. Example: `{ "scale_down": true }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copy_target: Option<Unsupported>,
+    pub copy_target: Option<CopyTargetField>,
 
     /// mirrord operator feature (queue splitting). Not supported; ignored with a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +73,49 @@ pub struct FeatureFileConfig {
     /// mirrord's "magic" defaults (AWS credentials). Not supported; ignored with a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magic: Option<Unsupported>,
+}
+
+/// `feature.copy_target` as written: a switch or an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CopyTargetField {
+    /// `true` copies the target's pod.
+    Enabled(bool),
+    /// Copy the target's pod, with these choices.
+    Detailed(CopyTargetFileConfig),
+}
+
+/// How the target's pod is copied.
+///
+/// Example: `{ "scale_down": true, "exclude_containers": ["metrics"] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyTargetFileConfig {
+    /// Copy the target at all.
+    ///
+    /// Default: `true` when the object is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// Scale the target's deployment (or statefulset) to zero replicas for the session, so only
+    /// the copy runs; the replicas are restored when the session ends, also when mirrord is
+    /// killed (the session's internal proxy restores them).
+    ///
+    /// Default: `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<bool>,
+
+    /// Containers of the pod left out of the copy, by name.
+    ///
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_containers: Option<Vec<String>>,
+
+    /// Init containers of the pod left out of the copy, by name.
+    ///
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_init_containers: Option<Vec<String>>,
 }
 
 /// `feature.env` as written: a switch or a detailed object.

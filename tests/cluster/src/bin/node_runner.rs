@@ -9,6 +9,9 @@
 //! - `sandbox.mirrord.test/NAME` is backed by the sandbox pod NAME (`mirrord sandbox up NAME`):
 //!   its target process is placed in a cgroup named after the container ID written into the
 //!   status (as containerd does), the pod IP is the sandbox's, container ports forward to it.
+//!   A second live pod with the same image (another replica, or mirrord's copy of the pod) gets a
+//!   sandbox pod of its own, `NAME-2`, `NAME-3`, …, brought up with `--mirrord=BINARY`'s
+//!   `sandbox serve` and removed with the pod, so no two pods share a process or an address.
 //! - `idle.mirrord.test/sleep:*` runs the container's command on this machine (`sleep infinity`
 //!   without one).
 //! - Any other image fails as an unknown image does: `ErrImagePull`, then `ImagePullBackOff`.
@@ -56,6 +59,8 @@ struct Args {
     log_dir: PathBuf,
     /// The sandbox pod whose network the pods with a network of their own join.
     pod_network: Option<String>,
+    /// The `mirrord` binary, to bring up sandbox pods for extra pods of a sandbox image.
+    mirrord: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -64,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
     let mut agent = None;
     let mut log_dir = None;
     let mut pod_network = None;
+    let mut mirrord = None;
     for arg in std::env::args().skip(1) {
         let (key, value) = arg
             .split_once('=')
@@ -79,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--log-dir" => log_dir = Some(PathBuf::from(value)),
             "--pod-network" => pod_network = Some(value.to_owned()),
+            "--mirrord" => mirrord = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown argument `{key}`")),
         }
     }
@@ -90,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
         agent_binary,
         log_dir: log_dir.ok_or("--log-dir is required")?,
         pod_network,
+        mirrord,
     })
 }
 
@@ -135,6 +143,8 @@ struct State {
     pod_ips: HashMap<String, String>,
     /// `pod uid` → the status last written.
     written: HashMap<String, Value>,
+    /// A sandbox-backed container → its sandbox pod, and whether this runner brought it up.
+    backings: HashMap<Key, (String, bool)>,
 }
 
 /// Where a pod with a network of its own runs (see `--pod-network`).
@@ -330,7 +340,59 @@ impl Runner {
         if let Some((pid, dir)) = run.cgroup {
             release_cgroup(pid, &dir);
         }
+        if let Some((sandbox, true)) = self.state().backings.remove(key) {
+            match mirrord_sandbox::Sandbox::down(&sandbox) {
+                Ok(()) => tracing::info!(sandbox, "sandbox pod of a stopped pod removed"),
+                Err(error) => tracing::warn!(sandbox, %error, "cannot remove a sandbox pod"),
+            }
+        }
         tracing::info!(container = %key.1, "container stopped");
+    }
+
+    /// The sandbox pod backing `key`: `requested` when no other pod uses it, else one of its own
+    /// (`requested-2`, …), brought up now.
+    async fn backing_sandbox(
+        &self,
+        key: &Key,
+        requested: &str,
+    ) -> Result<mirrord_sandbox::SandboxInfo, String> {
+        let in_use = |state: &State, name: &str| {
+            state
+                .backings
+                .iter()
+                .any(|(other, (sandbox, _))| sandbox == name && other.0 != key.0)
+        };
+        let requested_free = !in_use(&self.state(), requested);
+        if requested_free {
+            let info = mirrord_sandbox::Sandbox::get(requested)
+                .ok()
+                .flatten()
+                .ok_or("no sandbox pod of that name is up")?;
+            self.state()
+                .backings
+                .insert(key.clone(), (requested.to_owned(), false));
+            return Ok(info);
+        }
+        let Some(mirrord) = self.args.mirrord.clone() else {
+            return Err(format!(
+                "sandbox pod {requested} backs another pod and the runner has no --mirrord to bring up another"
+            ));
+        };
+        let name = (2..100)
+            .map(|index| format!("{requested}-{index}"))
+            .find(|name| !in_use(&self.state(), name))
+            .ok_or("no free sandbox name")?;
+        let helper = vec![mirrord.into_os_string(), "sandbox".into(), "serve".into()];
+        let up_name = name.clone();
+        let info = tokio::task::spawn_blocking(move || {
+            mirrord_sandbox::Sandbox::up(&up_name, &mirrord_sandbox::UpOptions::new(helper))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot bring up sandbox pod {name}: {e}"))?;
+        tracing::info!(sandbox = %name, "sandbox pod brought up for another pod of the same image");
+        self.state().backings.insert(key.clone(), (name, true));
+        Ok(info)
     }
 
     async fn ensure_started(self: &Arc<Self>, pod: &Pod, container: &Container, ephemeral: bool) {
@@ -361,8 +423,8 @@ impl Runner {
         let repository = image_repository(&image);
         if let Some(sandbox) = image.strip_prefix(SANDBOX_IMAGE_PREFIX) {
             let sandbox = image_repository(sandbox);
-            match mirrord_sandbox::Sandbox::get(&sandbox) {
-                Ok(Some(info)) => {
+            match self.backing_sandbox(&key, &sandbox).await {
+                Ok(info) => {
                     let cgroup = self.place(info.target_pid, &container_id);
                     let mut state = self.state();
                     state.pod_ips.insert(uid, info.sandbox_ip.to_string());
@@ -387,9 +449,9 @@ impl Runner {
                             since: Instant::now(),
                         },
                     );
-                    tracing::info!(pod = %format!("{namespace}/{pod_name}"), sandbox, pid = info.target_pid, "container backed by a sandbox pod");
+                    tracing::info!(pod = %format!("{namespace}/{pod_name}"), sandbox = %info.name, pid = info.target_pid, "container backed by a sandbox pod");
                 }
-                _ => self.image_pull_failed(key, &image, "no sandbox pod of that name is up"),
+                Err(why) => self.image_pull_failed(key, &image, &why),
             }
             return;
         }

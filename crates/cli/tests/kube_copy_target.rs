@@ -1,0 +1,280 @@
+//! `feature.copy_target` on a real Kubernetes control plane (`tests/cluster`): the session runs
+//! against a copy of `deployment/api`'s pod (the node runner backs the copy with a sandbox pod of
+//! its own, so the copy and the original share no process or address), stealing takes nothing
+//! from the original, and with `scale_down` the deployment is at zero replicas for the session;
+//! both are back as they were after the session ends, also after `kill -9` of the user's process
+//! (the session's internal proxy undoes it). Needs root (sandboxes), python3, kubectl and the
+//! control plane built by `tests/cluster/build.sh`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mirrord_test_cluster::{Backing, Cluster, ClusterOptions};
+use support::{MIRRORD, Sandbox};
+
+fn mirrord(cluster: &Cluster, config: &str) -> Command {
+    let path = cluster.dir().join("mirrord.json");
+    std::fs::write(&path, config).unwrap();
+    let mut command = Command::new(MIRRORD);
+    command
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env_remove("MIRRORD_CONFIG_FILE")
+        .current_dir(cluster.dir())
+        .arg("exec")
+        .arg("--config-file")
+        .arg(&path);
+    command
+}
+
+/// `kubectl get ARGS`, trimmed (empty when kubectl fails).
+fn get(cluster: &Cluster, args: &[&str]) -> String {
+    let output = cluster.kubectl().arg("get").args(args).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Waits until `check` holds, at most `limit`; panics saying `what` with the cluster's logs.
+fn wait_until(cluster: &Cluster, what: &str, limit: Duration, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "not within {limit:?}: {what}\ncluster:\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The copy pods of the session, by name.
+fn copies(cluster: &Cluster) -> String {
+    get(
+        cluster,
+        &[
+            "pods",
+            "-l",
+            "mirrord.dev/copy-of",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    )
+}
+
+/// The `api` pods: `name uid` of each.
+fn api_pods(cluster: &Cluster) -> String {
+    get(
+        cluster,
+        &[
+            "pods",
+            "-l",
+            "app=api",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.uid}{\"\\n\"}{end}",
+        ],
+    )
+}
+
+/// Reads lines of a child's stdout on a thread; `next(prefix)` waits for the next line with it.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(child: &mut std::process::Child) -> Lines {
+        let stdout = child.stdout.take().unwrap();
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
+        });
+        Lines(line_rx)
+    }
+
+    fn next(&self, prefix: &str, cluster: &Cluster) -> String {
+        loop {
+            let line = self
+                .0
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {prefix} line; cluster:\n{}", cluster.logs()));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_owned();
+            }
+        }
+    }
+}
+
+#[test]
+fn copy_target_runs_against_a_copy_and_leaves_the_original_alone() {
+    let sandbox = Sandbox::up("kube-copy");
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
+    let original = api_pods(&cluster);
+    let original_name = original.split(' ').next().unwrap().to_owned();
+    let config = r#"{"feature": {"copy_target": true}, "agent": {"ttl": 1}, "internal_proxy": {"idle_timeout": 1}}"#;
+
+    // The process sees the copy's files and environment (the copy's own sandbox pod).
+    let probe = "import os; print('FILE', open('/app/config.yaml').read().splitlines()[1]); print('ENV', os.environ.get('SANDBOX_GREETING'))";
+    let output = mirrord(&cluster, config)
+        .args(["--target", "deployment/api", "--", "python3", "-c", probe])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\ncluster:\n{}",
+        cluster.logs()
+    );
+    assert!(stdout.contains("FILE sandbox: kube-copy-2\n"), "{stdout}");
+    assert!(
+        stdout.contains("ENV hello from sandbox kube-copy-2\n"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "copying pod default/{original_name} to default/mirrord-copy-"
+        )),
+        "{stderr}"
+    );
+    wait_until(
+        &cluster,
+        "the copy is deleted after the session",
+        Duration::from_secs(60),
+        || copies(&cluster).is_empty(),
+    );
+
+    // Stealing port 80 of the copy: the original pod keeps answering for itself.
+    let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/server.py");
+    let mut command = mirrord(&cluster, config);
+    command
+        .args(["--target", "deployment/api", "--steal", "--", "python3"])
+        .arg(&server)
+        .arg("80")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = support::GroupLeader(command.spawn().unwrap());
+    let lines = Lines::of(&mut child.0);
+    lines.next("LISTENING ", &cluster);
+    let copy = copies(&cluster);
+    assert!(copy.starts_with("mirrord-copy-"), "{copy:?}");
+    let spec = |pod: &str| {
+        get(
+            &cluster,
+            &[
+                "pod",
+                pod,
+                "-o",
+                "jsonpath={.spec.containers}{.spec.volumes}",
+            ],
+        )
+    };
+    assert_eq!(
+        spec(&copy),
+        spec(&original_name),
+        "the same containers, env and volumes"
+    );
+    assert_eq!(
+        get(
+            &cluster,
+            &["pod", &copy, "-o", "jsonpath={.metadata.labels.app}"]
+        ),
+        "",
+        "the copy has none of the labels the Service and the ReplicaSet select"
+    );
+    let copy_ip = get(&cluster, &["pod", &copy, "-o", "jsonpath={.status.podIP}"]);
+    let stolen = support::get(format!("{copy_ip}:80").parse().unwrap(), "/to-the-copy");
+    assert!(stolen.starts_with("local app: "), "{stolen}");
+    let untouched = support::get(sandbox.address(), "/to-the-original");
+    assert!(
+        !untouched.starts_with("local app: "),
+        "the original pod's traffic was stolen: {untouched}"
+    );
+    drop(child); // SIGKILL to the user's process group; the intproxy ends the session
+    wait_until(
+        &cluster,
+        "the copy is deleted after the session",
+        Duration::from_secs(60),
+        || copies(&cluster).is_empty(),
+    );
+    assert_eq!(
+        api_pods(&cluster),
+        original,
+        "the original pod is the same pod"
+    );
+}
+
+#[test]
+fn copy_target_scale_down_is_restored_after_kill_9() {
+    let sandbox = Sandbox::up("kube-scale");
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
+    let config = r#"{"feature": {"copy_target": {"scale_down": true}}, "agent": {"ttl": 1}, "internal_proxy": {"idle_timeout": 1}}"#;
+    let mut child = mirrord(&cluster, config)
+        .args([
+            "--target",
+            "deployment/api",
+            "--",
+            "python3",
+            "-c",
+            "import time; print('READY', open('/app/config.yaml').read().splitlines()[1], flush=True); time.sleep(600)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(&mut child);
+    assert_eq!(lines.next("READY ", &cluster), "sandbox: kube-scale-2");
+    let replicas = || {
+        get(
+            &cluster,
+            &["deployment", "api", "-o", "jsonpath={.spec.replicas}"],
+        )
+    };
+    assert_eq!(replicas(), "0", "scaled down during the session");
+    wait_until(
+        &cluster,
+        "the original pod is gone while scaled down",
+        Duration::from_secs(60),
+        || api_pods(&cluster).is_empty(),
+    );
+    assert!(copies(&cluster).starts_with("mirrord-copy-"));
+
+    // `kill -9` of mirrord (which became the user's process).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(
+        &cluster,
+        "the deployment is back at 1 replica, its pod ready, and the copy gone",
+        Duration::from_secs(90),
+        || {
+            replicas() == "1"
+                && get(
+                    &cluster,
+                    &[
+                        "deployment",
+                        "api",
+                        "-o",
+                        "jsonpath={.status.availableReplicas}",
+                    ],
+                ) == "1"
+                && copies(&cluster).is_empty()
+        },
+    );
+    assert_eq!(
+        get(
+            &cluster,
+            &[
+                "deployment",
+                "api",
+                "-o",
+                "jsonpath={.metadata.annotations.mirrord\\.dev/scaled-down-from}"
+            ]
+        ),
+        "",
+        "the note of the replicas to restore is gone"
+    );
+}

@@ -184,6 +184,98 @@ fn forbidden_dependencies(metadata: &Value) -> Vec<String> {
     problems
 }
 
+/// Crates that must not be in a package's build at all (its whole tree of normal dependencies, with
+/// the features it asks for), and why.
+const FORBIDDEN_IN_TREE: &[(&str, &str, &str)] = &[
+    (
+        "mirrord-layer",
+        "schemars",
+        "the preloaded layer reads only the resolved config (mirrord-config without `files`)",
+    ),
+    (
+        "mirrord-layer",
+        "toml",
+        "the preloaded layer reads only the resolved config (mirrord-config without `files`)",
+    ),
+    (
+        "mirrord-layer",
+        "saphyr-parser",
+        "the preloaded layer reads only the resolved config (mirrord-config without `files`)",
+    ),
+    (
+        "mirrord-layer",
+        "serde_yaml",
+        "the preloaded layer reads only the resolved config",
+    ),
+    (
+        "mirrord-supervisor",
+        "schemars",
+        "the supervisor reads only the resolved config (mirrord-config without `files`)",
+    ),
+    (
+        "mirrord-supervisor",
+        "toml",
+        "the supervisor reads only the resolved config (mirrord-config without `files`)",
+    ),
+    (
+        "mirrord-supervisor",
+        "saphyr-parser",
+        "the supervisor reads only the resolved config (mirrord-config without `files`)",
+    ),
+];
+
+/// Forbidden crates in `tree`, the output of `cargo tree -p PACKAGE -e normal --prefix none`.
+fn forbidden_in_tree(package: &str, tree: &str) -> Vec<String> {
+    let names: BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    FORBIDDEN_IN_TREE
+        .iter()
+        .filter(|(owner, forbidden, _)| *owner == package && names.contains(forbidden))
+        .map(|(_, forbidden, why)| format!("`{package}` links `{forbidden}`: {why}"))
+        .collect()
+}
+
+/// `cargo tree -p PACKAGE -e normal`: the crates a build of `package` alone links.
+fn dependency_tree(package: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        output.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("cargo tree prints UTF-8")
+}
+
+#[test]
+fn the_layer_and_the_supervisor_link_no_config_file_parsers() {
+    let mut problems = Vec::new();
+    for package in ["mirrord-layer", "mirrord-supervisor"] {
+        let tree = dependency_tree(package);
+        assert!(
+            tree.lines().any(|line| line.starts_with("mirrord-config ")),
+            "cargo tree -p {package} does not list mirrord-config:\n{tree}"
+        );
+        problems.extend(forbidden_in_tree(package, &tree));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
@@ -535,6 +627,29 @@ mod self_tests {
         );
         let runtime = json!({ "packages": [package("mirrord-protocol", &[("tokio", None)])] });
         assert_eq!(forbidden_dependencies(&runtime).len(), 1);
+    }
+
+    #[test]
+    fn a_config_file_parser_in_the_layer_is_found() {
+        let clean = "mirrord-layer v0.1.0 (/w/layer)\nmirrord-config v0.1.0 (/w/crates/config)\nserde_json v1.0.1\nregex v1.13.0\n";
+        assert_eq!(
+            forbidden_in_tree("mirrord-layer", clean),
+            Vec::<String>::new()
+        );
+        let parsers =
+            format!("{clean}schemars v1.2.0\nschemars_derive v1.2.0 (proc-macro)\ntoml v1.2.0\n");
+        assert_eq!(
+            forbidden_in_tree("mirrord-layer", &parsers),
+            [
+                "`mirrord-layer` links `schemars`: the preloaded layer reads only the resolved config (mirrord-config without `files`)",
+                "`mirrord-layer` links `toml`: the preloaded layer reads only the resolved config (mirrord-config without `files`)",
+            ]
+        );
+        assert_eq!(
+            forbidden_in_tree("mirrord-cli", &parsers),
+            Vec::<String>::new(),
+            "the CLI reads config files"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "files")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,8 @@ use super::Unsupported;
 /// the file, environment, DNS and network work for the local process.
 ///
 /// Example: `{ "log_level": "debug", "ttl": 30, "namespace": "mirrord" }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentFileConfig {
     /// The agent's log filter, in `RUST_LOG` syntax.
@@ -139,7 +141,7 @@ pub struct AgentFileConfig {
     ///
     /// Default: none. Example: `"eth1"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub network_interface: Option<String>,
 
     /// How the agent resolves names for the local process.
@@ -148,7 +150,7 @@ pub struct AgentFileConfig {
 
     /// Deprecated: pausing the target is not supported; ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("deprecated" = true, "deprecationMessage" = "`agent.pause` is not supported and is ignored"))]
+    #[cfg_attr(feature = "files", schemars(extend("deprecated" = true, "deprecationMessage" = "`agent.pause` is not supported and is ignored")))]
     pub pause: Option<bool>,
 
     /// mirrord's check for room on the node. Not supported; ignored with a warning.
@@ -199,7 +201,8 @@ pub struct AgentFileConfig {
 }
 
 /// The agent image: a full reference or its registry and tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum AgentImage {
     /// A full image reference, e.g. `"registry.internal/mirrord-agent:0.1.0"`.
@@ -209,7 +212,8 @@ pub enum AgentImage {
 }
 
 /// The agent image as registry and tag.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentImageParts {
     /// Image repository. Default: this release's agent repository.
@@ -221,7 +225,8 @@ pub struct AgentImageParts {
 }
 
 /// Kubernetes image pull policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 pub enum ImagePullPolicy {
     /// Always pull the image.
     Always,
@@ -232,7 +237,8 @@ pub enum ImagePullPolicy {
 }
 
 /// An image pull secret reference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImagePullSecret {
     /// Name of a Secret of type `kubernetes.io/dockerconfigjson` in the agent's namespace.
@@ -240,9 +246,8 @@ pub struct ImagePullSecret {
 }
 
 /// A Linux capability the agent may be given.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LinuxCapability {
     /// Needed to enter the target's namespaces.
@@ -256,7 +261,8 @@ pub enum LinuxCapability {
 }
 
 /// A Kubernetes toleration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Toleration {
     /// The taint key to tolerate; empty with `Exists` tolerates every taint.
@@ -277,7 +283,8 @@ pub struct Toleration {
 }
 
 /// How a toleration matches a taint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 pub enum TolerationOperator {
     /// Tolerates any value of the key.
     Exists,
@@ -286,7 +293,8 @@ pub enum TolerationOperator {
 }
 
 /// A taint effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 pub enum TaintEffect {
     /// Do not schedule new pods.
     NoSchedule,
@@ -297,7 +305,8 @@ pub enum TaintEffect {
 }
 
 /// Resource requests and limits, in Kubernetes' format.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentResources {
     /// Requested resources, e.g. `{ "cpu": "10m", "memory": "16Mi" }`.
@@ -309,7 +318,8 @@ pub struct AgentResources {
 }
 
 /// A Kubernetes resource quantity: `"100m"`, `"64Mi"` or a number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum Quantity {
     /// A quantity string such as `"100m"`.
@@ -319,7 +329,8 @@ pub enum Quantity {
 }
 
 /// How the agent resolves names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentDnsConfig {
     /// Seconds to wait for one DNS answer.

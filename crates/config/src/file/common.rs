@@ -1,11 +1,14 @@
 //! Small value shapes shared by several sections: "a string or a list", "not supported here".
 
+#[cfg(feature = "files")]
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "files")]
 use std::borrow::Cow;
 
 /// A single string or a list of strings; `"A;B"` strings are split on `;` where a key says so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum StringOrList {
     /// One value (for some keys a `;`-separated list).
@@ -43,6 +46,7 @@ impl StringOrList {
 #[serde(transparent)]
 pub struct Unsupported(pub serde_json::Value);
 
+#[cfg(feature = "files")]
 impl JsonSchema for Unsupported {
     fn schema_name() -> Cow<'static, str> {
         "Unsupported".into()
@@ -58,11 +62,13 @@ impl JsonSchema for Unsupported {
 }
 
 /// A regular expression (Rust `regex` syntax), checked when the config loads.
+#[cfg(feature = "files")]
 pub(crate) fn regex_schema(_generator: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "regex" })
 }
 
 /// A regular expression or a list of them.
+#[cfg(feature = "files")]
 pub(crate) fn regex_or_list_schema(_generator: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "anyOf": [
@@ -73,6 +79,7 @@ pub(crate) fn regex_or_list_schema(_generator: &mut SchemaGenerator) -> Schema {
 }
 
 /// An object whose keys are regular expressions and whose values are replacement strings.
+#[cfg(feature = "files")]
 pub(crate) fn regex_map_schema(_generator: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",

@@ -2,16 +2,19 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "files")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "files")]
 use super::common::{regex_map_schema, regex_or_list_schema};
 use super::{NetworkField, StringOrList, Unsupported};
 
 /// Which parts of the target the local process sees.
 ///
 /// Example: `{ "env": true, "fs": "read", "network": { "incoming": "steal" } }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FeatureFileConfig {
     /// The target's environment variables in the local process: `true`, `false`, or an object
@@ -46,7 +49,7 @@ pub struct FeatureFileConfig {
     ///
     /// Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub capture_error_trace: Option<bool>,
 
     /// Run against a copy of the target's pod instead of the pod itself: same spec, environment
@@ -76,7 +79,8 @@ pub struct FeatureFileConfig {
 }
 
 /// `feature.copy_target` as written: a switch or an object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum CopyTargetField {
     /// `true` copies the target's pod.
@@ -88,7 +92,8 @@ pub enum CopyTargetField {
 /// How the target's pod is copied.
 ///
 /// Example: `{ "scale_down": true, "exclude_containers": ["metrics"] }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CopyTargetFileConfig {
     /// Copy the target at all.
@@ -119,7 +124,8 @@ pub struct CopyTargetFileConfig {
 }
 
 /// `feature.env` as written: a switch or a detailed object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 #[allow(
     clippy::large_enum_variant,
@@ -135,12 +141,13 @@ pub enum EnvField {
 /// Which of the target's environment variables the local process gets.
 ///
 /// Example: `{ "include": "DATABASE_*;PORT", "override": { "LOG_LEVEL": "debug" } }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("not" = {
+#[cfg_attr(feature = "files", schemars(extend("not" = {
     "required": ["include", "exclude"],
     "x-mirrord-message": "`include` and `exclude` cannot be used together; keep one of them"
-}))]
+})))]
 pub struct EnvFileConfig {
     /// Load only these variables: a `;`-separated string or a list; `*` and `?` are wildcards.
     /// Cannot be used together with `exclude`.
@@ -178,7 +185,7 @@ pub struct EnvFileConfig {
     ///
     /// Default: none. Example: `{ ".+_TIMEOUT": "10000" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_map_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_map_schema"))]
     pub mapping: Option<BTreeMap<String, String>>,
 
     /// mirrord's late environment loading. Not supported; ignored with a warning.
@@ -187,7 +194,8 @@ pub struct EnvFileConfig {
 }
 
 /// `feature.fs` as written: a mode, a switch, or a detailed object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 #[allow(
     clippy::large_enum_variant,
@@ -203,7 +211,8 @@ pub enum FsField {
 }
 
 /// How file operations are handled by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FsMode {
     /// Every file is local; mirrord does nothing with files.
@@ -221,7 +230,8 @@ pub enum FsMode {
 /// built-in lists; then `mode`.
 ///
 /// Example: `{ "mode": "write", "read_only": ["^/etc/"], "local": ["\\.log$"] }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FsFileConfig {
     /// The default for paths no pattern matches.
@@ -234,35 +244,35 @@ pub struct FsFileConfig {
     ///
     /// Default: none. Example: `["^/var/run/app/"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
     pub read_write: Option<StringOrList>,
 
     /// Paths read from the target; opening them for writing opens a local file.
     ///
     /// Default: none. Example: `["^/etc/app/"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
     pub read_only: Option<StringOrList>,
 
     /// Paths always opened locally.
     ///
     /// Default: none. Example: `["\\.log$"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
     pub local: Option<StringOrList>,
 
     /// Paths that do not exist for the local process (`ENOENT`).
     ///
     /// Default: none. Example: `["\\.config/gcloud"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
     pub not_found: Option<StringOrList>,
 
     /// Rewrite paths before anything else: regex to replacement (capture groups allowed).
     ///
     /// Default: none. Example: `{ "^/home/(\\w+)/dev/tomcat": "/etc/tomcat" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_map_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_map_schema"))]
     pub mapping: Option<BTreeMap<String, String>>,
 
     /// Buffer size in bytes for reading read-only remote files; `0` disables buffering.
@@ -282,13 +292,13 @@ pub struct FsFileConfig {
 
     /// Deprecated spelling of `read_write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
-    #[schemars(extend("deprecated" = true, "deprecationMessage" = "`include` is deprecated; use `read_write`", "x-mirrord-replaced-by" = "read_write"))]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
+    #[cfg_attr(feature = "files", schemars(extend("deprecated" = true, "deprecationMessage" = "`include` is deprecated; use `read_write`", "x-mirrord-replaced-by" = "read_write")))]
     pub include: Option<StringOrList>,
 
     /// Deprecated spelling of `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
-    #[schemars(extend("deprecated" = true, "deprecationMessage" = "`exclude` is deprecated; use `local`", "x-mirrord-replaced-by" = "local"))]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
+    #[cfg_attr(feature = "files", schemars(extend("deprecated" = true, "deprecationMessage" = "`exclude` is deprecated; use `local`", "x-mirrord-replaced-by" = "local")))]
     pub exclude: Option<StringOrList>,
 }

@@ -1,5 +1,6 @@
 //! `internal_proxy`: the per-session process between the layer instances and the agent.
 
+#[cfg(feature = "files")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +10,8 @@ use super::Unsupported;
 /// every child it forks or execs.
 ///
 /// Example: `{ "start_idle_timeout": 60, "idle_timeout": 5 }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InternalProxyFileConfig {
     /// Seconds to wait for the first local process to connect (raise it when a debugger holds the

@@ -19,6 +19,7 @@ pub use internal_proxy::*;
 pub use network::*;
 pub use target::*;
 
+#[cfg(feature = "files")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -36,9 +37,10 @@ use serde::{Deserialize, Serialize};
 ///   "feature": { "env": true, "fs": "read", "network": { "incoming": "steal" } }
 /// }
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "mirrord configuration")]
+#[cfg_attr(feature = "files", schemars(title = "mirrord configuration"))]
 pub struct FileConfig {
     /// The JSON Schema this file follows; editors use it, mirrord ignores it.
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
@@ -100,7 +102,7 @@ pub struct FileConfig {
     ///
     /// Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub operator: Option<bool>,
 
     /// macOS only: binaries to patch for System Integrity Protection. Has no effect on Linux,
@@ -108,7 +110,7 @@ pub struct FileConfig {
     ///
     /// Default: none. Example: `["bash"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub sip_binaries: Option<StringOrList>,
 
     /// mirrord's "connect to an agent already running at `IP:PORT`" (for debugging mirrord
@@ -117,24 +119,24 @@ pub struct FileConfig {
     ///
     /// Default: none. Example: `"10.0.0.5:61337"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub connect_tcp: Option<String>,
 
     /// mirrord's name of an agent pod that already exists, to attach to. Not supported (see
     /// `connect_tcp`); loading a config that sets it warns so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub connect_agent_name: Option<String>,
 
     /// mirrord's port of an agent that already exists, to attach to. Not supported (see
     /// `connect_tcp`); loading a config that sets it warns so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-mirrord-unsupported" = true))]
+    #[cfg_attr(feature = "files", schemars(extend("x-mirrord-unsupported" = true)))]
     pub connect_agent_port: Option<u16>,
 
     /// Deprecated: pausing the target container is not supported; this key is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("deprecated" = true, "deprecationMessage" = "`pause` is not supported and is ignored"))]
+    #[cfg_attr(feature = "files", schemars(extend("deprecated" = true, "deprecationMessage" = "`pause` is not supported and is ignored")))]
     pub pause: Option<bool>,
 
     /// The agent: the helper that runs in the target's namespaces and does the remote work.

@@ -1,13 +1,16 @@
 //! `feature.network`: incoming traffic (mirror/steal), outgoing connections and DNS.
 
+#[cfg(feature = "files")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "files")]
 use super::common::{regex_or_list_schema, regex_schema};
 use super::{StringOrList, Unsupported};
 
 /// `feature.network` as written: a switch or a detailed object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum NetworkField {
     /// `true` keeps the defaults; `false` turns incoming, outgoing and DNS off.
@@ -19,7 +22,8 @@ pub enum NetworkField {
 /// Incoming traffic, outgoing connections and DNS.
 ///
 /// Example: `{ "incoming": "steal", "outgoing": { "udp": false }, "dns": true }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFileConfig {
     /// Traffic arriving at the target's ports: `"mirror"`, `"steal"`, `"off"`, `true`/`false`,
@@ -52,7 +56,8 @@ pub struct NetworkFileConfig {
 }
 
 /// `feature.network.incoming` as written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum IncomingField {
     /// `true` is the default (`"mirror"`), `false` is `"off"`.
@@ -64,7 +69,8 @@ pub enum IncomingField {
 }
 
 /// What happens to traffic that arrives at a port the local process listens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum IncomingMode {
     /// The target still answers; the local process gets a copy of every connection.
@@ -79,12 +85,13 @@ pub enum IncomingMode {
 /// Incoming traffic in detail.
 ///
 /// Example: `{ "mode": "steal", "http_filter": { "header_filter": "x-user: me" }, "port_mapping": [[9333, 80]] }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("not" = {
+#[cfg_attr(feature = "files", schemars(extend("not" = {
     "required": ["ports", "ignore_ports"],
     "x-mirrord-message": "`ports` and `ignore_ports` cannot be used together; keep one of them"
-}))]
+})))]
 pub struct IncomingFileConfig {
     /// `"mirror"`, `"steal"` or `"off"`.
     ///
@@ -101,7 +108,7 @@ pub struct IncomingFileConfig {
 
     /// Deprecated spelling of `http_filter` (`filter` is a header regex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("deprecated" = true, "deprecationMessage" = "`http_header_filter` is deprecated; use `http_filter` with `header_filter`", "x-mirrord-replaced-by" = "http_filter"))]
+    #[cfg_attr(feature = "files", schemars(extend("deprecated" = true, "deprecationMessage" = "`http_header_filter` is deprecated; use `http_filter` with `header_filter`", "x-mirrord-replaced-by" = "http_filter")))]
     pub http_header_filter: Option<HttpHeaderFilterFileConfig>,
 
     /// Pairs `[local, remote]`: the local process listening on `local` receives the traffic of
@@ -155,7 +162,8 @@ pub struct IncomingFileConfig {
 ///
 /// Example: `{ "header_filter": "^x-user: me$" }` or
 /// `{ "all_of": [{ "header": "x-user: me" }, { "path": "^/api/" }] }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpFilterFileConfig {
     /// Steal requests with a header matching this regex, tested against `Name: value` lines
@@ -163,7 +171,7 @@ pub struct HttpFilterFileConfig {
     ///
     /// Example: `"^x-user: me$"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_schema"))]
     pub header_filter: Option<String>,
 
     /// Steal requests whose path (with or without the query) matches this regex
@@ -171,7 +179,7 @@ pub struct HttpFilterFileConfig {
     ///
     /// Example: `"^/api/"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_schema"))]
     pub path_filter: Option<String>,
 
     /// Steal requests with this HTTP method (case-insensitive).
@@ -184,14 +192,14 @@ pub struct HttpFilterFileConfig {
     ///
     /// Example: `[{ "header": "x-user: me" }, { "path": "^/api/" }]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[cfg_attr(feature = "files", schemars(length(min = 1)))]
     pub all_of: Option<Vec<InnerHttpFilter>>,
 
     /// Steal requests that match at least one of these filters.
     ///
     /// Example: `[{ "path": "^/debug/" }, { "method": "PATCH" }]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[cfg_attr(feature = "files", schemars(length(min = 1)))]
     pub any_of: Option<Vec<InnerHttpFilter>>,
 
     /// Filter HTTP only on these ports; other stolen ports are stolen whole.
@@ -206,19 +214,20 @@ pub struct HttpFilterFileConfig {
 }
 
 /// One filter inside `all_of` / `any_of`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged, deny_unknown_fields)]
 pub enum InnerHttpFilter {
     /// `{ "header": REGEX }`: a header line `Name: value` matches.
     Header {
         /// Regex tested against `Name: value` header lines (case-insensitive).
-        #[schemars(schema_with = "regex_schema")]
+        #[cfg_attr(feature = "files", schemars(schema_with = "regex_schema"))]
         header: String,
     },
     /// `{ "path": REGEX }`: the request path matches.
     Path {
         /// Regex tested against the request path (case-insensitive).
-        #[schemars(schema_with = "regex_schema")]
+        #[cfg_attr(feature = "files", schemars(schema_with = "regex_schema"))]
         path: String,
     },
     /// `{ "method": METHOD }`: the request method is this one.
@@ -229,12 +238,13 @@ pub enum InnerHttpFilter {
 }
 
 /// Deprecated header filter (`http_header_filter`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpHeaderFilterFileConfig {
     /// Regex tested against `Name: value` header lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_schema"))]
     pub filter: Option<String>,
 
     /// Ports to filter on. Default: `[80, 8080]`.
@@ -243,7 +253,8 @@ pub struct HttpHeaderFilterFileConfig {
 }
 
 /// `feature.network.outgoing` as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum OutgoingField {
     /// `true`: TCP and UDP leave from the target; `false`: both stay local.
@@ -255,7 +266,8 @@ pub enum OutgoingField {
 /// Outgoing connections in detail.
 ///
 /// Example: `{ "tcp": true, "udp": false, "filter": { "local": [":53", "10.0.0.0/8"] } }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingFileConfig {
     /// TCP connections leave from the target.
@@ -296,12 +308,13 @@ pub struct OutgoingFileConfig {
     ///
     /// Default: none. Example: `"^/var/run/app\\.sock$"` or `["\\.sock$"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "regex_or_list_schema")]
+    #[cfg_attr(feature = "files", schemars(schema_with = "regex_or_list_schema"))]
     pub unix_streams: Option<StringOrList>,
 }
 
 /// A destination filter: either `remote` or `local`, never both.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum AddressFilter {
     /// Only these go through the target; everything else stays local.
@@ -311,7 +324,8 @@ pub enum AddressFilter {
 }
 
 /// `feature.network.dns` as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum DnsField {
     /// `true`: resolve through the target; `false`: resolve locally.
@@ -323,7 +337,8 @@ pub enum DnsField {
 /// DNS in detail.
 ///
 /// Example: `{ "enabled": true, "filter": { "local": ["localhost", "internal.corp"] } }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DnsFileConfig {
     /// Resolve through the target.

@@ -1,5 +1,6 @@
 //! `target`: which pod, workload, local process or sandbox the local process runs against.
 
+#[cfg(feature = "files")]
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,8 @@ pub const TARGET_PATH_HELP: &str = "invalid target path; expected `targetless`, 
 replicaset, job, cronjob, service, or a local target `pid/PID` or `sandbox/NAME`";
 
 /// `target` as written: a path, or a path with a namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(untagged)]
 pub enum TargetField {
     /// A target path, e.g. `"pod/api-7f9c"` or `"deployment/api/container/main"`.
@@ -30,7 +32,8 @@ pub enum TargetField {
 /// `target` as an object.
 ///
 /// Example: `{ "path": "deployment/api", "namespace": "staging" }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "files", derive(JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TargetObject {
     /// The target path; see `target`. Default: `targetless`.
@@ -48,6 +51,7 @@ pub struct TargetObject {
 #[serde(transparent)]
 pub struct TargetPath(pub String);
 
+#[cfg(feature = "files")]
 impl JsonSchema for TargetPath {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "TargetPath".into()

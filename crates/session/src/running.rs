@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mirrord_protocol::frame::{read_frame, write_frame};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
@@ -91,15 +91,44 @@ impl Session {
         }
     }
 
-    /// Ends the session now: kills the intproxy, then the agent, and reaps both. Layers still
-    /// connected see the agent lost; the agent's redirect rules go with it.
+    /// Ends the session now: asks the intproxy to stop (SIGTERM; it undoes what the session
+    /// changed in the cluster, a copied target and its scaled-down workload, before it exits)
+    /// and waits for it at most [`INTPROXY_END_GRACE`], then kills what is left, the agent last,
+    /// and reaps both. Layers still connected see the agent lost; the agent's redirect rules go
+    /// with it.
     pub fn end(&mut self) {
+        if let Some(intproxy) = self.processes.intproxy.as_mut() {
+            terminate(intproxy, INTPROXY_END_GRACE);
+        }
         for child in [&mut self.processes.intproxy, &mut self.processes.agent] {
             if let Some(mut process) = child.take() {
                 let _ = process.kill();
                 let _ = process.wait();
             }
         }
+    }
+}
+
+/// How long [`Session::end`] waits for the intproxy to finish after SIGTERM.
+pub const INTPROXY_END_GRACE: Duration = Duration::from_secs(10);
+
+/// SIGTERM to `child` (through kill(1): this crate has no `unsafe`), then waits until it exited
+/// or `grace` passed.
+fn terminate(child: &mut Child, grace: Duration) {
+    let asked = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !asked {
+        return;
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

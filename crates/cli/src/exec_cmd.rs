@@ -238,6 +238,9 @@ pub(crate) fn run(args: ExecArgs) -> Outcome {
         None => config.target.to_string(),
     };
     progress.done(&format!("running in the context of {target}"));
+    for notice in &session.notices {
+        print_diagnostic(&format!("warning: {notice}"));
+    }
 
     let (program, arguments) = args.command.split_first().expect("clap requires a command");
     if let crate::syscall_exec::Route::Syscall {

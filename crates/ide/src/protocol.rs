@@ -439,6 +439,15 @@ pub struct ConfigInvalidData {
     pub config_path: Option<String>,
 }
 
+/// `data` of a `SessionFailed` error, when there is more to read than the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionFailedData {
+    /// The log file that says more (the agent's or the internal proxy's, when one of them failed
+    /// to start); the plugins' "Show logs" opens it.
+    pub log: String,
+}
+
 /// `data` of a `TargetRequired` error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::errors;
 use crate::protocol::{
     ConfigInvalidData, CustomRequest, EndSession, InitializationOptions, ListTargets,
-    PatchLaunchConfig, Schema, SessionEvent, TargetRequiredData, VerifyConfig,
+    PatchLaunchConfig, Schema, SessionEvent, SessionFailedData, TargetRequiredData, VerifyConfig,
 };
 
 /// Where the generated files live, relative to the repository root.
@@ -67,6 +67,7 @@ pub fn schema() -> Value {
     let error_data = json!({
         errors::CONFIG_INVALID.name: sub::<ConfigInvalidData>(&mut generator),
         errors::TARGET_REQUIRED.name: sub::<TargetRequiredData>(&mut generator),
+        errors::SESSION_FAILED.name: sub::<SessionFailedData>(&mut generator),
     });
     let initialization_options = sub::<InitializationOptions>(&mut generator);
     let mut error_codes = Map::new();

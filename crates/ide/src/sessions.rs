@@ -29,6 +29,8 @@ pub struct Started {
     pub session_id: String,
     /// The environment the debuggee must run with (see `mirrord_session::user_environment`).
     pub environment: BTreeMap<String, String>,
+    /// What the user should know about the session (`mirrord_session::Session::notices`).
+    pub notices: Vec<String>,
 }
 
 struct Entry {
@@ -139,6 +141,7 @@ impl Sessions {
                 "the request was cancelled".to_owned(),
             ));
         }
+        let notices = session.notices.clone();
         let agent_lost_reported = Arc::new(AtomicBool::new(false));
         self.watch_anchor(&session_id, &anchor, &agent_lost_reported);
         let hold = Duration::from_secs(config.internal_proxy.start_idle_timeout.max(1));
@@ -163,6 +166,7 @@ impl Sessions {
         Ok(Started {
             session_id,
             environment,
+            notices,
         })
     }
 

@@ -44,6 +44,7 @@ fn fake_session() -> Session {
         agent_log: PathBuf::new(),
         intproxy_log: PathBuf::new(),
         processes: SessionProcesses::default(),
+        notices: Vec::new(),
     }
 }
 

@@ -29,7 +29,9 @@ pub use copy::{
 pub use error::KubeError;
 pub use list::{LISTED_KINDS, ListOptions, TargetEntry, TargetListing, list_targets};
 pub use portforward::connect_agent;
-pub use resolve::{ResolvedTarget, TARGETLESS_PATH, resolve_target};
+pub use resolve::{
+    Resolved, ResolvedTarget, TARGETLESS_PATH, resolve_target, resolve_with_replicas,
+};
 pub use spawn::{AgentPod, spawn_agent};
 pub use spec::{
     AGENT_CAPABILITIES, AGENT_CONTAINER, AGENT_LABEL, AgentSpec, SESSION_LABEL, TOKEN_ENV,

@@ -122,6 +122,50 @@ pub async fn resolve_target(
     namespace: Option<&str>,
     path: &TargetPath,
 ) -> Result<ResolvedTarget, KubeError> {
+    Ok(resolve_with_replicas(cluster, namespace, path)
+        .await?
+        .target)
+}
+
+/// A resolved target and the other ready pods of its workload.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The pod and container mirrord runs next to.
+    pub target: ResolvedTarget,
+    /// The other ready pods the workload selects (empty for a pod target): they keep receiving
+    /// their share of the workload's traffic.
+    pub other_ready_pods: Vec<String>,
+}
+
+impl Resolved {
+    /// What the user should know when the workload has other ready replicas: mirrord runs next
+    /// to one pod, and the others still receive their share of the traffic sent to the workload.
+    pub fn replica_notice(&self) -> Option<String> {
+        let others = &self.other_ready_pods;
+        if others.is_empty() {
+            return None;
+        }
+        let verb = if others.len() == 1 {
+            "receives"
+        } else {
+            "receive"
+        };
+        Some(format!(
+            "{} has {} ready replicas: mirrord runs next to pod {} only, so {} still {verb} part of the traffic sent to the workload, neither mirrored nor stolen; scale it to 1 replica while you work if every request matters",
+            self.target.path,
+            others.len() + 1,
+            self.target.pod_name,
+            others.join(", ")
+        ))
+    }
+}
+
+/// [`resolve_target`], with the workload's other ready pods.
+pub async fn resolve_with_replicas(
+    cluster: &Cluster,
+    namespace: Option<&str>,
+    path: &TargetPath,
+) -> Result<Resolved, KubeError> {
     let namespace = cluster.namespace(namespace).to_owned();
     let client = cluster.client.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
@@ -136,7 +180,10 @@ pub async fn resolve_target(
                     details: pod_summary(&pod),
                 });
             }
-            return finish(path, &namespace, &pod);
+            return Ok(Resolved {
+                target: finish(path, &namespace, &pod)?,
+                other_ready_pods: Vec::new(),
+            });
         }
         KubeResource::Deployment => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
@@ -218,7 +265,14 @@ pub async fn resolve_target(
         .map_err(|e| KubeError::from_api(e, "list", "pods", Some(&namespace)))?;
     candidates.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     match candidates.iter().find(|pod| pod_is_ready(pod)) {
-        Some(pod) => finish(path, &namespace, pod),
+        Some(pod) => Ok(Resolved {
+            target: finish(path, &namespace, pod)?,
+            other_ready_pods: candidates
+                .iter()
+                .filter(|other| pod_is_ready(other) && other.metadata.name != pod.metadata.name)
+                .filter_map(|other| other.metadata.name.clone())
+                .collect(),
+        }),
         None => Err(KubeError::NoReadyPod {
             target: path.to_string(),
             details: if candidates.is_empty() {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use mirrord_config::ResolvedConfig;
 use mirrord_config::resolved::Target;
 use mirrord_kube::{
-    Cluster, KubeError, KubeSettings, ResolvedTarget, TargetPath, resolve_target, spawn_agent,
+    Cluster, KubeError, KubeSettings, ResolvedTarget, TargetPath, resolve_with_replicas,
+    spawn_agent,
 };
 
 use crate::intproxy::{AgentEndpoint, start_intproxy};
@@ -56,6 +57,7 @@ pub(crate) fn start(
     let logs = logs::SessionLogs::create()?;
     // Names the agent's pod, Secret and labels: random, never derived from the token.
     let session_id = format!("{}-{}", std::process::id(), &new_token()?.to_string()[..8]);
+    let mut notices = Vec::new();
     let (agent, copy) = runtime()
         .and_then(|runtime| {
             runtime.block_on(async {
@@ -71,9 +73,14 @@ pub(crate) fn start(
                     }
                     Some(path) => {
                         progress(&format!("resolving {path}"));
-                        let target =
-                            resolve_target(&cluster, config.target_namespace.as_deref(), path)
-                                .await?;
+                        let resolved = resolve_with_replicas(
+                            &cluster,
+                            config.target_namespace.as_deref(),
+                            path,
+                        )
+                        .await?;
+                        notices.extend(resolved.replica_notice());
+                        let target = resolved.target;
                         progress(&format!(
                             "target: container {} of pod {}/{} on node {}",
                             target.container_name,
@@ -120,6 +127,7 @@ pub(crate) fn start(
             agent: None,
             intproxy: Some(intproxy.process),
         },
+        notices,
     })
 }
 

@@ -173,6 +173,7 @@ mod tests {
             agent_log: PathBuf::new(),
             intproxy_log: PathBuf::new(),
             processes: SessionProcesses::default(),
+            notices: Vec::new(),
         }
     }
 

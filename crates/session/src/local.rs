@@ -112,6 +112,7 @@ pub(crate) fn start(
             agent: Some(agent_process),
             intproxy: Some(intproxy.process),
         },
+        notices: Vec::new(),
     })
 }
 

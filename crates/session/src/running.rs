@@ -28,6 +28,10 @@ pub struct Session {
     pub intproxy_log: PathBuf,
     /// The agent and intproxy processes, to notice when they exit or to end the session early.
     pub processes: SessionProcesses,
+    /// What the user should know about the session (e.g. other replicas of the target's
+    /// workload still receive traffic): `mirrord exec` prints them, the IDE shows them as
+    /// warnings.
+    pub notices: Vec<String>,
 }
 
 /// The helper processes of a session (children of the process that started it).
@@ -170,6 +174,7 @@ mod tests {
             agent_log: PathBuf::new(),
             intproxy_log: PathBuf::new(),
             processes: SessionProcesses::default(),
+            notices: Vec::new(),
         }
     }
 

@@ -166,6 +166,12 @@ export interface SessionEventParams {
   message: string;
 }
 
+/** `data` of a `SessionFailed` error, when there is more to read than the message. */
+export interface SessionFailedData {
+  /** The log file that says more (the agent's or the internal proxy's, when one of them failed to start); the plugins' "Show logs" opens it. */
+  log: string;
+}
+
 /** How bad a problem is: `error` (the config cannot be used) or `warning`. */
 export type Severity = 'error' | 'warning';
 

@@ -2,7 +2,7 @@
 // debugger type, and the end of a mirrord session when its debug session terminates.
 
 import * as vscode from 'vscode';
-import { SHOW_LOGS, showSidecarError, type ErrorUi } from './errors';
+import { SHOW_LOGS, sessionLog, showSidecarError, type ErrorUi } from './errors';
 import { resolveLaunch, SESSION_ID_KEY, type LaunchDeps, type LaunchUi } from './launch';
 import type { SidecarRequests } from './requests';
 import type { ActiveSessions } from './state';
@@ -18,6 +18,10 @@ export function errorUi(output: vscode.OutputChannel): ErrorUi {
       const document = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
       const selection = new vscode.Range(range.start.line, range.start.character, range.end.line, range.end.character);
       return vscode.window.showTextDocument(document, { selection });
+    },
+    openLog: async (file) => {
+      const document = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+      return vscode.window.showTextDocument(document, { preview: true });
     },
   };
 }
@@ -53,6 +57,8 @@ export function launchUi(output: vscode.OutputChannel): LaunchUi {
       ),
     showError: (error) => {
       output.appendLine(`error ${error.code}: ${error.message}`);
+      const log = sessionLog(error);
+      if (log !== undefined) output.appendLine(`  log: ${log}`);
       void showSidecarError(error, errors);
     },
     showWarning: (message) => {

@@ -57,3 +57,19 @@ test('a sidecar that cannot start: the launch shows why', async () => {
   assert.equal(await extension.resolve(FOLDER, PYTHON), undefined);
   assert.deepEqual(stub.callsTo('showErrorMessage'), [['mirrord: spawn mirrord ENOENT', 'Show Logs']]);
 });
+
+test("a session whose helper failed to start: \"Show Logs\" shows the output channel and opens the log the sidecar names", async () => {
+  const log = '/home/dev/.local/state/mirrord/logs/session-1/agent.log';
+  const message = 'cannot start the session: the agent could not start: cannot bind (its log: ' + log + ')';
+  const extension = activate({
+    request: () => Promise.reject({ code: -32014, message, data: { log } }),
+    onProgress: (_token: string, _handler: (value: ProgressValue) => void) => ({ dispose: () => undefined }),
+  });
+  await extension.state.toggle();
+  stub.messageButton = 'Show Logs';
+  assert.equal(await extension.resolve(FOLDER, PYTHON), undefined, 'the launch does not run');
+  await settle();
+  assert.deepEqual(stub.callsTo('showErrorMessage'), [[`mirrord: ${message}`, 'Show Logs']]);
+  assert.equal(stub.outputShown, 1, '"Show Logs" shows the output channel');
+  assert.deepEqual(stub.callsTo('openTextDocument'), [[log]], 'and opens the log the sidecar named');
+});

@@ -17,7 +17,8 @@ use super::workspace::{folder_path, inside_workspace};
 use crate::errors;
 use crate::launch::{self, Debugger, Plan};
 use crate::protocol::{
-    ConfigInvalidData, PatchLaunchConfigParams, PatchLaunchConfigResult, TargetRequiredData,
+    ConfigInvalidData, PatchLaunchConfigParams, PatchLaunchConfigResult, SessionFailedData,
+    TargetRequiredData,
 };
 use crate::sessions::{Sessions, StartTicket};
 
@@ -259,6 +260,23 @@ fn write_dlv_wrapper() -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
+/// The `SessionFailed` error for `error`: its message, and the log that says more when a helper
+/// failed to start (the plugins' "Show logs" opens it).
+fn session_failed(error: &mirrord_session::SessionError) -> tower_lsp_server::jsonrpc::Error {
+    use mirrord_session::SessionError;
+    let message = format!("cannot start the session: {error}");
+    match error {
+        SessionError::HelperFailed { log, .. } | SessionError::Startup { log, .. } => {
+            errors::error_with_data(
+                errors::SESSION_FAILED,
+                message,
+                data(&SessionFailedData { log: log.clone() }),
+            )
+        }
+        _ => errors::error(errors::SESSION_FAILED, message),
+    }
+}
+
 /// The sidecar's own environment.
 fn sidecar_environment() -> BTreeMap<String, String> {
     std::env::vars_os()
@@ -339,10 +357,7 @@ impl Backend {
             Ok(Ok(started)) => started,
             Ok(Err(error)) => {
                 abandon.armed = false;
-                return Err(errors::error(
-                    errors::SESSION_FAILED,
-                    format!("cannot start the session: {error}"),
-                ));
+                return Err(session_failed(&error));
             }
             Err(error) => {
                 return Err(errors::error(
@@ -368,7 +383,9 @@ impl Backend {
             &started.environment,
             dlv_wrapper.as_deref(),
         );
-        let mut warnings = prepared.warnings;
+        // What the session says (other replicas still receive traffic) first, then the launch's.
+        let mut warnings = started.notices.clone();
+        warnings.extend(prepared.warnings);
         warnings.extend(env_warnings);
         tracing::info!(session = %started.session_id, debugger = ?prepared.debugger, "session started for a launch configuration");
         Ok(PatchLaunchConfigResult {
@@ -426,6 +443,29 @@ mod tests {
 
     fn code(error: &tower_lsp_server::jsonrpc::Error) -> ErrorCode {
         error.code
+    }
+
+    #[test]
+    fn a_session_whose_helper_failed_names_its_log_and_others_only_say_why() {
+        use mirrord_session::SessionError;
+        let failed = session_failed(&SessionError::HelperFailed {
+            what: "agent",
+            message: "cannot bind".to_owned(),
+            log: "/state/mirrord/logs/session-1/agent.log".to_owned(),
+        });
+        assert_eq!(
+            code(&failed),
+            ErrorCode::ServerError(errors::SESSION_FAILED.code)
+        );
+        assert!(failed.message.contains("cannot bind"), "{}", failed.message);
+        let data: SessionFailedData = serde_json::from_value(failed.data.unwrap()).unwrap();
+        assert_eq!(data.log, "/state/mirrord/logs/session-1/agent.log");
+        let missing = session_failed(&SessionError::NoSuchProcess(999_999_999));
+        assert_eq!(
+            missing.message,
+            "cannot start the session: target process 999999999 does not exist"
+        );
+        assert_eq!(missing.data, None);
     }
 
     #[test]

@@ -57,12 +57,17 @@ sealed interface LaunchOutcome {
      */
     data class TargetRequired(val configPath: String?) : LaunchOutcome
 
-    /** Do not run; show [message], and for an invalid config open [configPath] at the first of [diagnostics]. */
+    /**
+     * Do not run; show [message] as an error with "Show logs" (the sidecar's [log] when it names
+     * one, else the plugin's log), and for an invalid config open [configPath] at the first of
+     * [diagnostics].
+     */
     data class Failed(
         val message: String,
         val code: SidecarErrorCode?,
         val diagnostics: List<ConfigDiagnostic> = emptyList(),
         val configPath: String? = null,
+        val log: String? = null,
     ) : LaunchOutcome
 }
 
@@ -178,7 +183,7 @@ class LaunchPreparer(
     }
 
     private fun failure(error: SidecarException): LaunchOutcome.Failed =
-        LaunchOutcome.Failed(error.reason, error.errorCode, error.diagnostics, error.configPath)
+        LaunchOutcome.Failed(error.reason, error.errorCode, error.diagnostics, error.configPath, error.log)
 
     private companion object {
         const val POLL_MILLIS = 100L

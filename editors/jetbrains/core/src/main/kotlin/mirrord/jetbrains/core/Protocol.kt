@@ -273,6 +273,11 @@ class SidecarException(val method: String, val code: Int, message: String, val d
 
     /** `data.configPath` of a `ConfigInvalid` error. */
     val configPath: String? get() = (data as? JsonObject)?.let { Fields(it, method).optionalString("configPath") }
+
+    /** `data.log` of a `SessionFailed` error: the log file that says more, which "Show logs" opens. */
+    val log: String?
+        get() = (data as? JsonObject)?.takeIf { errorCode == SidecarErrorCode.SESSION_FAILED }
+            ?.let { Fields(it, method).optionalString("log") }
 }
 
 internal fun stringArray(items: List<String>): JsonArray = JsonArray().apply { items.forEach { add(it) } }

@@ -102,4 +102,29 @@ class LaunchPreparerTest {
         assertEquals("$/cancelRequest", cancel.get("method").asString, "the sidecar ends the session it was starting")
         assertIs<LaunchOutcome.Cancelled>(outcome.get(WAIT_SECONDS, TimeUnit.SECONDS))
     }
+
+    @Test
+    fun `a session that fails carries the sidecar's message and the log it names`() {
+        val ui = object : LaunchUi {
+            override fun pickTarget(items: List<PickerItem>) = error("not shown")
+            override fun pickNamespace(current: String?, namespaces: List<String>) = error("not shown")
+        }
+        val request = LaunchRequest(LaunchConfigs.go("api", null, emptyMap()), "/w", target = "pid/7")
+        val failed = background.submit<LaunchOutcome> { preparer.prepare(request, ui) }
+        val patch = process.wire.expectRequest("mirrord/patchLaunchConfig")
+        val log = "/home/dev/.local/state/mirrord/logs/session-1/agent.log"
+        process.wire.respondError(patch.get("id"), -32014, "cannot start the session: the agent could not start", json("""{"log": "$log"}"""))
+        assertEquals(
+            LaunchOutcome.Failed("cannot start the session: the agent could not start", SidecarErrorCode.SESSION_FAILED, log = log),
+            failed.get(WAIT_SECONDS, TimeUnit.SECONDS),
+        )
+        val missing = background.submit<LaunchOutcome> { preparer.prepare(request, ui) }
+        val again = process.wire.expectRequest("mirrord/patchLaunchConfig")
+        process.wire.respondError(again.get("id"), -32014, "cannot start the session: target process 7 does not exist", null)
+        assertEquals(
+            LaunchOutcome.Failed("cannot start the session: target process 7 does not exist", SidecarErrorCode.SESSION_FAILED),
+            missing.get(WAIT_SECONDS, TimeUnit.SECONDS),
+            "no log named: the plugin's own",
+        )
+    }
 }

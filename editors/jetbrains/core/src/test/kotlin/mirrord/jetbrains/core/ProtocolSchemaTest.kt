@@ -51,6 +51,9 @@ class ProtocolSchemaTest {
         assertEquals(properties("EndSessionResult"), fields(EndSessionResult::class.java))
         assertEquals(properties("SessionEventParams"), fields(SessionEvent::class.java))
         assertEquals(properties("VerifyConfigResult"), fields(VerifyConfigResult::class.java))
+        // The error data the client reads (SidecarException.log, .configPath).
+        assertEquals(setOf("log"), properties("SessionFailedData"))
+        assertTrue("configPath" in properties("ConfigInvalidData"))
         // The diagnostic keeps its range as two positions.
         assertEquals(properties("ConfigDiagnostic") - "range" + setOf("start", "end"), fields(ConfigDiagnostic::class.java))
     }

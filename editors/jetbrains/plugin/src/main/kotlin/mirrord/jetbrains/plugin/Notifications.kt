@@ -17,7 +17,10 @@ object Notifications {
     fun warn(project: Project, text: String) = show(project, text, NotificationType.WARNING).notify(project)
     fun error(project: Project, text: String) = show(project, text, NotificationType.ERROR).notify(project)
 
-    /** A failed launch; an invalid config gets "Open config" at its first diagnostic. */
+    /**
+     * A failed launch, with "Show logs" (the log file the sidecar named, else the IDE's log, where
+     * the sidecar's stderr goes); an invalid config gets "Open config" at its first diagnostic.
+     */
     fun launchFailed(project: Project, outcome: LaunchOutcome.Failed) {
         val notification = show(project, "mirrord: ${outcome.message}", NotificationType.ERROR)
         val path = outcome.configPath
@@ -29,6 +32,15 @@ object Notifications {
                 }
             })
         }
+        notification.addAction(NotificationAction.createSimpleExpiring("Show logs") {
+            val log = outcome.log
+            val file = log?.let { LocalFileSystem.getInstance().refreshAndFindFileByPath(it) }
+            if (file != null) {
+                OpenFileDescriptor(project, file).navigate(true)
+            } else {
+                com.intellij.ide.actions.ShowLogAction.showLog()
+            }
+        })
         notification.notify(project)
     }
 }

@@ -308,6 +308,41 @@ fn the_crate_graph_is_the_one_architecture_md_states() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// File sizes.
+
+/// The most lines a Rust file outside tests may have: past it, split the file along its seams.
+const MAX_LINES: usize = 800;
+
+/// Whether `path` is test or benchmark code (integration tests, test crates, unit-test files).
+fn is_test_code(path: &str) -> bool {
+    path.starts_with("tests/")
+        || path.starts_with("benches/")
+        || path.contains("/tests/")
+        || path.contains("/benches/")
+        || path.ends_with("/tests.rs")
+}
+
+/// Files outside tests longer than [`MAX_LINES`].
+fn oversized_files(files: &[(String, String)]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(path, _)| !is_test_code(path))
+        .filter_map(|(path, text)| {
+            let lines = text.lines().count();
+            (lines > MAX_LINES).then(|| {
+                format!("{path} has {lines} lines (at most {MAX_LINES} outside tests): split it along its seams")
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn no_file_outside_tests_is_over_800_lines() {
+    let problems = oversized_files(&rust_files());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Module docs.
 
 /// Files whose first non-blank line is not a `//!` doc.
@@ -649,6 +684,29 @@ mod self_tests {
             forbidden_in_tree("mirrord-cli", &parsers),
             Vec::<String>::new(),
             "the CLI reads config files"
+        );
+    }
+
+    #[test]
+    fn a_file_over_800_lines_outside_tests_is_found() {
+        let long = "//! long\n".to_owned() + &"fn f() {}\n".repeat(MAX_LINES);
+        let exact = "fn f() {}\n".repeat(MAX_LINES);
+        let tree = vec![
+            ("layer/src/net/mod.rs".to_owned(), long.clone()),
+            ("crates/ide/src/language.rs".to_owned(), exact),
+            ("crates/cli/tests/exec.rs".to_owned(), long.clone()),
+            ("agent/src/files/tests.rs".to_owned(), long.clone()),
+            (
+                "tests/cluster/src/bin/node_runner.rs".to_owned(),
+                long.clone(),
+            ),
+            ("crates/cli/benches/incoming.rs".to_owned(), long),
+        ];
+        assert_eq!(
+            oversized_files(&tree),
+            [
+                "layer/src/net/mod.rs has 801 lines (at most 800 outside tests): split it along its seams"
+            ]
         );
     }
 

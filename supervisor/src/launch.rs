@@ -257,19 +257,12 @@ fn supervise(
     status
 }
 
-/// The executable names whose calls run untouched, by the layer's rule: `skip_processes`, and
-/// with `skip_build_tools` the build tools and `skip_extra_build_tools`.
+/// The executable names whose calls run untouched: `skip_processes` (empty by default, so a
+/// default session pays nothing for it). The build tools the layer also skips are not added: a
+/// check costs a `readlink` per intercepted call, and a launch that runs them (the IDE's Go
+/// launches) names them in `skip_processes`.
 fn skipped_names(config: &ResolvedConfig) -> Vec<String> {
-    let mut names = config.skip_processes.clone();
-    if config.skip_build_tools {
-        names.extend(
-            mirrord_config::resolved::BUILD_TOOLS
-                .iter()
-                .map(|tool| (*tool).to_owned()),
-        );
-        names.extend(config.skip_extra_build_tools.iter().cloned());
-    }
-    names
+    config.skip_processes.clone()
 }
 
 /// The facts the built-in file lists use, for the program about to run.

@@ -38,7 +38,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Whether the calling thread `tid` belongs to a process the config skips, by the file name
-    /// of its executable (as the layer decides). A caller that is gone is not skipped.
+    /// of its executable (as the layer matches `skip_processes`). A caller that is gone is not
+    /// skipped.
     pub(crate) fn skips(&self, tid: u32) -> bool {
         if self.skipped.is_empty() {
             return false;

@@ -212,13 +212,13 @@ for (const [name, label] of [['probe-cgo', 'built with cgo'], ['probe-static', '
   });
 }
 
-test("a Go launch in debug mode: Delve builds the program with the go toolchain (which keeps this machine's view), and the debuggee reads the pod's file", async () => {
+test("a Go launch in debug mode: Delve builds the program with the go and C toolchains (cgo; they keep this machine's view), and the debuggee reads the pod's file", async () => {
   const output = path.join(workspace, 'debug-build');
   const launchConfig = {
     type: 'go', request: 'launch', name: 'debug-mode', mode: 'debug',
     program: path.join(REPO, 'tests/e2e/go'), __buildDir: path.join(REPO, 'tests/e2e/go'), output,
     args: ['file:/app/config.yaml', 'env:SANDBOX_GREETING'],
-    env: { GOCACHE: GO_CACHE, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+    env: { GOCACHE: GO_CACHE, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', CGO_ENABLED: '1' },
     dlvToolPath: dlv,
   };
   const result = await sidecar.connection.sendRequest('mirrord/patchLaunchConfig', {

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `node`, `pwa-node`, `node-terminal` | the inspector listens on loopback: incoming loopback listeners stay local (`incoming.ignore_localhost`); explicit inspector ports (`port`, `--inspect*=` in `runtimeArgs` or `NODE_OPTIONS`) go to `incoming.ignore_ports`; `node-terminal` also skips the terminal's shell |
 //! | `python`, `debugpy` | debugpy's adapter and launcher are python processes too, so they cannot be skipped by executable name without skipping the debuggee. The adapter is started by the editor without the launch environment and never loads the layer; the launcher and the debuggee connect back to it over loopback, so loopback outgoing connections stay local (`outgoing.ignore_localhost`). With a terminal console (VS Code's default) the shell and `env` that start the launcher are skipped |
-//! | `go` | the debuggee takes the system-call path (Go makes its own system calls, so the layer cannot reach it): `dlvToolPath` becomes a wrapper ([`dlv_wrapper_script`]) that runs Delve under `mirrord supervise`; `dlv` (and `dlv-dap`) and the go toolchain (`go`, `compile`, `link`, `asm`, `cgo`, `vet`, `gopls`) are skipped, so their calls run untouched, while the debuggee — Delve's child, which inherits the seccomp filter — is served. The Delve the launch named goes to `MIRRORD_DLV_PATH` |
+//! | `go` | the debuggee takes the system-call path (Go makes its own system calls, so the layer cannot reach it): `dlvToolPath` becomes a wrapper ([`dlv_wrapper_script`]) that runs Delve under `mirrord supervise`; `dlv` (and `dlv-dap`), the go toolchain (`go`, `compile`, `link`, `asm`, `cgo`, `vet`, `gopls`) and the C toolchain cgo runs (`gcc`, `cc`, `cc1`, `as`, `ld`, `collect2`) are skipped, so their calls run untouched, while the debuggee — Delve's child, which inherits the seccomp filter — is served. The Delve the launch named goes to `MIRRORD_DLV_PATH` |
 //! | `java` | the JDWP port from `-agentlib:jdwp=…address=` / `-Xrunjdwp` in `vmArgs` goes to `incoming.ignore_ports`; the debuggee connects to the adapter over loopback, so loopback outgoing stays local |
 //! | `cppdbg` | `gdb`, `gdbserver`, `lldb-mi`, `lldb`, `lldb-server` are skipped; the environment goes to the `environment` array |
 //! | `lldb` | `lldb`, `lldb-server`, `lldb-dap`, `lldb-vscode`, `codelldb`, `debugserver` are skipped |
@@ -109,8 +109,10 @@ pub enum Plan {
 }
 
 const SHELLS: &[&str] = &["bash", "sh", "dash", "zsh", "fish"];
+/// Delve, the go toolchain, and the C toolchain cgo runs: they keep this machine's view.
 const GO_TOOLS: &[&str] = &[
-    "dlv", "dlv-dap", "go", "gopls", "compile", "link", "asm", "cgo", "vet",
+    "dlv", "dlv-dap", "go", "gopls", "compile", "link", "asm", "cgo", "vet", "gcc", "cc", "cc1",
+    "as", "ld", "collect2",
 ];
 const CPPDBG_TOOLS: &[&str] = &["gdb", "gdbserver", "lldb-mi", "lldb", "lldb-server"];
 const LLDB_TOOLS: &[&str] = &[

@@ -5,10 +5,9 @@ use std::ffi::{c_char, c_int};
 
 use libc::{DIR, dirent64};
 
-use super::alias_shims;
+use super::{alias_shims, remote_file};
 use crate::{
     detour::{DetourGuard, c_str, errno, run},
-    fd_table::{FDS, FdEntry},
     files::dirs,
     hooks::{Hook, Installer, hooks},
 };
@@ -75,10 +74,7 @@ unsafe extern "C" fn fdopendir_shim(fd: c_int) -> *mut DIR {
         // SAFETY: libc's fdopendir with the caller's fd.
         unsafe { (FDOPENDIR.original())(fd) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     let saved = errno();

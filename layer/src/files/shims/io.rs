@@ -5,10 +5,9 @@ use std::ffi::{c_int, c_void};
 
 use libc::{iovec, off_t, size_t, ssize_t};
 
-use super::{PRIVATE, alias_shims};
+use super::{PRIVATE, alias_shims, remote_file};
 use crate::{
-    detour::{DetourGuard, Outcome, errno, in_buffer, out_buffer, run, set_errno},
-    fd_table::{FDS, FdEntry},
+    detour::{Outcome, errno, in_buffer, out_buffer, run, set_errno},
     files,
     hooks::{Hook, Installer, hooks},
 };
@@ -106,10 +105,7 @@ unsafe fn read_common(
         // SAFETY: libc's read with the caller's arguments.
         unsafe { (hook.original())(fd, buffer, count) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     // SAFETY: read(2) requires `buffer` to be valid for `count` writable bytes.
@@ -135,10 +131,7 @@ unsafe fn pread_common(
         // SAFETY: libc's pread with the caller's arguments.
         unsafe { (hook.original())(fd, buffer, count, offset) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     // SAFETY: pread(2) requires `buffer` to be valid for `count` writable bytes.
@@ -180,10 +173,7 @@ unsafe fn mmap_common(
     if flags & libc::MAP_ANONYMOUS != 0 || len == 0 {
         return original();
     }
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     let saved = errno();
@@ -248,27 +238,47 @@ unsafe extern "C" fn readv_shim(fd: c_int, vectors: *const iovec, count: c_int) 
         // SAFETY: libc's readv with the caller's arguments.
         unsafe { (READV.original())(fd, vectors, count) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
-    let Some(_guard) = DetourGuard::enter() else {
+    // SAFETY: readv(2) requires `vectors` to point to `count` iovecs, each base valid for `iov_len`
+    // writable bytes, the buffers not overlapping.
+    let Some(mut buffers) = (unsafe { iovec_buffers(vectors, count, out_buffer) }) else {
         return original();
     };
-    // SAFETY: readv(2) requires `vectors` to point to `count` iovecs (checked non-null and non-negative).
-    let Some(vectors_view) = (unsafe { iovecs(vectors, count) }) else {
-        return original();
-    };
-    let mut buffers = Vec::with_capacity(vectors_view.len());
-    for vector in vectors_view {
-        // SAFETY: readv(2) requires each iovec's base to be valid for `iov_len` writable bytes, and the
-        // buffers not to overlap.
-        match unsafe { out_buffer(vector.iov_base, vector.iov_len) } {
-            Some(buffer) => buffers.push(buffer),
-            None => return original(),
-        }
-    }
     let saved = errno();
     run("readv", || files::readv(fd, id, &mut buffers)).finish(saved, original, -1)
+}
+
+/// Views the buffers of an iovec array with `view` ([`out_buffer`] or [`in_iovec`]); `None` when the
+/// array or one of its buffers cannot be viewed.
+///
+/// # Safety
+///
+/// `vectors` points to `count` iovecs when it is not null and `count` is positive, and each iovec's
+/// base and length meet `view`'s contract.
+unsafe fn iovec_buffers<B>(
+    vectors: *const iovec,
+    count: c_int,
+    view: unsafe fn(*mut c_void, usize) -> Option<B>,
+) -> Option<Vec<B>> {
+    // SAFETY: `count` iovecs (this function's contract).
+    let vectors = unsafe { iovecs(vectors, count) }?;
+    vectors
+        .iter()
+        // SAFETY: each base and length meet `view`'s contract (this function's).
+        .map(|vector| unsafe { view(vector.iov_base, vector.iov_len) })
+        .collect()
+}
+
+/// [`in_buffer`] for an iovec's base.
+///
+/// # Safety
+///
+/// As [`in_buffer`]: `base` is valid for `len` readable bytes when it is not null.
+unsafe fn in_iovec<'a>(base: *mut c_void, len: usize) -> Option<&'a [u8]> {
+    // SAFETY: this function's contract is in_buffer's.
+    unsafe { in_buffer(base, len) }
 }
 
 /// Views an iovec array.
@@ -290,10 +300,7 @@ unsafe extern "C" fn write_shim(fd: c_int, data: *const c_void, count: size_t) -
         // SAFETY: libc's write with the caller's arguments.
         unsafe { (WRITE.original())(fd, data, count) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     // SAFETY: write(2) requires `data` to be valid for `count` readable bytes.
@@ -314,10 +321,7 @@ unsafe extern "C" fn pwrite64_shim(
         // SAFETY: libc's pwrite with the caller's arguments.
         unsafe { (PWRITE64.original())(fd, data, count, offset) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     // SAFETY: pwrite(2) requires `data` to be valid for `count` readable bytes.
@@ -333,24 +337,14 @@ unsafe extern "C" fn writev_shim(fd: c_int, vectors: *const iovec, count: c_int)
         // SAFETY: libc's writev with the caller's arguments.
         unsafe { (WRITEV.original())(fd, vectors, count) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
-    let Some(_guard) = DetourGuard::enter() else {
+    // SAFETY: writev(2) requires `vectors` to point to `count` iovecs, each base valid for `iov_len`
+    // readable bytes.
+    let Some(buffers) = (unsafe { iovec_buffers(vectors, count, in_iovec) }) else {
         return original();
     };
-    // SAFETY: writev(2) requires `vectors` to point to `count` iovecs.
-    let Some(vectors_view) = (unsafe { iovecs(vectors, count) }) else {
-        return original();
-    };
-    let mut buffers = Vec::with_capacity(vectors_view.len());
-    for vector in vectors_view {
-        // SAFETY: writev(2) requires each iovec's base to be valid for `iov_len` readable bytes.
-        match unsafe { in_buffer(vector.iov_base, vector.iov_len) } {
-            Some(buffer) => buffers.push(buffer),
-            None => return original(),
-        }
-    }
     let saved = errno();
     run("writev", || files::writev(fd, id, &buffers)).finish(saved, original, -1)
 }
@@ -369,10 +363,7 @@ unsafe fn lseek_common(
         // SAFETY: libc's lseek with the caller's arguments (no pointers involved).
         unsafe { (hook.original())(fd, offset, whence) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     let saved = errno();

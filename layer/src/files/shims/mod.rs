@@ -25,7 +25,19 @@ mod stat;
 
 use std::ffi::CStr;
 
+use crate::detour::DetourGuard;
+use crate::fd_table::{FDS, FdEntry};
 use crate::hooks::Installer;
+
+/// The remote file behind `fd`, with the guard that keeps the layer's own calls out of its hooks
+/// while it serves this one; `None` when the call is not the layer's to serve (an fd it does not
+/// track, or a call made by the layer itself).
+fn remote_file(fd: std::ffi::c_int) -> Option<(u32, DetourGuard)> {
+    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
+        return None;
+    };
+    Some((id, DetourGuard::enter()?))
+}
 
 /// glibc's internal functions carry this symbol version.
 const PRIVATE: &[&CStr] = &[c"GLIBC_PRIVATE"];

@@ -14,7 +14,7 @@ use std::{
 use libc::{stat, statx};
 use mirrord_protocol::files::Metadata;
 
-use super::{COMPAT, alias_shims};
+use super::{COMPAT, alias_shims, remote_file};
 use crate::{
     detour::{DetourGuard, Leaf, Outcome, c_str, errno, leaf, run},
     fd_table::{FDS, FdEntry},
@@ -238,19 +238,33 @@ unsafe fn fstat_common(hook: &'static Hook<FstatFn>, fd: c_int, buffer: *mut sta
         // SAFETY: libc's fstat with the caller's arguments.
         None => unsafe { (hook.original())(fd, buffer) },
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
+    // SAFETY: fstat(2)'s contract (this function's).
+    unsafe { fstat_decide("fstat", fd, buffer, original) }
+}
+
+/// What `fstat` and `__fxstat` share once their original is chosen: the metadata of a remote file's
+/// fd, from the target, written into `buffer`.
+///
+/// # Safety
+///
+/// `buffer` is null or a writable `struct stat`.
+#[inline(always)]
+unsafe fn fstat_decide(
+    function: &'static str,
+    fd: c_int,
+    buffer: *mut stat,
+    original: impl FnOnce() -> c_int,
+) -> c_int {
     if buffer.is_null() {
         return original();
     }
-    let Some(_guard) = DetourGuard::enter() else {
+    let Some((id, _guard)) = remote_file(fd) else {
         return original();
     };
     let saved = errno();
-    run("fstat", || {
+    run(function, || {
         files::fstat(fd, id).map(|metadata| {
-            // SAFETY: fstat(2) requires a writable `struct stat`, checked not null above.
+            // SAFETY: a writable `struct stat` (this function's contract), checked not null above.
             unsafe { write_out(buffer, Stat::Remote(metadata), files::to_stat) }
         })
     })
@@ -272,14 +286,44 @@ unsafe fn fstatat_decide(
         // SAFETY: libc's fstatat with the caller's arguments and a mapped path.
         unsafe { (hook.original())(dirfd, path, buffer, flags) }
     };
+    // SAFETY: fstatat(2)'s contract (this function's).
+    unsafe {
+        stat_at_decide(
+            "fstatat",
+            dirfd,
+            path,
+            flags,
+            buffer,
+            files::to_stat,
+            original,
+        )
+    }
+}
+
+/// The decision shared by `fstatat` and `statx`, which differ in their original and in the type of
+/// their buffer.
+///
+/// # Safety
+///
+/// `path` is null or NUL-terminated; `buffer` is null or a writable `B`.
+#[inline(always)]
+unsafe fn stat_at_decide<B>(
+    function: &'static str,
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    buffer: *mut B,
+    convert: fn(&Metadata) -> B,
+    original: impl FnOnce(*const c_char) -> c_int,
+) -> Leaf<c_int> {
     leaf(
-        "fstatat",
+        function,
         || {
-            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
+            // SAFETY: a NUL-terminated path (this function's contract); null is left to the original.
             unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
         },
         || {
-            // SAFETY: fstatat(2) takes a NUL-terminated path; null is left to the original.
+            // SAFETY: a NUL-terminated path (this function's contract); null is left to the original.
             let Some(path_view) = (unsafe { c_str(path) }) else {
                 return Outcome::Bypass("null path");
             };
@@ -287,8 +331,8 @@ unsafe fn fstatat_decide(
                 return Outcome::Bypass("null buffer");
             }
             stat_at(dirfd, path_view, flags, |mapped| original(mapped.as_ptr())).map(|found| {
-                // SAFETY: fstatat(2) requires a writable `struct stat`, checked not null above.
-                unsafe { write_out(buffer, found, files::to_stat) }
+                // SAFETY: a writable `B` (this function's contract), checked not null above.
+                unsafe { write_out(buffer, found, convert) }
             })
         },
         -1,
@@ -328,27 +372,18 @@ unsafe fn statx_decide(
         // SAFETY: libc's statx with the caller's arguments and a mapped path.
         unsafe { (hook.original())(dirfd, path, flags, mask, buffer) }
     };
-    leaf(
-        "statx",
-        || {
-            // SAFETY: a NUL-terminated path, as the function requires; null is left to the original.
-            unsafe { c_str(path) }.is_some_and(files::is_plainly_local)
-        },
-        || {
-            // SAFETY: statx(2) takes a NUL-terminated path; null is left to the original.
-            let Some(path_view) = (unsafe { c_str(path) }) else {
-                return Outcome::Bypass("null path");
-            };
-            if buffer.is_null() {
-                return Outcome::Bypass("null buffer");
-            }
-            stat_at(dirfd, path_view, flags, |mapped| original(mapped.as_ptr())).map(|found| {
-                // SAFETY: statx(2) requires a writable `struct statx`, checked not null above.
-                unsafe { write_out(buffer, found, files::to_statx) }
-            })
-        },
-        -1,
-    )
+    // SAFETY: statx(2)'s contract (this function's).
+    unsafe {
+        stat_at_decide(
+            "statx",
+            dirfd,
+            path,
+            flags,
+            buffer,
+            files::to_statx,
+            original,
+        )
+    }
 }
 
 /// # Safety
@@ -402,23 +437,8 @@ unsafe fn fxstat_common(
         // SAFETY: libc's __fxstat with the caller's arguments.
         unsafe { (hook.original())(version, fd, buffer) }
     };
-    let Some(FdEntry::RemoteFile(id)) = FDS.get(fd) else {
-        return original();
-    };
-    if buffer.is_null() {
-        return original();
-    }
-    let Some(_guard) = DetourGuard::enter() else {
-        return original();
-    };
-    let saved = errno();
-    run("__fxstat", || {
-        files::fstat(fd, id).map(|metadata| {
-            // SAFETY: a writable `struct stat`, checked not null above.
-            unsafe { write_out(buffer, Stat::Remote(metadata), files::to_stat) }
-        })
-    })
-    .finish(saved, original, -1)
+    // SAFETY: __fxstat's contract (this function's).
+    unsafe { fstat_decide("__fxstat", fd, buffer, original) }
 }
 
 /// # Safety

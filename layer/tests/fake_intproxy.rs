@@ -895,3 +895,31 @@ print('resolved')
         )
     );
 }
+
+/// The shims that share one body for two calls (issue 18): `readv` (with `writev`), `fstat` (with
+/// `__fxstat`) and `fstatat` with a directory fd (with `statx`), on a remote file.
+#[test]
+fn remote_files_are_read_by_readv_and_stated_by_fd_and_by_directory() {
+    let session = Session::new(Behaviour::Serve);
+    let output = session.python(
+        r#"
+import os
+fd = os.open('/app/config.yaml', os.O_RDONLY)
+first, second = bytearray(4), bytearray(6)
+print(os.readv(fd, [first, second]), (first + second).decode())
+print(os.fstat(fd).st_size)
+os.close(fd)
+print(os.stat('config.yaml', dir_fd=os.open('/app', os.O_RDONLY)).st_size)
+"#,
+    );
+    let stdout = session.expect_success(&output);
+    assert_eq!(
+        stdout,
+        format!(
+            "10 {}\n{}\n{}\n",
+            &CONFIG_YAML[..10],
+            CONFIG_YAML.len(),
+            CONFIG_YAML.len()
+        )
+    );
+}

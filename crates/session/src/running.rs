@@ -114,7 +114,7 @@ impl Session {
 }
 
 /// How long [`Session::end`] waits for the intproxy to finish after SIGTERM.
-pub const INTPROXY_END_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const INTPROXY_END_GRACE: Duration = Duration::from_secs(10);
 
 /// SIGTERM to `child` (through kill(1): this crate has no `unsafe`), then waits until it exited
 /// or `grace` passed.

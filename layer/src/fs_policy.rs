@@ -280,20 +280,12 @@ impl FsPolicy {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn config(mode: FsMode) -> FsConfig {
         FsConfig {
             mode,
-            read_write: Vec::new(),
-            read_only: Vec::new(),
-            local: Vec::new(),
-            not_found: Vec::new(),
-            mapping: BTreeMap::new(),
-            readonly_file_buffer: 128_000,
-            native_fds: true,
+            ..FsConfig::default()
         }
     }
 

@@ -619,11 +619,28 @@ pub(crate) fn connect(
     domain: i32,
     address: std::net::SocketAddr,
 ) -> io::Result<()> {
+    // SAFETY: connect reads the address within the length it is given and keeps no pointer to it.
+    unsafe { call_with_sockaddr(libc::connect, fd, domain, address) }
+}
+
+/// A system call of the `connect`/`bind` shape, given `address` as the socket's domain spells it.
+///
+/// # Safety
+/// `call` must read at most the given length of socket address from the pointer it gets, and keep
+/// no pointer to it after it returns (`connect` and `bind` do both).
+unsafe fn call_with_sockaddr(
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+    fd: BorrowedFd<'_>,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<()> {
     let bytes = crate::net::sockaddr_bytes(address, domain)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
-    // SAFETY: connect reads `bytes.len()` bytes of socket address from `bytes`, alive for the call.
+    // SAFETY: `bytes` holds `bytes.len()` bytes of socket address and lives through the call, which
+    // reads no more than that and keeps no pointer (this function's contract); `fd` is borrowed
+    // for the call.
     let result = unsafe {
-        libc::connect(
+        call(
             fd.as_raw_fd(),
             bytes.as_ptr().cast(),
             bytes.len() as libc::socklen_t,
@@ -700,20 +717,8 @@ pub(crate) fn bind(
     domain: i32,
     address: std::net::SocketAddr,
 ) -> io::Result<()> {
-    let bytes = crate::net::sockaddr_bytes(address, domain)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
-    // SAFETY: bind reads `bytes.len()` bytes of socket address from `bytes`, alive for the call.
-    let result = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: bind reads the address within the length it is given and keeps no pointer to it.
+    unsafe { call_with_sockaddr(libc::bind, fd, domain, address) }
 }
 
 /// `sendto(2)` of one datagram to `address`; the number of bytes sent.

@@ -333,6 +333,22 @@ pub struct FsConfig {
     pub native_fds: bool,
 }
 
+impl Default for FsConfig {
+    /// What a config without `feature.fs` resolves to: read mode, no patterns, no rewrites.
+    fn default() -> Self {
+        FsConfig {
+            mode: FsMode::Read,
+            read_write: Vec::new(),
+            read_only: Vec::new(),
+            local: Vec::new(),
+            not_found: Vec::new(),
+            mapping: BTreeMap::new(),
+            readonly_file_buffer: 128_000,
+            native_fds: true,
+        }
+    }
+}
+
 /// The resolved network feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkConfig {

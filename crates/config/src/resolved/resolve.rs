@@ -192,16 +192,7 @@ fn resolve_env(env: Option<&EnvField>) -> EnvConfig {
 }
 
 fn resolve_fs(fs: Option<&FsField>) -> FsConfig {
-    let mut config = FsConfig {
-        mode: FsMode::Read,
-        read_write: Vec::new(),
-        read_only: Vec::new(),
-        local: Vec::new(),
-        not_found: Vec::new(),
-        mapping: BTreeMap::new(),
-        readonly_file_buffer: 128_000,
-        native_fds: true,
-    };
+    let mut config = FsConfig::default();
     match fs {
         None | Some(FsField::Enabled(true)) => {}
         Some(FsField::Enabled(false)) => config.mode = FsMode::Local,

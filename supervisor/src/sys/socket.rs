@@ -1,0 +1,181 @@
+//! Sockets: the calls the supervisor makes on its copies of the program's sockets (kind, name,
+//! `connect`, `bind`, `listen`, `accept`, `sendto`, blocking mode). Part of [`super`], under the
+//! same rules: every function is safe to call.
+
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+};
+
+/// A socket's `SO_DOMAIN` and `SO_TYPE`.
+pub(crate) fn socket_kind(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
+    let option = |name: libc::c_int| -> io::Result<i32> {
+        let mut value: libc::c_int = 0;
+        let mut length = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `length` bytes into `value`, alive and writable.
+        let result = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                (&raw mut value).cast(),
+                &raw mut length,
+            )
+        };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(value)
+    };
+    Ok((option(libc::SO_DOMAIN)?, option(libc::SO_TYPE)?))
+}
+
+/// `connect(2)` of a socket to `address` (an IPv4 address given to an IPv6 socket is mapped).
+pub(crate) fn connect(
+    fd: BorrowedFd<'_>,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<()> {
+    // SAFETY: connect reads the address within the length it is given and keeps no pointer to it.
+    unsafe { call_with_sockaddr(libc::connect, fd, domain, address) }
+}
+
+/// A system call of the `connect`/`bind` shape, given `address` as the socket's domain spells it.
+///
+/// # Safety
+/// `call` must read at most the given length of socket address from the pointer it gets, and keep
+/// no pointer to it after it returns (`connect` and `bind` do both).
+unsafe fn call_with_sockaddr(
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+    fd: BorrowedFd<'_>,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<()> {
+    let bytes = crate::net::sockaddr_bytes(address, domain)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
+    // SAFETY: `bytes` holds `bytes.len()` bytes of socket address and lives through the call, which
+    // reads no more than that and keeps no pointer (this function's contract); `fd` is borrowed
+    // for the call.
+    let result = unsafe {
+        call(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `getsockname(2)` of an `AF_INET`/`AF_INET6` socket.
+pub(crate) fn socket_name(fd: BorrowedFd<'_>) -> io::Result<std::net::SocketAddr> {
+    let mut storage = [0u8; 128];
+    let mut length = storage.len() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `length` bytes into `storage`, alive and writable.
+    let result =
+        unsafe { libc::getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &raw mut length) };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    crate::net::parse_sockaddr(&storage[..(length as usize).min(storage.len())])
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+}
+
+/// `listen(2)`.
+pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes integers only.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The inode number of an open file (sockets have one each, unique while they live).
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: `stat` is a plain C struct; all-zero bytes are a valid value.
+    let mut status: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into `status`, alive and writable for the call.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &raw mut status) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(status.st_ino)
+}
+
+/// Whether the open file has `O_NONBLOCK` set (shared by every copy of the descriptor).
+pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: F_GETFL takes no argument and returns the status flags or -1.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// `bind(2)` of a socket to `address` (an IPv4 address given to an IPv6 socket is mapped).
+pub(crate) fn bind(
+    fd: BorrowedFd<'_>,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<()> {
+    // SAFETY: bind reads the address within the length it is given and keeps no pointer to it.
+    unsafe { call_with_sockaddr(libc::bind, fd, domain, address) }
+}
+
+/// `sendto(2)` of one datagram to `address`; the number of bytes sent.
+pub(crate) fn send_to(
+    fd: BorrowedFd<'_>,
+    payload: &[u8],
+    flags: i32,
+    domain: i32,
+    address: std::net::SocketAddr,
+) -> io::Result<usize> {
+    let bytes = crate::net::sockaddr_bytes(address, domain)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
+    // SAFETY: sendto reads `payload.len()` bytes from `payload` and `bytes.len()` bytes of socket
+    // address from `bytes`, both alive for the call.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            payload.as_ptr().cast(),
+            payload.len(),
+            flags,
+            bytes.as_ptr().cast(),
+            bytes.len() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+/// `accept4(2)`: the new connection (close-on-exec here, `SOCK_NONBLOCK` as `flags` say) and its
+/// peer.
+pub(crate) fn accept(
+    fd: BorrowedFd<'_>,
+    flags: i32,
+) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
+    let mut storage = [0u8; 128];
+    let mut length = storage.len() as libc::socklen_t;
+    let flags = (flags & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC;
+    // SAFETY: accept4 writes at most `length` bytes of address into `storage`, alive and
+    // writable, and returns a new descriptor or -1.
+    let accepted = unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            storage.as_mut_ptr().cast(),
+            &raw mut length,
+            flags,
+        )
+    };
+    if accepted < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, owned by nothing else.
+    let accepted = unsafe { OwnedFd::from_raw_fd(accepted) };
+    let peer = crate::net::parse_sockaddr(&storage[..(length as usize).min(storage.len())]);
+    Ok((accepted, peer))
+}

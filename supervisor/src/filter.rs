@@ -5,7 +5,8 @@
 //! anything else `SECCOMP_RET_ALLOW`. A call that is not intercepted costs the BPF run and nothing
 //! more: no notification, no context switch. `sendto` stops only when it names an address (its
 //! fifth argument is not NULL): `send` on a connected socket, which libc makes with `sendto`, runs
-//! untouched.
+//! untouched; `recvfrom` likewise only when it asks for the source (`recv` is `recvfrom` with
+//! NULL there).
 
 use mirrord_config::{
     file::{FsMode, IncomingMode},
@@ -57,9 +58,19 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
     if incoming || outgoing.tcp {
         calls.push(libc::SYS_listen);
     }
-    // `bind` applies `listen_ports`; `accept` reports the real peer of a delivered connection.
+    // `bind` applies `listen_ports`; `accept` and `getpeername` report the real peer of a
+    // delivered connection.
     if incoming {
-        calls.extend_from_slice(&[libc::SYS_bind, libc::SYS_accept, libc::SYS_accept4]);
+        calls.extend_from_slice(&[
+            libc::SYS_bind,
+            libc::SYS_accept,
+            libc::SYS_accept4,
+            libc::SYS_getpeername,
+        ]);
+    }
+    // The source of datagrams that came through a relay.
+    if outgoing.udp {
+        calls.push(libc::SYS_recvfrom);
     }
     if config.feature.hostname {
         calls.push(libc::SYS_uname);
@@ -67,32 +78,49 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
     calls
 }
 
+/// The calls intercepted only when their fifth argument (an address) is not NULL.
+const ADDRESS_CALLS: &[libc::c_long] = &[libc::SYS_sendto, libc::SYS_recvfrom];
+
 /// The BPF program that sends `calls` to the supervisor and lets everything else through
-/// (`sendto` only with an address).
+/// (`sendto` and `recvfrom` only with an address).
 pub(crate) fn program(calls: &[libc::c_long]) -> Vec<libc::sock_filter> {
-    let with_sendto = calls.contains(&libc::SYS_sendto);
+    let address_calls: Vec<libc::c_long> = calls
+        .iter()
+        .copied()
+        .filter(|call| ADDRESS_CALLS.contains(call))
+        .collect();
     let calls: Vec<libc::c_long> = calls
         .iter()
         .copied()
-        .filter(|&call| call != libc::SYS_sendto)
+        .filter(|call| !ADDRESS_CALLS.contains(call))
         .collect();
     let count = calls.len();
-    // `sendto`: load args[4]; a non-zero low or high word notifies, else allow.
-    let sendto_block: &[libc::sock_filter] = &[
-        jump(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            libc::SYS_sendto as u32,
-            0,
-            4,
-        ),
-        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG4_LOW_OFFSET),
-        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 0, 3),
-        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG4_HIGH_OFFSET),
-        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 0, 1),
-    ];
-    let sendto_block = if with_sendto { sendto_block } else { &[] };
+    // Each address call: compare the number (else on to the next block), load args[4]; a
+    // non-zero low or high word notifies, else allow.
+    let mut address_blocks = Vec::new();
+    for (index, &call) in address_calls.iter().enumerate() {
+        let after = (5 * (address_calls.len() - 1 - index)) as u8;
+        address_blocks.extend_from_slice(&[
+            jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                call as u32,
+                0,
+                4,
+            ),
+            statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG4_LOW_OFFSET),
+            jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 0, 3 + after),
+            statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG4_HIGH_OFFSET),
+            jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                0,
+                after,
+                after + 1,
+            ),
+        ]);
+    }
+    let address_blocks = address_blocks.as_slice();
     assert!(
-        count + sendto_block.len() < 255,
+        count + address_blocks.len() < 255,
         "a jump of the filter must fit in one byte"
     );
     let mut program = vec![
@@ -107,9 +135,9 @@ pub(crate) fn program(calls: &[libc::c_long]) -> Vec<libc::sock_filter> {
         statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, NR_OFFSET),
     ];
     for (index, &call) in calls.iter().enumerate() {
-        // From the instruction after this one: the remaining comparisons, the `sendto` block,
+        // From the instruction after this one: the remaining comparisons, the address calls' blocks,
         // then ALLOW, then NOTIFY.
-        let to_notify = (count - index + sendto_block.len()) as u8;
+        let to_notify = (count - index + address_blocks.len()) as u8;
         program.push(jump(
             libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
             call as u32,
@@ -117,7 +145,7 @@ pub(crate) fn program(calls: &[libc::c_long]) -> Vec<libc::sock_filter> {
             0,
         ));
     }
-    program.extend_from_slice(sendto_block);
+    program.extend_from_slice(address_blocks);
     program.push(statement(
         libc::BPF_RET | libc::BPF_K,
         libc::SECCOMP_RET_ALLOW,
@@ -253,6 +281,44 @@ mod tests {
             run_with_arg4(&program, AUDIT_ARCH_X86_64, libc::SYS_read as u32, 0x1000),
             libc::SECCOMP_RET_ALLOW
         );
+    }
+
+    #[test]
+    fn recvfrom_notifies_only_when_it_asks_for_the_source_and_sendto_still_does() {
+        let calls = [
+            libc::SYS_sendto,
+            libc::SYS_getpeername,
+            libc::SYS_recvfrom,
+            libc::SYS_listen,
+        ];
+        let program = program(&calls);
+        for call in [libc::SYS_sendto, libc::SYS_recvfrom] {
+            for (arg4, expected) in [
+                (0, libc::SECCOMP_RET_ALLOW),
+                (0x7ffd_1234_5678, libc::SECCOMP_RET_USER_NOTIF),
+                (0x1000, libc::SECCOMP_RET_USER_NOTIF),
+                (0x7fff_0000_0000, libc::SECCOMP_RET_USER_NOTIF),
+            ] {
+                assert_eq!(
+                    run_with_arg4(&program, AUDIT_ARCH_X86_64, call as u32, arg4),
+                    expected,
+                    "call {call} with address {arg4:#x}"
+                );
+            }
+        }
+        for call in [libc::SYS_getpeername, libc::SYS_listen] {
+            assert_eq!(
+                run(&program, AUDIT_ARCH_X86_64, call as u32),
+                libc::SECCOMP_RET_USER_NOTIF,
+                "call {call}"
+            );
+        }
+        for call in [libc::SYS_recvmsg, libc::SYS_read] {
+            assert_eq!(
+                run_with_arg4(&program, AUDIT_ARCH_X86_64, call as u32, 0x1000),
+                libc::SECCOMP_RET_ALLOW
+            );
+        }
     }
 
     #[test]

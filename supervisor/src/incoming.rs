@@ -13,8 +13,8 @@
 //! - `accept`/`accept4` on a subscribed, non-blocking listener (Go's are): the supervisor accepts
 //!   on its copy, asks the intproxy who the real peer of a delivered connection is, writes that
 //!   address into the program's buffer and places the connection in the program. A blocking
-//!   `accept` runs as is (the worker must not wait for a connection) and reports the intproxy's
-//!   loopback end.
+//!   `accept` is parked with the waiter (a worker must not wait for a connection) and served the
+//!   same way there (`peer.rs`).
 //!
 //! The subscription lives as long as the supervisor's connection to the intproxy (the session).
 
@@ -70,6 +70,13 @@ impl Incoming {
         self.listeners
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the socket with this inode listens for the target (its port is subscribed).
+    pub(crate) fn subscribed(&self, inode: u64) -> bool {
+        self.listeners()
+            .get(&inode)
+            .is_some_and(|listener| listener.subscribed)
     }
 }
 

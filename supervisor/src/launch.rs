@@ -122,6 +122,8 @@ pub fn run(launch: Launch) -> Result<ExitStatus, LaunchError> {
             endpoints,
             local_listeners: Default::default(),
             skipped,
+            waits: Default::default(),
+            placed: Default::default(),
         },
     )
 }
@@ -157,6 +159,8 @@ pub fn run_continue_only(
             },
             local_listeners: Default::default(),
             skipped: Vec::new(),
+            waits: Default::default(),
+            placed: Default::default(),
         },
     )
 }

@@ -47,6 +47,7 @@ mod layer_net {
     pub(crate) mod incoming_policy;
 }
 mod net;
+mod peer;
 use layer_net::filter as net_filter;
 mod placeholders;
 mod remote;
@@ -54,6 +55,7 @@ mod serve;
 #[allow(unsafe_code, reason = "the crate's one module of kernel interfaces")]
 mod sys;
 mod udp;
+mod waits;
 
 pub use elf::{DetectError, ProgramKind, SyscallReason, detect, resolve};
 pub use launch::{Launch, LaunchError, check_kernel, run, run_continue_only};

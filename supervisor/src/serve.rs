@@ -34,6 +34,10 @@ pub(crate) struct Shared {
     /// Executable names (`skip_processes`) whose calls run untouched: a debugger that runs the
     /// program as its child (`dlv`) and the tools it starts keep this machine's view.
     pub(crate) skipped: Vec<String>,
+    /// Calls parked until their socket is readable (`waits.rs`).
+    pub(crate) waits: crate::waits::Waits,
+    /// Connections placed with their real peer, for `getpeername` (`peer.rs`).
+    pub(crate) placed: crate::peer::Placed,
 }
 
 impl Shared {
@@ -77,6 +81,8 @@ pub(crate) enum Outcome {
     },
     /// The caller is gone (killed while waiting): nothing to answer.
     Gone,
+    /// The waiter answers it once its socket is readable (`waits.rs`).
+    Parked,
 }
 
 /// One worker thread's state.
@@ -91,6 +97,7 @@ pub(crate) struct Worker {
 /// Starts the workers; they run until the listener has no more callers.
 pub(crate) fn start(shared: Arc<Shared>) {
     shared.listener.request_sync_wake_up();
+    crate::waits::start(&shared);
     for index in 0..WORKERS {
         let mut worker = Worker {
             remote: Remote::new(shared.endpoints.clone()),
@@ -134,8 +141,13 @@ impl Worker {
                 libc::SYS_uname => self.uname(call),
                 libc::SYS_listen => self.listen(call),
                 libc::SYS_bind => self.bind(call),
-                libc::SYS_accept | libc::SYS_accept4 => self.accept(call),
+                libc::SYS_accept | libc::SYS_accept4 => match self.accept(call) {
+                    Outcome::Continue => self.accept_blocking(call),
+                    outcome => outcome,
+                },
+                libc::SYS_getpeername => self.getpeername(call),
                 libc::SYS_sendto => self.sendto(call),
+                libc::SYS_recvfrom => self.recvfrom(call),
                 libc::SYS_sendmsg => self.sendmsg(call),
                 _ => self.file_call(call).unwrap_or(Outcome::Continue),
             }
@@ -149,7 +161,7 @@ impl Worker {
         })
     }
 
-    fn answer(&self, call: &Notification, outcome: Outcome) {
+    pub(crate) fn answer(&self, call: &Notification, outcome: Outcome) {
         let listener = &self.shared.listener;
         let result = match outcome {
             Outcome::Continue => listener.continue_call(call.id),
@@ -158,7 +170,7 @@ impl Worker {
             Outcome::Descriptor { fd, cloexec } => {
                 listener.send_fd(call.id, fd.as_fd(), cloexec).map(drop)
             }
-            Outcome::Gone => Ok(()),
+            Outcome::Gone | Outcome::Parked => Ok(()),
         };
         if let Err(error) = result {
             // ENOENT: the caller died meanwhile. Anything else would be our bug.

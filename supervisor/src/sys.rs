@@ -19,7 +19,8 @@ use std::{
 mod socket;
 
 pub(crate) use socket::{
-    accept, bind, connect, inode, is_nonblocking, listen, send_to, socket_kind, socket_name,
+    accept, bind, connect, inode, is_nonblocking, is_readable, listen, peer_name, receive_from,
+    receive_timeout, send_to, socket_kind, socket_name, wait_readable,
 };
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): the kernel wakes the supervisor on the

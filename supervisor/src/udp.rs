@@ -5,10 +5,19 @@
 //! (`pidfd_getfd`), so the relay's answers come back to that socket. The filter stops `sendto`
 //! only when it names an address, so `send` on a connected socket never costs a notification.
 //!
-//! Limits: a received datagram's source is the relay's loopback address (the program's
-//! `recvfrom` is a plain system call); `sendmsg` with control messages runs untouched.
+//! `recvfrom` with an address on such a socket is served by the supervisor: it receives on its
+//! copy (`MSG_DONTWAIT`), writes the datagram into the program's buffer and its source, the
+//! destination a relay stands for, as the sender; a blocking socket with nothing to read is
+//! parked with the waiter (`waits.rs`). The filter stops `recvfrom` only when it asks for the
+//! source, and any other socket's `recvfrom` runs as is.
+//!
+//! Limits: `recvmsg` reports the relay's loopback address as the source (it runs untouched);
+//! `sendmsg` with control messages runs untouched.
 
-use std::{net::SocketAddr, os::fd::AsFd};
+use std::{
+    net::SocketAddr,
+    os::fd::{AsFd, BorrowedFd},
+};
 
 use mirrord_protocol::{
     LayerRequest, LayerResponse,
@@ -18,9 +27,11 @@ use mirrord_protocol::{
 use crate::{
     net::parse_sockaddr,
     net_filter::{Protocol, canonical},
+    peer::write_address,
     remote,
     serve::{Outcome, Worker},
     sys::{self, Notification},
+    waits::{Then, Wait},
 };
 
 /// The largest datagram a UDP socket sends.
@@ -173,6 +184,106 @@ impl Worker {
             Err(error) => Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
+}
+
+impl Worker {
+    /// `recvfrom(fd, buffer, length, flags, address, address_length)` with an address: served
+    /// for a socket that sent datagrams through relays, else run as is.
+    pub(crate) fn recvfrom(&mut self, call: &Notification) -> Outcome {
+        let Some(policy) = self.shared.outgoing.as_ref() else {
+            return Outcome::Continue;
+        };
+        let [fd, _, _, flags, ..] = call.args;
+        let flags = flags as i32;
+        if flags & libc::MSG_ERRQUEUE != 0 || relays_empty(policy) {
+            return Outcome::Continue;
+        }
+        let Ok(socket) = sys::take_thread_descriptor(call.pid, fd as i32) else {
+            return Outcome::Continue;
+        };
+        let Ok(inode) = sys::inode(socket.as_fd()) else {
+            return Outcome::Continue;
+        };
+        let relayed = policy
+            .datagram_relays
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .any(|&(socket, _)| socket == inode);
+        if !relayed {
+            return Outcome::Continue;
+        }
+        if !self.shared.listener.id_valid(call.id) {
+            return Outcome::Gone;
+        }
+        if let Some(outcome) = self.receive_ready(call, socket.as_fd()) {
+            return outcome;
+        }
+        if flags & libc::MSG_DONTWAIT != 0 || sys::is_nonblocking(socket.as_fd()).unwrap_or(true) {
+            return Outcome::Fail(libc::EAGAIN);
+        }
+        self.shared
+            .waits
+            .park(Wait::new(*call, socket, Then::Receive))
+    }
+
+    /// The `recvfrom` of `call` on `socket` if a datagram is there; `None` while none is.
+    pub(crate) fn receive_ready(
+        &mut self,
+        call: &Notification,
+        socket: BorrowedFd<'_>,
+    ) -> Option<Outcome> {
+        let [_, buffer, length, flags, address, length_address] = call.args;
+        let mut datagram = vec![0u8; (length as usize).min(MAX_DATAGRAM + 1)];
+        let (received, source) =
+            match sys::receive_from(socket, &mut datagram, flags as i32 | libc::MSG_DONTWAIT) {
+                Ok(received) => received,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(error) => {
+                    return Some(Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)));
+                }
+            };
+        let copied = received.min(datagram.len());
+        if copied > 0 && sys::write_memory(call.pid, buffer, &datagram[..copied]).is_err() {
+            return Some(Outcome::Fail(libc::EFAULT));
+        }
+        if address != 0
+            && let Some(source) = source
+        {
+            let source = self.relayed_source(socket, source);
+            let Ok((domain, _)) = sys::socket_kind(socket) else {
+                return Some(Outcome::Fail(libc::EIO));
+            };
+            if let Err(errno) = write_address(call.pid, address, length_address, source, domain) {
+                return Some(Outcome::Fail(errno));
+            }
+        }
+        Some(Outcome::Value(received as i64))
+    }
+
+    /// The destination a relay of `socket` stands for when `source` is that relay, else `source`.
+    fn relayed_source(&self, socket: BorrowedFd<'_>, source: SocketAddr) -> SocketAddr {
+        let (Some(policy), Ok(inode)) = (self.shared.outgoing.as_ref(), sys::inode(socket)) else {
+            return source;
+        };
+        let relay = canonical(source);
+        policy
+            .datagram_relays
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .find(|&(&(owner, _), &address)| owner == inode && canonical(address) == relay)
+            .map_or(source, |(&(_, destination), _)| destination)
+    }
+}
+
+/// Whether no datagram has gone through a relay yet (then no `recvfrom` needs serving).
+fn relays_empty(policy: &crate::net::OutgoingPolicy) -> bool {
+    policy
+        .datagram_relays
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .is_empty()
 }
 
 /// The socket address at `address` in the program (`None` when it is not IPv4/IPv6 or unreadable).

@@ -10,6 +10,9 @@
  *   dns:NAME           dns NAME: <first IPv4 address> | dns NAME: ERR <reason>   (getaddrinfo)
  *   tcp:HOST:PORT      tcp HOST:PORT: <echoed text> | ERR <reason>   (blocking connect, send, recv)
  *   udp:HOST:PORT      udp HOST:PORT: <echoed text> | ERR <reason>   (connected UDP: connect, send, recv)
+ *   udpto:IP:PORT      udpto IP:PORT: <echoed text> | ERR <reason>   (unconnected UDP: sendto, recvfrom)
+ *   udpmsg:IP:PORT     the same, sent with sendmsg (msg_name)
+ *   udpfrom:IP:PORT    udpfrom IP:PORT: <echoed text> from <source IP:PORT>   (recvfrom asks for the source)
  *   write:PATH=TEXT    write PATH: ok | write PATH: ERR <errno name>             (fopen "w")
  *   hostname           hostname: <name>                                          (gethostname)
  *
@@ -175,8 +178,8 @@ static void echo(const char *kind, int type, const char *target) {
 }
 
 /* UDP echo from an unconnected socket: the datagram goes out with sendto (or sendmsg with
- * msg_name), the answer is read with recvfrom. */
-static void echo_unconnected(const char *kind, int use_sendmsg, const char *target) {
+ * msg_name), the answer is read with recvfrom (asking for its source with show_source). */
+static void echo_unconnected(const char *kind, int use_sendmsg, int show_source, const char *target) {
     char host[256];
     snprintf(host, sizeof host, "%s", target);
     char *colon = strrchr(host, ':');
@@ -212,14 +215,24 @@ static void echo_unconnected(const char *kind, int use_sendmsg, const char *targ
         return;
     }
     char received[256] = "";
-    ssize_t count = recvfrom(fd, received, sizeof received - 1, 0, NULL, NULL);
+    struct sockaddr_in source = {0};
+    socklen_t source_length = sizeof source;
+    ssize_t count = show_source ? recvfrom(fd, received, sizeof received - 1, 0,
+                                           (struct sockaddr *)&source, &source_length)
+                                : recvfrom(fd, received, sizeof received - 1, 0, NULL, NULL);
     close(fd);
     if (count < 0) {
         printf("%s %s: ERR %s\n", kind, target, socket_error(errno));
         return;
     }
     received[count] = '\0';
-    printf("%s %s: %s\n", kind, target, received);
+    if (show_source) {
+        char ip[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &source.sin_addr, ip, sizeof ip);
+        printf("%s %s: %s from %s:%u\n", kind, target, received, ip, ntohs(source.sin_port));
+    } else {
+        printf("%s %s: %s\n", kind, target, received);
+    }
 }
 
 static void check_write(const char *spec) {
@@ -263,9 +276,11 @@ static void check(const char *spec) {
     } else if (IS("udp")) {
         echo("udp", SOCK_DGRAM, argument);
     } else if (IS("udpto")) {
-        echo_unconnected("udpto", 0, argument);
+        echo_unconnected("udpto", 0, 0, argument);
     } else if (IS("udpmsg")) {
-        echo_unconnected("udpmsg", 1, argument);
+        echo_unconnected("udpmsg", 1, 0, argument);
+    } else if (IS("udpfrom")) {
+        echo_unconnected("udpfrom", 0, 1, argument);
     } else if (IS("write")) {
         check_write(argument);
     } else if (IS("hostname")) {

@@ -179,3 +179,113 @@ pub(crate) fn accept(
     let peer = crate::net::parse_sockaddr(&storage[..(length as usize).min(storage.len())]);
     Ok((accepted, peer))
 }
+
+/// `getpeername(2)` of an `AF_INET`/`AF_INET6` socket.
+pub(crate) fn peer_name(fd: BorrowedFd<'_>) -> io::Result<std::net::SocketAddr> {
+    let mut storage = [0u8; 128];
+    let mut length = storage.len() as libc::socklen_t;
+    // SAFETY: getpeername writes at most `length` bytes into `storage`, alive and writable.
+    let result =
+        unsafe { libc::getpeername(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &raw mut length) };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    crate::net::parse_sockaddr(&storage[..(length as usize).min(storage.len())])
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+}
+
+/// `recvfrom(2)` into `buffer` with `flags`: what the call returned (the datagram's full length
+/// with `MSG_TRUNC`) and the sender, when it is an IPv4/IPv6 address.
+pub(crate) fn receive_from(
+    fd: BorrowedFd<'_>,
+    buffer: &mut [u8],
+    flags: i32,
+) -> io::Result<(usize, Option<std::net::SocketAddr>)> {
+    let mut storage = [0u8; 128];
+    let mut length = storage.len() as libc::socklen_t;
+    // SAFETY: recvfrom writes at most `buffer.len()` bytes into `buffer` and at most `length`
+    // bytes of address into `storage`, both alive and writable for the call.
+    let received = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            flags,
+            storage.as_mut_ptr().cast(),
+            &raw mut length,
+        )
+    };
+    if received < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let source = crate::net::parse_sockaddr(&storage[..(length as usize).min(storage.len())]);
+    Ok((received as usize, source))
+}
+
+/// A socket's `SO_RCVTIMEO`: how long a blocking receive or `accept` waits (`None`: forever).
+pub(crate) fn receive_timeout(fd: BorrowedFd<'_>) -> io::Result<Option<std::time::Duration>> {
+    let mut value = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut length = size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes (one `timeval`) into `value`, alive and
+    // writable.
+    let result = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw mut value).cast(),
+            &raw mut length,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let timeout = std::time::Duration::from_secs(value.tv_sec.max(0) as u64)
+        + std::time::Duration::from_micros(value.tv_usec.max(0) as u64);
+    Ok((!timeout.is_zero()).then_some(timeout))
+}
+
+/// Waits until one of `sockets` is readable (or has an error or hang-up to report), at most
+/// `timeout` (`None`: forever). Interrupted by a signal, it returns early like a timeout.
+pub(crate) fn wait_readable(
+    sockets: &[BorrowedFd<'_>],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<()> {
+    let mut entries: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|socket| libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let timeout = timeout.map_or(-1, |timeout| {
+        i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX)
+    });
+    // SAFETY: poll reads and writes `entries.len()` `pollfd`s at the pointer, which `entries`
+    // holds alive and writable for the call; the descriptors are borrowed for it.
+    let result =
+        unsafe { libc::poll(entries.as_mut_ptr(), entries.len() as libc::nfds_t, timeout) };
+    if result < 0 {
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `socket` is readable now (for a listener: a connection is waiting).
+pub(crate) fn is_readable(socket: BorrowedFd<'_>) -> bool {
+    let mut entry = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes the one `pollfd` at the pointer, alive for the call.
+    let result = unsafe { libc::poll(&raw mut entry, 1, 0) };
+    result > 0 && entry.revents != 0
+}

@@ -25,6 +25,7 @@
 //	tcp:HOST:PORT      tcp HOST:PORT: <echoed text> | tcp HOST:PORT: ERR <reason>
 //	udp:HOST:PORT      udp HOST:PORT: <echoed text> | udp HOST:PORT: ERR <reason>
 //	udpto:HOST:PORT    udpto HOST:PORT: <echoed text> (WriteTo/ReadFrom, unconnected socket)
+//	udpfrom:HOST:PORT  udpfrom HOST:PORT: <echoed text> from <the source ReadFrom reports>
 //	http:URL           http URL: <status> <first line of the body> | http URL: ERR <reason>
 //	hostname           hostname: <name>
 package main
@@ -168,33 +169,39 @@ func echo(network, target string) string {
 // echoUnconnected sends the payload with WriteTo from an unconnected UDP socket
 // (net.ListenPacket) and reads the answer with ReadFrom.
 func echoUnconnected(target string) string {
+	text, _ := echoUnconnectedFrom(target)
+	return text
+}
+
+// echoUnconnectedFrom is echoUnconnected, also returning the source ReadFrom reports.
+func echoUnconnectedFrom(target string) (string, string) {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
-		return "ERR " + err.Error()
+		return "ERR " + err.Error(), ""
 	}
 	address := resolve(host)
 	if strings.HasPrefix(address, "ERR") {
-		return address
+		return address, ""
 	}
 	destination, err := net.ResolveUDPAddr("udp", net.JoinHostPort(address, port))
 	if err != nil {
-		return "ERR " + err.Error()
+		return "ERR " + err.Error(), ""
 	}
 	connection, err := net.ListenPacket("udp", ":0")
 	if err != nil {
-		return "ERR " + err.Error()
+		return "ERR " + err.Error(), ""
 	}
 	defer connection.Close()
 	connection.SetDeadline(time.Now().Add(timeout))
 	if _, err := connection.WriteTo([]byte(echoPayload), destination); err != nil {
-		return "ERR " + err.Error()
+		return "ERR " + err.Error(), ""
 	}
 	buffer := make([]byte, 2048)
-	count, _, err := connection.ReadFrom(buffer)
+	count, source, err := connection.ReadFrom(buffer)
 	if err != nil {
-		return "ERR " + err.Error()
+		return "ERR " + err.Error(), ""
 	}
-	return string(buffer[:count])
+	return string(buffer[:count]), source.String()
 }
 
 func httpGet(url string) string {
@@ -235,6 +242,9 @@ func check(spec string) {
 		fmt.Printf("udp %s: %s\n", argument, echo("udp", argument))
 	case "udpto":
 		fmt.Printf("udpto %s: %s\n", argument, echoUnconnected(argument))
+	case "udpfrom":
+		text, source := echoUnconnectedFrom(argument)
+		fmt.Printf("udpfrom %s: %s from %s\n", argument, text, source)
 	case "http":
 		fmt.Printf("http %s: %s\n", argument, httpGet(argument))
 	case "hostname":

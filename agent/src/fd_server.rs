@@ -9,7 +9,8 @@
 //! resolve `..` and absolute symlinks outside the target's root.
 //!
 //! Outgoing connections are served here too ([`crate::outgoing_fd`]): the passed descriptor is a
-//! socket of the target's network namespace.
+//! socket of the target's network namespace; and so are stolen connections parked for a handover
+//! ([`crate::incoming::handover`]): the passed descriptor is the remote peer's connection.
 //!
 //! The handshake runs on the agent's runtime, with a deadline and at most a few connections at a
 //! time in it (nothing unauthenticated holds a thread); an authenticated connection's requests are
@@ -150,6 +151,10 @@ fn serve(mut stream: UnixStream, context: &AgentContext) {
             FdRequest::UnixConnect { path } => {
                 crate::outgoing_fd::connect_unix(context, &path).map(|(r, fd)| (r, Some(fd)))
             }
+            FdRequest::TakeIncoming {
+                remote_peer,
+                destination,
+            } => take_incoming(context, remote_peer, destination),
         };
         let (reply, fd) = match answer {
             Ok((reply, fd)) => (Ok(reply), fd),
@@ -159,6 +164,25 @@ fn serve(mut stream: UnixStream, context: &AgentContext) {
             return;
         }
     }
+}
+
+/// The socket of a stolen connection parked for a handover (see [`crate::incoming::handover`]).
+fn take_incoming(
+    context: &AgentContext,
+    remote_peer: std::net::SocketAddr,
+    destination: std::net::SocketAddr,
+) -> RemoteResult<(FdReply, Option<OwnedFd>)> {
+    context
+        .handover
+        .as_ref()
+        .and_then(|handover| handover.take(remote_peer, destination))
+        .map(|stream| (FdReply::Connected, Some(OwnedFd::from(stream))))
+        .ok_or_else(|| {
+            RemoteError::new(
+                mirrord_protocol::ErrorCode::NotFound,
+                format!("no stolen connection from {remote_peer} to {destination} is waiting"),
+            )
+        })
 }
 
 /// Opens the requested file; `None` for a directory.

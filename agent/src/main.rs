@@ -142,6 +142,9 @@ pub(crate) struct AgentContext {
     pub(crate) subscribed_ports: std::sync::Mutex<std::collections::HashSet<u16>>,
     /// Close the target's existing connections on a port when stealing it starts.
     pub(crate) flush_connections: bool,
+    /// Stolen connections waiting for a process on this machine to take them (see
+    /// [`incoming::handover`]); `None` without a descriptor socket.
+    pub(crate) handover: Option<Arc<incoming::handover::Handover>>,
 }
 
 impl AgentContext {
@@ -360,6 +363,10 @@ fn run(mut args: Args) -> Result<(), String> {
         redirect_backend: args.redirect_backend,
         subscribed_ports: std::sync::Mutex::new(std::collections::HashSet::new()),
         flush_connections: args.flush_connections,
+        handover: args
+            .fd_socket
+            .is_some()
+            .then(|| Arc::new(incoming::handover::Handover::default())),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -373,8 +373,13 @@ impl Session {
         }
         let result = async {
             let handle =
-                incoming::subscribe(&self.context.namespace, &subscription, Arc::clone(self))
-                    .await?;
+                incoming::subscribe(
+                    &self.context.namespace,
+                    &subscription,
+                    self.context.handover.clone(),
+                    Arc::clone(self),
+                )
+                .await?;
             self.context.redirect(port, handle.listener_port).await?;
             let steals = !matches!(
                 subscription.mode,

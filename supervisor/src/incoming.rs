@@ -15,20 +15,27 @@
 //!   address into the program's buffer and places the connection in the program. A blocking
 //!   `accept` is parked with the waiter (a worker must not wait for a connection) and served the
 //!   same way there (`peer.rs`).
+//! - Steal on a target of this machine (the agent's descriptor socket is known) for a listener that
+//!   is non-blocking when it starts listening: the subscription asks for a handover
+//!   (`SubscriptionMode::StealHandover`). The intproxy's delivery is then only the doorbell: the
+//!   supervisor accepts it, takes the remote peer's own connection from the agent
+//!   (`FdRequest::TakeIncoming`) and places that instead, so the program's requests and responses
+//!   are plain system calls with nothing relayed; the delivery is closed. A connection the agent
+//!   no longer keeps (it waited too long and is relayed) is placed as the delivery itself.
 //!
 //! The subscription lives as long as the supervisor's connection to the intproxy (the session).
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    os::fd::{AsFd, BorrowedFd},
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
     sync::Mutex,
 };
 
 use mirrord_config::resolved::IncomingConfig;
 use mirrord_protocol::{
     ErrorCode, LayerRequest, LayerResponse,
-    incoming::{IncomingConnectionInfoRequest, LayerPortSubscription},
+    incoming::{IncomingConnectionInfoRequest, LayerPortSubscription, SubscriptionMode},
 };
 
 use crate::{
@@ -39,6 +46,13 @@ use crate::{
     serve::{Outcome, Worker},
     sys::{self, Notification},
 };
+
+/// Who connected to the target, and where to when the intproxy knows it.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    remote_peer: SocketAddr,
+    destination: Option<SocketAddr>,
+}
 
 /// `feature.network.incoming` and the listeners it made, by socket inode.
 #[derive(Debug)]
@@ -54,6 +68,8 @@ struct Listener {
     requested: Option<SocketAddr>,
     /// Set once the target's port is subscribed for it.
     subscribed: bool,
+    /// Subscribed for a handover: accepted connections are taken from the agent.
+    handover: bool,
 }
 
 impl Incoming {
@@ -130,6 +146,7 @@ impl Worker {
             Listener {
                 requested: Some(requested),
                 subscribed: false,
+                handover: false,
             },
         );
         Outcome::Value(0)
@@ -168,12 +185,19 @@ impl Worker {
         if !incoming.policy.handles(requested) {
             return Outcome::Continue;
         }
-        let Some(subscription) = incoming
+        let Some(mut subscription) = incoming
             .policy
             .subscription(incoming.policy.remote_port(requested.port()))
         else {
             return Outcome::Continue;
         };
+        // Only a non-blocking listener's `accept` is served here, and so can take the connection.
+        let handover = subscription.mode == SubscriptionMode::Steal
+            && self.remote.has_native_fds()
+            && sys::is_nonblocking(socket.as_fd()).unwrap_or(false);
+        if handover {
+            subscription.mode = SubscriptionMode::StealHandover;
+        }
         if !self.shared.listener.id_valid(call.id) {
             return Outcome::Gone;
         }
@@ -205,6 +229,7 @@ impl Worker {
             Listener {
                 requested: Some(requested),
                 subscribed: true,
+                handover,
             },
         );
         result
@@ -227,11 +252,10 @@ impl Worker {
         let Ok(inode) = sys::inode(socket.as_fd()) else {
             return Outcome::Continue;
         };
-        let subscribed = incoming
-            .listeners()
-            .get(&inode)
-            .is_some_and(|listener| listener.subscribed);
-        if !subscribed || !sys::is_nonblocking(socket.as_fd()).unwrap_or(false) {
+        let Some(listener) = incoming.listeners().get(&inode).copied() else {
+            return Outcome::Continue;
+        };
+        if !listener.subscribed || !sys::is_nonblocking(socket.as_fd()).unwrap_or(false) {
             return Outcome::Continue;
         }
         let Ok((domain, _)) = sys::socket_kind(socket.as_fd()) else {
@@ -244,7 +268,14 @@ impl Worker {
             Ok(accepted) => accepted,
             Err(error) => return Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
         };
-        let peer = peer.map(|peer| self.real_peer(peer));
+        let info = peer.map(|peer| self.real_peer(peer));
+        let peer = info.map(|info| info.remote_peer);
+        let connection = match info {
+            Some(info) if listener.handover && info.destination.is_some() => {
+                self.take_stolen(connection, info)
+            }
+            _ => connection,
+        };
         if address != 0
             && let Some(bytes) = peer.and_then(|peer| sockaddr_bytes(peer, domain))
         {
@@ -267,23 +298,52 @@ impl Worker {
         }
     }
 
-    /// The peer that connected to the target, for a connection the intproxy delivered from
-    /// `peer`; `peer` itself for any other.
-    fn real_peer(&mut self, peer: SocketAddr) -> SocketAddr {
+    /// The peer that connected to the target and where to, for a connection the intproxy
+    /// delivered from `peer`; `peer` itself (and no destination) for any other.
+    fn real_peer(&mut self, peer: SocketAddr) -> Peer {
+        let unknown = Peer {
+            remote_peer: peer,
+            destination: None,
+        };
         if !canonical(peer).ip().is_loopback() {
-            return peer;
+            return unknown;
         }
         match self.remote.request(LayerRequest::IncomingConnectionInfo(
             IncomingConnectionInfoRequest {
                 intproxy_addr: canonical(peer),
             },
         )) {
-            Ok(LayerResponse::IncomingConnectionInfo(info)) => info.remote_peer,
-            Err(error) if error.code == ErrorCode::NotFound => peer,
+            Ok(LayerResponse::IncomingConnectionInfo(info)) => Peer {
+                remote_peer: info.remote_peer,
+                destination: Some(info.destination),
+            },
+            Err(error) if error.code == ErrorCode::NotFound => unknown,
             other => {
                 tracing::debug!(?other, %peer, "the real peer of an accepted connection is unknown");
-                peer
+                unknown
             }
         }
+    }
+
+    /// The remote peer's own connection for the intproxy's `delivery` of it, taken from the agent
+    /// and made blocking or not like `delivery`; `delivery` itself when the agent relays it.
+    fn take_stolen(&mut self, delivery: OwnedFd, peer: Peer) -> OwnedFd {
+        let Some(destination) = peer.destination else {
+            return delivery;
+        };
+        let taken = match self.remote.take_incoming(peer.remote_peer, destination) {
+            Ok(taken) => taken,
+            Err(error) => {
+                tracing::debug!(%error, remote_peer = %peer.remote_peer, "a stolen connection stays relayed");
+                return delivery;
+            }
+        };
+        let nonblocking = sys::is_nonblocking(delivery.as_fd()).unwrap_or(true);
+        let taken = std::net::TcpStream::from(taken);
+        if let Err(error) = taken.set_nonblocking(nonblocking) {
+            // The agent let go of it: the connection is lost either way.
+            tracing::debug!(%error, "cannot set a taken connection's blocking mode");
+        }
+        OwnedFd::from(taken)
     }
 }

@@ -117,6 +117,41 @@ impl Remote {
         flags: OpenFlags,
         mode: u32,
     ) -> Result<Option<OwnedFd>, RemoteError> {
+        let request = FdRequest::Open {
+            path: path.clone(),
+            flags,
+            mode,
+        };
+        match self.descriptor(&request)? {
+            (FdReply::Passed, Some(fd)) => Ok(Some(fd)),
+            (FdReply::Directory, None) => Ok(None),
+            (reply, _) => Err(mismatch(reply)),
+        }
+    }
+
+    /// Takes the socket of the stolen connection from `remote_peer` to `destination` that the
+    /// agent keeps for a handover (`NotFound` when it keeps none: it is relayed instead).
+    pub(crate) fn take_incoming(
+        &mut self,
+        remote_peer: SocketAddr,
+        destination: SocketAddr,
+    ) -> Result<OwnedFd, RemoteError> {
+        let request = FdRequest::TakeIncoming {
+            remote_peer,
+            destination,
+        };
+        match self.descriptor(&request)? {
+            (FdReply::Connected, Some(fd)) => Ok(fd),
+            (reply, _) => Err(mismatch(reply)),
+        }
+    }
+
+    /// One request on a new connection to the agent's descriptor socket: its answer and the
+    /// descriptor that came with it.
+    fn descriptor(
+        &mut self,
+        request: &FdRequest,
+    ) -> Result<(FdReply, Option<OwnedFd>), RemoteError> {
         let Some(socket) = self.endpoints.agent_fds.clone() else {
             return Err(RemoteError::new(
                 ErrorCode::Protocol,
@@ -133,12 +168,7 @@ impl Remote {
         let mut stream = connect_agent(&socket, &self.endpoints.token)
             .map_err(|error| failure(error, "cannot reach the agent's descriptor socket"))?;
         let mut exchange = || -> io::Result<(RemoteResult<FdReply>, Option<OwnedFd>)> {
-            let request = FdRequest::Open {
-                path: path.clone(),
-                flags,
-                mode,
-            };
-            write_frame(&mut stream, &request).map_err(io::Error::other)?;
+            write_frame(&mut stream, request).map_err(io::Error::other)?;
             let mut first = [0u8; 512];
             let (count, fd) = sys::receive_with_fd(&stream, &mut first)?;
             let mut reader = (&first[..count]).chain(&mut stream);
@@ -148,15 +178,16 @@ impl Remote {
         };
         let (reply, fd) =
             exchange().map_err(|error| failure(error, "the agent's descriptor socket failed"))?;
-        match (reply?, fd) {
-            (FdReply::Passed, Some(fd)) => Ok(Some(fd)),
-            (FdReply::Directory, None) => Ok(None),
-            (reply, _) => Err(RemoteError::new(
-                ErrorCode::Protocol,
-                format!("the agent answered {reply:?} with a descriptor count that does not match"),
-            )),
-        }
+        Ok((reply?, fd))
     }
+}
+
+/// The error for a descriptor-socket answer whose descriptor count does not match its kind.
+fn mismatch(reply: FdReply) -> RemoteError {
+    RemoteError::new(
+        ErrorCode::Protocol,
+        format!("the agent answered {reply:?} with a descriptor count that does not match"),
+    )
 }
 
 fn exchange(

@@ -233,7 +233,7 @@ async fn open_stolen_connection<S: IncomingSink>(
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
     let sink = Arc::clone(&state.sink);
     tokio::spawn(async move {
-        relay_to_client(theirs, connection_id, from_client, &*sink).await;
+        relay_to_client(theirs, connection_id, None, from_client, &*sink).await;
         sink.forget(connection_id);
     });
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(ours))

@@ -5,12 +5,14 @@
 //! - **mirror**: the agent forwards the connection to the target's own service and sends the
 //!   client a copy of what the remote peer sent ("passthrough": nothing is lost under load, and it
 //!   works with keep-alive and TLS); the client's answers are discarded;
-//! - **steal with an HTTP filter**: see [`http`].
+//! - **steal with an HTTP filter**: see [`http`];
+//! - **steal with handover** (a client on this machine): see [`handover`].
 //!
 //! Redirects live in an nftables table owned by the agent's netlink socket ([`nft`]), so they
 //! vanish with the agent whatever happens to it.
 
 pub(crate) mod flush;
+pub(crate) mod handover;
 pub(crate) mod http;
 pub(crate) mod iptables;
 pub(crate) mod netlink;
@@ -68,6 +70,7 @@ impl Drop for Subscription {
 pub(crate) async fn subscribe<S: IncomingSink>(
     namespace: &NamespaceWorker,
     subscription: &PortSubscription,
+    handover: Option<Arc<handover::Handover>>,
     sink: Arc<S>,
 ) -> RemoteResult<Subscription> {
     let fd = namespace
@@ -96,7 +99,9 @@ pub(crate) async fn subscribe<S: IncomingSink>(
         _ => None,
     };
     let namespace = namespace.clone();
-    let accept_task = tokio::spawn(accept_loop(listener, port, mode, filter, namespace, sink));
+    let accept_task = tokio::spawn(accept_loop(
+        listener, port, mode, filter, handover, namespace, sink,
+    ));
     Ok(Subscription {
         accept_task,
         listener_port,
@@ -108,6 +113,7 @@ async fn accept_loop<S: IncomingSink>(
     port: u16,
     mode: SubscriptionMode,
     filter: Option<Arc<http::CompiledFilter>>,
+    handover: Option<Arc<handover::Handover>>,
     namespace: NamespaceWorker,
     sink: Arc<S>,
 ) {
@@ -125,11 +131,20 @@ async fn accept_loop<S: IncomingSink>(
         });
         let sink = Arc::clone(&sink);
         let namespace = namespace.clone();
-        match (&mode, &filter) {
-            (SubscriptionMode::Steal, _) => {
+        match (&mode, &filter, &handover) {
+            (SubscriptionMode::StealHandover, _, Some(handover)) => {
+                let new = NewIncomingConnection {
+                    connection_id: ConnectionId(0),
+                    remote_peer,
+                    destination,
+                    port,
+                };
+                tokio::spawn(handover::steal(stream, new, Arc::clone(handover), sink));
+            }
+            (SubscriptionMode::Steal | SubscriptionMode::StealHandover, _, _) => {
                 tokio::spawn(steal(stream, remote_peer, destination, port, sink));
             }
-            (SubscriptionMode::Mirror, _) => {
+            (SubscriptionMode::Mirror, _, _) => {
                 tokio::spawn(mirror(
                     stream,
                     remote_peer,
@@ -139,7 +154,7 @@ async fn accept_loop<S: IncomingSink>(
                     sink,
                 ));
             }
-            (SubscriptionMode::StealHttp(_), Some(filter)) => {
+            (SubscriptionMode::StealHttp(_), Some(filter), _) => {
                 let filter = Arc::clone(filter);
                 tokio::spawn(http::serve_connection(
                     stream,
@@ -151,7 +166,7 @@ async fn accept_loop<S: IncomingSink>(
                     sink,
                 ));
             }
-            (SubscriptionMode::StealHttp(_), None) => {}
+            (SubscriptionMode::StealHttp(_), None, _) => {}
         }
     }
 }
@@ -237,17 +252,19 @@ async fn steal<S: IncomingSink>(
     else {
         return;
     };
-    relay_to_client(stream, connection_id, from_client, &*sink).await;
+    relay_to_client(stream, connection_id, None, from_client, &*sink).await;
     sink.forget(connection_id);
 }
 
-/// Relays `stream` to the client as connection `connection_id` until both sides are done.
+/// Relays `stream` to the client as connection `connection_id` until both sides are done;
+/// `pending` is what the client sent for it before the relay started.
 pub(crate) async fn relay_to_client<
     S: IncomingSink,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 >(
     stream: T,
     connection_id: ConnectionId,
+    pending: Option<ClientData>,
     mut from_client: mpsc::UnboundedReceiver<ClientData>,
     sink: &S,
 ) {
@@ -276,7 +293,11 @@ pub(crate) async fn relay_to_client<
         }
     };
     let client_to_peer = async {
-        while let Some(data) = from_client.recv().await {
+        let mut pending = pending;
+        while let Some(data) = match pending.take() {
+            Some(data) => Some(data),
+            None => from_client.recv().await,
+        } {
             match data {
                 ClientData::Data(bytes) => {
                     if let Err(e) = write_half.write_all(&bytes).await {

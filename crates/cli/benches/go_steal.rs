@@ -4,11 +4,15 @@
 //! - direct: the Go server (`tests/e2e/go/probe.go serve`, static build) runs inside the sandbox
 //!   pod's network namespace on port 8080;
 //! - stolen: the same program runs on this machine under `mirrord exec --target sandbox/NAME`
-//!   with `incoming.mode: steal`, receiving the pod's port 80;
+//!   with `incoming.mode: steal`, receiving the pod's port 80 (the supervisor takes each stolen
+//!   connection's own socket from the agent: a handover);
+//! - for comparison, two steals whose bytes the agent relays through the intproxy: with
+//!   `fs.native_fds` off (no descriptor socket, so no handover; pod port 81) and with an HTTP
+//!   filter matching every request (the agent parses each one; pod port 82);
 //!
-//! both hit by the same load generator (`probe load`: concurrent keep-alive GETs) running in the
+//! all hit by the same load generator (`probe load`: concurrent keep-alive GETs) running in the
 //! sandbox's second namespace, "another service in the cluster", so requests reach the pod over
-//! its network like a client's would. Direct and stolen rounds alternate; medians of three.
+//! its network like a client's would. The rounds alternate; medians of three.
 //!
 //! Run as root: `cargo bench -p mirrord-cli --bench go_steal` (after `cargo build --workspace`,
 //! which builds the agent beside `mirrord`). Target: stolen ≥ 70 % of direct requests/s.
@@ -80,46 +84,64 @@ fn main() {
         .args(["serve", &format!("0.0.0.0:{DIRECT_PORT}")]);
     let _direct_server = spawn_until_ready(direct_command, "serving");
 
-    let local_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = scratch.join("steal.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "steal", "port_mapping": [[{local_port}, 80]] }} }} }} }}"#
-        ),
-    )
-    .unwrap();
-    let mut stolen_command = Command::new(MIRRORD);
-    stolen_command
-        .args(["exec", "--target", &format!("sandbox/{}", sandbox.name)])
-        .arg("--config-file")
-        .arg(&config)
-        .arg("--")
-        .arg(&probe)
-        .args(["serve", &format!("127.0.0.1:{local_port}")]);
-    let _stolen_server = spawn_until_ready(stolen_command, "serving");
+    let steal = |pod_port: u16, extra_incoming: &str, extra_feature: &str| {
+        let local_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = scratch.join(format!("steal-{pod_port}.json"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{ "feature": {{ {extra_feature} "network": {{ "incoming": {{ "mode": "steal", "port_mapping": [[{local_port}, {pod_port}]] {extra_incoming} }} }} }} }}"#
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(MIRRORD);
+        command
+            .args(["exec", "--target", &format!("sandbox/{}", sandbox.name)])
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--")
+            .arg(&probe)
+            .args(["serve", &format!("127.0.0.1:{local_port}")]);
+        spawn_until_ready(command, "serving")
+    };
+    let _stolen_server = steal(80, "", "");
+    let _relayed_server = steal(81, "", r#""fs": { "native_fds": false },"#);
+    let _filtered_server = steal(82, r#", "http_filter": { "path_filter": "^/hello$" }"#, "");
 
-    let direct_url = format!("http://{pod_ip}:{DIRECT_PORT}/hello");
-    let stolen_url = format!("http://{pod_ip}:80/hello");
-    let mut direct = Vec::new();
-    let mut stolen = Vec::new();
+    let urls = [
+        format!("http://{pod_ip}:{DIRECT_PORT}/hello"),
+        format!("http://{pod_ip}:80/hello"),
+        format!("http://{pod_ip}:81/hello"),
+        format!("http://{pod_ip}:82/hello"),
+    ];
+    let mut rates = vec![Vec::new(); urls.len()];
     for _ in 0..3 {
-        direct.push(requests_per_second(&probe, client_netns, &direct_url));
-        stolen.push(requests_per_second(&probe, client_netns, &stolen_url));
+        for (url, rates) in urls.iter().zip(&mut rates) {
+            rates.push(requests_per_second(&probe, client_netns, url));
+        }
     }
-    let (direct, stolen) = (median(direct), median(stolen));
+    let [direct, stolen, relayed, filtered] =
+        [0, 1, 2, 3].map(|index| median(rates[index].clone()));
+    let percent = |rate: f64| 100.0 * rate / direct;
     println!(
         "Go net/http server, {CONNECTIONS} keep-alive connections, {SECONDS} s rounds (medians of 3):"
     );
-    println!("  direct, inside the pod        {direct:8.0} requests/s");
-    println!("  stolen, under mirrord exec    {stolen:8.0} requests/s");
+    println!("  direct, inside the pod                        {direct:8.0} requests/s");
     println!(
-        "  ratio                         {:8.1} %   (target ≥ 70 %)",
-        100.0 * stolen / direct
+        "  stolen, under mirrord exec (handover)         {stolen:8.0} requests/s  {:6.1} %   (target ≥ 70 %)",
+        percent(stolen)
+    );
+    println!(
+        "  stolen, relayed (fs.native_fds off)           {relayed:8.0} requests/s  {:6.1} %",
+        percent(relayed)
+    );
+    println!(
+        "  stolen with an HTTP filter (relayed)          {filtered:8.0} requests/s  {:6.1} %",
+        percent(filtered)
     );
     drop(sandbox);
     let _ = std::fs::remove_dir_all(&scratch);

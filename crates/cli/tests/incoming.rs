@@ -383,3 +383,35 @@ fn a_connection_stolen_before_unsubscribing_keeps_working() {
         .expect("the stolen connection still carries bytes after the port is given back");
     assert_eq!(&answer, b"after!");
 }
+
+#[test]
+fn a_stolen_connection_kept_for_a_handover_that_nobody_takes_is_relayed() {
+    let sandbox = Sandbox::up("inc-hand");
+    let (app, seen) = local_app();
+    // An agent with a descriptor socket keeps the connection's socket for a process on this
+    // machine to take (the supervisor does, for Go servers); this client never asks, so the agent
+    // relays the connection after its wait, and the request is answered all the same.
+    let fd_socket = format!("mirrord-inc-hand-{}", std::process::id());
+    let session_with_socket = session_with(&sandbox, &["--fd-socket", &fd_socket]);
+    let subscription = subscribe(
+        &session_with_socket,
+        80,
+        SubscriptionMode::StealHandover,
+        app,
+    );
+    assert_eq!(
+        keep_alive_requests(sandbox.address(), &[("/untaken", &[]), ("/again", &[])]),
+        ["local app: GET /untaken\n", "local app: GET /again\n"]
+    );
+    assert_eq!(
+        seen.recv_timeout(Duration::from_secs(5)).unwrap(),
+        "GET /untaken"
+    );
+    drop(subscription);
+    drop(session_with_socket);
+    assert!(redirect_removed(&sandbox, 80));
+    // Without a descriptor socket the mode is a plain steal.
+    let session = session(&sandbox);
+    let _subscription = subscribe(&session, 80, SubscriptionMode::StealHandover, app);
+    assert_eq!(get(sandbox.address(), "/plain"), "local app: GET /plain\n");
+}

@@ -453,6 +453,44 @@ fn a_go_server_sees_the_real_peer_of_stolen_and_mirrored_connections() {
 }
 
 #[test]
+fn a_go_server_stealing_from_a_local_target_holds_the_pods_own_connection() {
+    let pod = Pod::up("gohand");
+    let pod_ip = pod.info["sandbox_ip"].as_str().unwrap().to_owned();
+    // With the agent's descriptor socket the stolen connection is handed over: the server's end
+    // is the pod's; without it (`fs.native_fds` off) the intproxy relays it over loopback.
+    for (label, feature, local_ip) in [
+        ("handover", "", pod_ip.as_str()),
+        ("relayed", r#""fs": { "native_fds": false }, "#, "127.0.0.1"),
+    ] {
+        let port = free_port();
+        let config = scratch_dir().join(format!("hand-{label}-{}.json", std::process::id()));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{ "feature": {{ {feature}"network": {{ "incoming": {{ "mode": "steal", "port_mapping": [[{port}, 80]] }} }} }} }}"#
+            ),
+        )
+        .unwrap();
+        let server = pod.serve(&config, &format!("127.0.0.1:{port}"));
+        for round in 0..3 {
+            let (client, body) = Pod::get_from(&pod.port_80(), "/local", &[]);
+            assert_eq!(body, "go server: GET /local\n", "{label}, request {round}");
+            let line = server.next_line();
+            let local = line
+                .strip_prefix("request /local at ")
+                .unwrap_or_else(|| panic!("{label}: unexpected line {line:?}"));
+            let local: SocketAddr = local.parse().unwrap();
+            assert_eq!(
+                local.ip().to_string(),
+                local_ip,
+                "{label}: the server's end of the connection from {client}"
+            );
+        }
+        let _ = std::fs::remove_file(&config);
+    }
+}
+
+#[test]
 fn listen_ports_moves_a_go_servers_local_port_and_the_pods_port_still_reaches_it() {
     let pod = Pod::up("golport");
     let port = free_port();

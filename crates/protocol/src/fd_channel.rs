@@ -18,6 +18,13 @@
 //! `connect` there and pass the socket itself ([`FdReply::Connected`] or
 //! [`FdReply::Connecting`]), so the process's reads and writes are plain system calls on a socket
 //! of the target, with nothing relayed.
+//!
+//! Stolen incoming connections too: under [`SubscriptionMode::StealHandover`] the agent keeps each
+//! accepted connection's socket for a moment, and [`FdRequest::TakeIncoming`] passes it to the
+//! process that accepted the intproxy's delivery of it ([`FdReply::Connected`]); the process then
+//! holds the remote peer's own connection, and nothing of it is relayed.
+//!
+//! [`SubscriptionMode::StealHandover`]: crate::incoming::SubscriptionMode::StealHandover
 
 use std::net::SocketAddr;
 
@@ -50,6 +57,17 @@ pub enum FdRequest {
     UnixConnect {
         /// The socket's path on the target.
         path: TargetPath,
+    },
+    /// The socket of a stolen connection that the agent keeps for a handover (see
+    /// [`SubscriptionMode::StealHandover`](crate::incoming::SubscriptionMode::StealHandover)),
+    /// named by the `remote_peer` and `destination` of its `NewIncomingConnection` →
+    /// [`FdReply::Connected`] with the socket (non-blocking). `NotFound` when the agent keeps no
+    /// such connection (it is already relayed through the intproxy, or gone).
+    TakeIncoming {
+        /// Who connected.
+        remote_peer: SocketAddr,
+        /// Where they connected to.
+        destination: SocketAddr,
     },
 }
 

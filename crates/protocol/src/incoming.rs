@@ -35,6 +35,13 @@ pub enum SubscriptionMode {
     Steal,
     /// Only HTTP requests matching the filter go to the client; the rest reach the target.
     StealHttp(HttpFilter),
+    /// [`Steal`](Self::Steal), for a client on the agent's machine that takes each connection's
+    /// socket itself: the agent announces the connection as for `Steal` but reads nothing from it
+    /// and keeps its socket for `FdRequest::TakeIncoming` on the descriptor socket
+    /// ([`fd_channel`](crate::fd_channel)). A connection not taken within a few seconds, or whose
+    /// client sends data or a shutdown for it first, is relayed as under `Steal`; one whose client
+    /// closes it first is closed. An agent without a descriptor socket treats this as `Steal`.
+    StealHandover,
 }
 
 /// Which HTTP requests to steal. Regexes use the syntax of the `regex` crate, matched unanchored (use `^`

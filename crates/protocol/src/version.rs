@@ -26,7 +26,8 @@ impl ProtocolVersion {
     ///
     /// 1.1: `FileRequest::Getxattr`/`Listxattr`, `FileResponse::Xattr` and the descriptor socket's
     /// `Connect`/`UnixConnect` appended.
-    pub const CURRENT: Self = Self::new(1, 1, 0);
+    /// 1.2: `SubscriptionMode::StealHandover` and the descriptor socket's `TakeIncoming` appended.
+    pub const CURRENT: Self = Self::new(1, 2, 0);
 
     /// Builds a version from its three parts.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {

@@ -137,6 +137,23 @@ fn fixtures() -> Vec<Fixture> {
             },
         ),
         entry(
+            "client_steal_handover_request",
+            ClientToAgent::Request {
+                id: RequestId(11),
+                request: AgentRequest::PortSubscribe(PortSubscription {
+                    port: 80,
+                    mode: SubscriptionMode::StealHandover,
+                }),
+            },
+        ),
+        entry(
+            "fd_take_incoming_request",
+            mirrord_protocol::fd_channel::FdRequest::TakeIncoming {
+                remote_peer: samples::addr("10.0.0.9:33000"),
+                destination: samples::addr("10.0.0.5:80"),
+            },
+        ),
+        entry(
             "agent_incoming_connection",
             AgentToClient::IncomingConnection(NewIncomingConnection {
                 connection_id: ConnectionId(7),

@@ -85,7 +85,13 @@ fn handshake_messages() {
 fn fd_channel_messages() {
     let requests = samples::fd_requests();
     check_all(&requests);
-    covers_every_variant!(requests, FdRequest: Open, Connect, UnixConnect);
+    covers_every_variant!(
+        requests,
+        FdRequest: Open,
+        Connect,
+        UnixConnect,
+        TakeIncoming
+    );
     let replies = samples::fd_replies();
     check_all(&replies);
     let passed: Vec<FdReply> = replies
@@ -174,7 +180,13 @@ fn client_to_agent() {
             _ => None,
         })
         .collect();
-    covers_every_variant!(modes, SubscriptionMode: Mirror, Steal, StealHttp);
+    covers_every_variant!(
+        modes,
+        SubscriptionMode: Mirror,
+        Steal,
+        StealHttp,
+        StealHandover
+    );
 }
 
 #[test]

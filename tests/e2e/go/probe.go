@@ -8,8 +8,9 @@
 //	probe many N DIR               N goroutines each read DIR/file-I.txt at once; prints
 //	                               "many: ok" or the first mismatch
 //	probe serve ADDRESS            an HTTP server answering "go server: METHOD PATH"; prints
-//	                               "serving ADDRESS" once it listens, and "request /peer from
-//	                               REMOTE_ADDR" for each request of /peer
+//	                               "serving ADDRESS" once it listens, "request /peer from
+//	                               REMOTE_ADDR" for each request of /peer and "request /local
+//	                               at LOCAL_ADDR" (the connection's own end) for each of /local
 //	probe load URL CONNS SECONDS   GETs URL on CONNS keep-alive connections for SECONDS; prints
 //	                               "load: RATE requests/s (N answered, M failed)"
 //	probe read PATH                read PATH to the end; prints "read PATH: BYTES bytes in NS ns"
@@ -355,6 +356,10 @@ func main() {
 		handler := http.HandlerFunc(func(writer http.ResponseWriter, request *http.Request) {
 			if request.URL.Path == "/peer" {
 				fmt.Printf("request %s from %s\n", request.URL.Path, request.RemoteAddr)
+			}
+			if request.URL.Path == "/local" {
+				local := request.Context().Value(http.LocalAddrContextKey).(net.Addr)
+				fmt.Printf("request %s at %s\n", request.URL.Path, local)
 			}
 			fmt.Fprintf(writer, "go server: %s %s\n", request.Method, request.URL.Path)
 		})

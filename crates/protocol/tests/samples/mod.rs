@@ -98,6 +98,10 @@ pub(crate) fn fd_requests() -> Vec<FdRequest> {
         FdRequest::UnixConnect {
             path: TargetPath::from_bytes("/run/app.sock"),
         },
+        FdRequest::TakeIncoming {
+            remote_peer: addr("10.0.0.9:33000"),
+            destination: addr("10.0.0.5:80"),
+        },
     ]
 }
 
@@ -532,6 +536,10 @@ pub(crate) fn agent_requests() -> Vec<AgentRequest> {
         AgentRequest::PortSubscribe(PortSubscription {
             port: 8080,
             mode: SubscriptionMode::StealHttp(http_filter()),
+        }),
+        AgentRequest::PortSubscribe(PortSubscription {
+            port: 8081,
+            mode: SubscriptionMode::StealHandover,
         }),
         AgentRequest::PortUnsubscribe { port: 80 },
     ]);

@@ -7,15 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient, ClientToAgent};
+use mirrord_protocol::fd_channel::FdReply;
+use mirrord_protocol::files::TargetPath;
 use mirrord_protocol::frame::{FrameDecoder, MAX_IO_CHUNK, encode};
 use mirrord_protocol::handshake::{Hello, HelloReply};
 use mirrord_protocol::ids::{ConnectionId, UdpSocketId};
 use mirrord_protocol::outgoing::{
     ConnectionClosed, ConnectionData, TcpConnected, UdpClosed, UdpOpened, UdpReceived,
+    UnixConnected,
 };
 use mirrord_protocol::version::ProtocolVersion;
 use mirrord_protocol::{Bytes, ErrorCode, RemoteError, RemoteResult};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -221,6 +224,9 @@ impl Session {
                         Ok(AgentResponse::TcpConnected(connected)) => {
                             Some(connected.connection_id.0)
                         }
+                        Ok(AgentResponse::UnixConnected(connected)) => {
+                            Some(connected.connection_id.0)
+                        }
                         Ok(AgentResponse::UdpOpened(opened)) => Some(opened.socket_id.0),
                         _ => None,
                     };
@@ -357,6 +363,10 @@ impl Session {
                 self.unsubscribe(port);
                 Ok(AgentResponse::PortUnsubscribed)
             }
+            AgentRequest::UnixConnect(request) => self
+                .unix_connect(request.path)
+                .await
+                .map(AgentResponse::UnixConnected),
         }
     }
 
@@ -372,14 +382,13 @@ impl Session {
             ));
         }
         let result = async {
-            let handle =
-                incoming::subscribe(
-                    &self.context.namespace,
-                    &subscription,
-                    self.context.handover.clone(),
-                    Arc::clone(self),
-                )
-                .await?;
+            let handle = incoming::subscribe(
+                &self.context.namespace,
+                &subscription,
+                self.context.handover.clone(),
+                Arc::clone(self),
+            )
+            .await?;
             self.context.redirect(port, handle.listener_port).await?;
             let steals = !matches!(
                 subscription.mode,
@@ -470,9 +479,53 @@ impl Session {
             }
         };
         let agent_local_addr = stream.local_addr().map_err(|e| RemoteError::from(&e))?;
+        let (read_half, write_half) = stream.into_split();
+        let connection_id = self.relay_outgoing(read_half, write_half);
+        Ok(TcpConnected {
+            connection_id,
+            agent_local_addr,
+        })
+    }
+
+    /// A unix stream connection to the socket file at `path` inside the target's root, relayed
+    /// like a TCP connection.
+    async fn unix_connect(self: &Arc<Self>, path: TargetPath) -> RemoteResult<UnixConnected> {
+        let context = Arc::clone(&self.context);
+        let (reply, fd) =
+            tokio::task::spawn_blocking(move || crate::outgoing_fd::connect_unix(&context, &path))
+                .await
+                .map_err(|_| RemoteError::new(ErrorCode::Io, "the unix connect panicked"))??;
+        let stream = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))
+            .map_err(|e| RemoteError::from(&e))?;
+        if reply == FdReply::Connecting {
+            match tokio::time::timeout(CONNECT_TIMEOUT, stream.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(RemoteError::from(&error)),
+                Err(_) => {
+                    return Err(RemoteError::new(
+                        ErrorCode::TimedOut,
+                        "connecting to the unix socket timed out",
+                    ));
+                }
+            }
+            if let Some(error) = stream.take_error().map_err(|e| RemoteError::from(&e))? {
+                return Err(RemoteError::from(&error));
+            }
+        }
+        let (read_half, write_half) = stream.into_split();
+        let connection_id = self.relay_outgoing(read_half, write_half);
+        Ok(UnixConnected { connection_id })
+    }
+
+    /// Registers an outgoing connection and relays its bytes: the client's `OutgoingData` to
+    /// `write_half`, what `read_half` reads to the client (once the open response is queued).
+    fn relay_outgoing(
+        self: &Arc<Self>,
+        mut read_half: impl AsyncRead + Unpin + Send + 'static,
+        mut write_half: impl AsyncWrite + Unpin + Send + 'static,
+    ) -> ConnectionId {
         let (id, started) = self.allocate();
         let connection_id = ConnectionId(id);
-        let (mut read_half, mut write_half) = stream.into_split();
         let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
         self.relays
             .lock()
@@ -544,10 +597,7 @@ impl Session {
                     .await;
             }
         });
-        Ok(TcpConnected {
-            connection_id,
-            agent_local_addr,
-        })
+        connection_id
     }
 
     async fn udp_open(

@@ -31,7 +31,7 @@ use mirrord_protocol::{
     ProxyToLayer, RemoteError, RemoteResult, SessionToken,
     dns::{AddrInfo, SocketType},
     files::{DirEntry, FileRequest, FileResponse, FileType, Metadata, Timestamp},
-    outgoing::{OutgoingConnected, TransportProtocol},
+    outgoing::{OutgoingConnected, OutgoingUnixConnected, TransportProtocol},
     read_frame, write_frame,
 };
 
@@ -74,6 +74,7 @@ impl StandIn {
         let relays = Relays {
             tcp_echo: start_tcp_echo(),
             udp_echo: start_udp_echo(),
+            unix_echo: start_unix_echo(),
         };
         let served_token = token.clone();
         let served_seen = seen.clone();
@@ -114,6 +115,33 @@ impl StandIn {
 struct Relays {
     tcp_echo: SocketAddr,
     udp_echo: SocketAddr,
+    /// A unix stream echo server, standing for the intproxy's unix relays.
+    unix_echo: &'static str,
+}
+
+fn start_unix_echo() -> &'static str {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "mirrord-layer-unix-echo-{}-{}.sock",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(count) = stream.read(&mut buffer) {
+                    if count == 0 || stream.write_all(&buffer[..count]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
 }
 
 fn start_tcp_echo() -> SocketAddr {
@@ -284,6 +312,14 @@ fn answer(
                 agent_local_addr: "10.242.0.9:40000".parse().unwrap(),
             }))
         }
+        LayerRequest::OutgoingUnixConnect(connect) => match connect.path.as_bytes() {
+            b"/run/app.sock" => Ok(LayerResponse::OutgoingUnixConnected(
+                OutgoingUnixConnected {
+                    intproxy_path: relays.unix_echo.into(),
+                },
+            )),
+            _ => Err(not_found(&connect.path.to_string())),
+        },
         _ => Err(RemoteError::new(
             ErrorCode::Unsupported,
             "not in the stand-in",
@@ -922,4 +958,51 @@ print(os.stat('config.yaml', dir_fd=os.open('/app', os.O_RDONLY)).st_size)
             CONFIG_YAML.len()
         )
     );
+}
+
+/// A cluster target (no descriptor socket): a unix `connect` matching `unix_streams` is connected
+/// to the relay the intproxy names, the target's errors come back as the errno, and other paths
+/// never reach the intproxy.
+#[test]
+fn unix_streams_are_relayed_through_the_intproxy_for_cluster_targets() {
+    let mut session = Session::new(Behaviour::Serve);
+    session.config.feature.network.outgoing.unix_streams =
+        vec!["^/run/(app|missing)\\.sock$".into()];
+    let script = r#"
+import errno, socket
+def attempt(path):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    try:
+        s.connect(path)
+        s.sendall(b"ping over unix")
+        return s.recv(100).decode()
+    except OSError as error:
+        return "ERR " + errno.errorcode.get(error.errno, str(error.errno))
+    finally:
+        s.close()
+for path in ["/run/app.sock", "/run/missing.sock", "/run/mirrord-nowhere.sock"]:
+    print(path, attempt(path))
+"#;
+    let output = session.python(script);
+    let stdout = session.expect_success(&output);
+    assert_eq!(
+        stdout,
+        "/run/app.sock ping over unix\n/run/missing.sock ERR ENOENT\n/run/mirrord-nowhere.sock ERR ENOENT\n",
+        "layer log:\n{}",
+        session.log()
+    );
+    let asked: Vec<String> = session
+        .stand_in
+        .seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter_map(|request| match request {
+            LayerRequest::OutgoingUnixConnect(connect) => Some(connect.path.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, ["/run/app.sock", "/run/missing.sock"]);
 }

@@ -47,7 +47,7 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
         calls.extend_from_slice(FILE_CALLS);
     }
     let outgoing = &config.feature.network.outgoing;
-    if outgoing.tcp || outgoing.udp {
+    if outgoing.tcp || outgoing.udp || !outgoing.unix_streams.is_empty() {
         calls.push(libc::SYS_connect);
     }
     if outgoing.udp {
@@ -319,6 +319,16 @@ mod tests {
                 libc::SECCOMP_RET_ALLOW
             );
         }
+    }
+
+    #[test]
+    fn connect_is_intercepted_for_unix_streams_alone() {
+        let mut config = ResolvedConfig::default();
+        config.feature.network.outgoing.tcp = false;
+        config.feature.network.outgoing.udp = false;
+        assert!(!intercepted_calls(&config).contains(&libc::SYS_connect));
+        config.feature.network.outgoing.unix_streams = vec!["^/run/app\\.sock$".into()];
+        assert!(intercepted_calls(&config).contains(&libc::SYS_connect));
     }
 
     #[test]

@@ -23,7 +23,8 @@ use std::{
 use mirrord_config::resolved::ResolvedConfig;
 use mirrord_protocol::{
     LayerRequest, LayerResponse,
-    outgoing::{OutgoingConnectRequest, TransportProtocol},
+    files::TargetPath,
+    outgoing::{OutgoingConnectRequest, OutgoingUnixConnectRequest, TransportProtocol},
 };
 
 use crate::{
@@ -43,6 +44,8 @@ pub(crate) struct OutgoingPolicy {
     /// Loopback ports that always stay local (`incoming.ignore_ports`: the debugger's).
     local_ports: Vec<u16>,
     filter: Option<AddressFilter>,
+    /// `unix_streams`: paths of unix stream sockets reached in the target.
+    unix_streams: Option<regex::bytes::RegexSet>,
     /// The relay of each (socket inode, destination) that datagrams were sent to with an address
     /// (`sendto`/`sendmsg`, `udp.rs`): one per pair, so replies reach the socket that asked.
     pub(crate) datagram_relays:
@@ -60,6 +63,14 @@ impl OutgoingPolicy {
             .map(AddressFilter::new)
             .transpose()
             .map_err(|error| format!("feature.network.outgoing.filter: {error}"))?;
+        let unix_streams = if network.outgoing.unix_streams.is_empty() {
+            None
+        } else {
+            Some(
+                regex::bytes::RegexSet::new(&network.outgoing.unix_streams)
+                    .map_err(|error| format!("feature.network.outgoing.unix_streams: {error}"))?,
+            )
+        };
         Ok(Self {
             tcp: network.outgoing.tcp,
             udp: network.outgoing.udp,
@@ -67,13 +78,21 @@ impl OutgoingPolicy {
             ignore_localhost: network.outgoing.ignore_localhost,
             local_ports: network.incoming.ignore_ports.clone(),
             filter,
+            unix_streams,
             datagram_relays: Default::default(),
         })
     }
 
     /// Whether any `connect` needs the supervisor.
     pub(crate) fn is_enabled(&self) -> bool {
-        self.tcp || self.udp
+        self.tcp || self.udp || self.unix_streams.is_some()
+    }
+
+    /// Whether a unix stream `connect` to `path` goes to the target's socket (`unix_streams`).
+    pub(crate) fn sends_unix(&self, path: &[u8]) -> bool {
+        self.unix_streams
+            .as_ref()
+            .is_some_and(|set| set.is_match(path))
     }
 
     /// Whether traffic of `protocol` to `destination` goes through the target. Loopback goes to
@@ -124,6 +143,9 @@ impl Worker {
         let Ok(read) = sys::read_memory(call.pid, address, &mut raw[..length]) else {
             return Outcome::Continue;
         };
+        if let Some(path) = unix_path(&raw[..read]) {
+            return self.connect_unix(call, fd as i32, path);
+        }
         let Some(destination) = parse_sockaddr(&raw[..read]) else {
             return Outcome::Continue;
         };
@@ -165,6 +187,68 @@ impl Worker {
             Err(error) => Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
+}
+
+impl Worker {
+    /// `connect` of a unix socket to `path`: when `unix_streams` matches, the agent connects to
+    /// the socket at that path inside the target and the intproxy relays it from a unix socket of
+    /// its own, to which the supervisor connects (its copy of) the program's socket. The program
+    /// keeps its own socket, so a registration with `epoll` made before `connect` (Go's) stays
+    /// valid; that is why targets on this machine take the relay too rather than a socket passed
+    /// by the agent.
+    fn connect_unix(&mut self, call: &Notification, fd: i32, path: &[u8]) -> Outcome {
+        let Some(policy) = self.shared.outgoing.as_ref() else {
+            return Outcome::Continue;
+        };
+        if !policy.sends_unix(path) {
+            return Outcome::Continue;
+        }
+        let Ok(socket) = sys::take_thread_descriptor(call.pid, fd) else {
+            return Outcome::Continue;
+        };
+        if sys::socket_kind(socket.as_fd()).ok() != Some((libc::AF_UNIX, libc::SOCK_STREAM)) {
+            return Outcome::Continue;
+        }
+        if !self.shared.listener.id_valid(call.id) {
+            return Outcome::Gone;
+        }
+        let path = TargetPath::from_bytes(path);
+        let request =
+            LayerRequest::OutgoingUnixConnect(OutgoingUnixConnectRequest { path: path.clone() });
+        let relay = match self.remote.request(request) {
+            Ok(LayerResponse::OutgoingUnixConnected(connected)) => connected.intproxy_path,
+            Ok(other) => return Outcome::Fail(remote::unexpected(&other).errno()),
+            Err(error) => {
+                tracing::debug!(%error, %path, "unix stream connection refused");
+                return Outcome::Fail(error.errno());
+            }
+        };
+        let Ok(address) = socket2::SockAddr::unix(relay.as_path()) else {
+            return Outcome::Fail(libc::ENAMETOOLONG);
+        };
+        let socket = socket2::Socket::from(socket);
+        tracing::debug!(%path, relay = %relay, "unix stream connected through the target");
+        match socket.connect(&address) {
+            Ok(()) => Outcome::Value(0),
+            Err(error) => Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
+        }
+    }
+}
+
+/// The path of a `sockaddr_un` naming a file (`None` for other families, unnamed and abstract
+/// addresses).
+fn unix_path(bytes: &[u8]) -> Option<&[u8]> {
+    let family = i32::from(u16::from_ne_bytes(bytes.get(..2)?.try_into().ok()?));
+    if family != libc::AF_UNIX {
+        return None;
+    }
+    let path = bytes.get(2..)?;
+    let end = path
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(path.len());
+    let path = &path[..end];
+    (!path.is_empty()).then_some(path)
 }
 
 /// An `AF_INET`/`AF_INET6` socket address from its bytes.
@@ -238,5 +322,35 @@ mod tests {
         );
         assert_eq!(sockaddr_bytes(v6, libc::AF_INET), None);
         assert_eq!(parse_sockaddr(&[1, 0]), None);
+    }
+
+    #[test]
+    fn unix_paths_are_read_from_file_addresses_only() {
+        let mut address = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        address.extend_from_slice(b"/run/app.sock\0\0");
+        assert_eq!(unix_path(&address), Some(&b"/run/app.sock"[..]));
+        let abstract_name = [&address[..2], b"\0name"].concat();
+        assert_eq!(unix_path(&abstract_name), None);
+        assert_eq!(unix_path(&address[..2]), None, "unnamed");
+        let v4 = sockaddr_bytes("10.1.2.3:80".parse().unwrap(), libc::AF_INET).unwrap();
+        assert_eq!(unix_path(&v4), None);
+    }
+
+    #[test]
+    fn unix_streams_decide_which_paths_reach_the_target() {
+        let mut config = ResolvedConfig::default();
+        config.feature.network.outgoing.tcp = false;
+        config.feature.network.outgoing.udp = false;
+        let none = OutgoingPolicy::new(&config).unwrap();
+        assert!(!none.is_enabled());
+        assert!(!none.sends_unix(b"/run/app.sock"));
+        config.feature.network.outgoing.unix_streams = vec!["^/run/app\\.sock$".into()];
+        let some = OutgoingPolicy::new(&config).unwrap();
+        assert!(some.is_enabled(), "unix_streams alone needs connect");
+        assert!(some.sends_unix(b"/run/app.sock"));
+        assert!(!some.sends_unix(b"/run/app.sock.old"));
+        config.feature.network.outgoing.unix_streams = vec!["(".into()];
+        let error = OutgoingPolicy::new(&config).unwrap_err();
+        assert!(error.contains("unix_streams"), "{error}");
     }
 }

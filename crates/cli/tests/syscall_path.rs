@@ -574,3 +574,53 @@ fn a_go_program_against_a_kubernetes_target_reads_the_pods_files_and_env() {
     run.expect("dir /app", "README.txt,config.yaml,data");
     run.expect("env SANDBOX_GREETING", greeting);
 }
+
+/// A tagged HTTP server on the unix socket `path` inside the pod's mount namespace, run by a
+/// process of the pod (`tests/e2e/tagged_server.py`, given as text: the pod has its own `/tmp`).
+fn pod_unix_server(pod: &Pod, path: &str, tag: &str) -> GroupLeader {
+    let script = std::fs::read_to_string(repo_root().join("tests/e2e/tagged_server.py")).unwrap();
+    let mut command = Command::new("nsenter");
+    command
+        .args([
+            "--target",
+            &pod.target_pid().to_string(),
+            "--net",
+            "--mount",
+        ])
+        .args(["--", "python3", "-c", &script, "unix", path, tag]);
+    spawn_until_ready(command, "ready").0
+}
+
+#[test]
+fn go_dials_the_pods_unix_socket_when_unix_streams_matches_both_builds() {
+    let pod = Pod::up("gounix");
+    let id = std::process::id();
+    let served = format!("/run/mirrord-go-app-{id}.sock");
+    let missing = format!("/run/mirrord-go-missing-{id}.sock");
+    let _server = pod_unix_server(&pod, &served, "from-the-pod");
+    assert!(!Path::new(&served).exists(), "this machine has {served}");
+    let config = scratch_dir().join(format!("unix-{id}.json"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{ "feature": {{ "network": {{ "outgoing": {{ "unix_streams": "^/run/mirrord-go-(app|missing)-{id}\\.sock$" }} }} }} }}"#
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let served_check = format!("unix:{served}");
+    let missing_check = format!("unix:{missing}");
+    for static_build in [false, true] {
+        let run = pod.exec_program(
+            &["--config-file", config],
+            go_probe(static_build),
+            &[&served_check, &missing_check],
+        );
+        run.expect(&format!("unix {served}"), "from-the-pod");
+        // Matched, but nothing is there in the pod: the connect fails, it does not hang.
+        run.expect(&format!("unix {missing}"), "ERR ENOENT");
+        // Without `unix_streams` the path is this machine's, where nothing is.
+        let local = pod.exec_program(&[], go_probe(static_build), &[&served_check]);
+        local.expect(&format!("unix {served}"), "ERR ENOENT");
+    }
+}

@@ -268,6 +268,10 @@ impl AgentLink {
                     Ok(AgentResponse::TcpConnected(connected)) => {
                         Some((RelayKind::Tcp, connected.connection_id.0))
                     }
+                    // Unix stream connections share the outgoing connections' ids and messages.
+                    Ok(AgentResponse::UnixConnected(connected)) => {
+                        Some((RelayKind::Tcp, connected.connection_id.0))
+                    }
                     Ok(AgentResponse::UdpOpened(opened)) => {
                         Some((RelayKind::Udp, opened.socket_id.0))
                     }

@@ -4,10 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse};
+use mirrord_protocol::files::TargetPath;
 use mirrord_protocol::frame::{FrameDecoder, encode};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
 use mirrord_protocol::layer_channel::{LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer};
-use mirrord_protocol::outgoing::{TcpConnectRequest, TransportProtocol, UdpOpenRequest};
+use mirrord_protocol::outgoing::{
+    TcpConnectRequest, TransportProtocol, UdpOpenRequest, UnixConnectRequest,
+};
 use mirrord_protocol::token::SessionToken;
 use mirrord_protocol::version::ProtocolVersion;
 use mirrord_protocol::{ErrorCode, RemoteError, RemoteResult};
@@ -19,6 +22,7 @@ use crate::agent_link::AgentLink;
 use crate::incoming::IncomingRegistry;
 use crate::read_ahead::Files;
 use crate::relay;
+use crate::unix_relay::{self, UnixRelays};
 
 /// How long a layer has to finish its hello, from the moment it was accepted (not reset by each byte).
 pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(5);
@@ -33,6 +37,7 @@ pub(crate) async fn serve(
     link: Arc<AgentLink>,
     incoming: Arc<IncomingRegistry>,
     files: Arc<Files>,
+    unix_relays: Arc<UnixRelays>,
     token: SessionToken,
     handshake: tokio::sync::OwnedSemaphorePermit,
 ) {
@@ -125,13 +130,16 @@ pub(crate) async fn serve(
                 };
                 let (link, outbox, relays) = (Arc::clone(&link), outbox.clone(), relays.clone());
                 let (incoming, subscribed) = (Arc::clone(&incoming), Arc::clone(&subscribed));
-                let files = Arc::clone(&files);
+                let (files, unix_relays) = (Arc::clone(&files), Arc::clone(&unix_relays));
                 tokio::spawn(async move {
                     let _permit = permit;
                     let result = match request {
                         LayerRequest::LocalListener(listener) => {
                             incoming.local_listener(owner, listener);
                             Ok(LayerResponse::Noted)
+                        }
+                        LayerRequest::OutgoingUnixConnect(request) => {
+                            unix_connect(&link, unix_relays, request.path).await
                         }
                         request => {
                             handle(&link, &relays, &incoming, &files, &subscribed, request).await
@@ -255,6 +263,11 @@ async fn handle(
             }
         }
         LayerRequest::LocalListener(_) => Ok(LayerResponse::Noted),
+        // Served by `unix_connect`, which holds the intproxy's relay directory.
+        LayerRequest::OutgoingUnixConnect(_) => Err(RemoteError::new(
+            ErrorCode::Io,
+            "a unix connect reached the wrong handler",
+        )),
         LayerRequest::FindLocalListener { port } => {
             Ok(LayerResponse::LocalListenerFound(incoming.find_local(port)))
         }
@@ -267,6 +280,28 @@ async fn handle(
                     "no incoming connection from that address",
                 )
             }),
+    }
+}
+
+/// A unix stream connection to `path` in the target, relayed through a unix socket of ours.
+async fn unix_connect(
+    link: &Arc<AgentLink>,
+    unix_relays: Arc<UnixRelays>,
+    path: TargetPath,
+) -> RemoteResult<LayerResponse> {
+    let completion = link
+        .request(AgentRequest::UnixConnect(UnixConnectRequest { path }))
+        .await;
+    match (completion.result?, completion.events) {
+        (AgentResponse::UnixConnected(connected), Some(events)) => unix_relay::start(
+            Arc::clone(link),
+            unix_relays,
+            connected.connection_id,
+            events,
+        )
+        .await
+        .map(LayerResponse::OutgoingUnixConnected),
+        (other, _) => Err(unexpected(&other)),
     }
 }
 

@@ -5,7 +5,8 @@
 //! - Requests from layers get fresh ids on the agent connection and their responses are routed
 //!   back by id, so any number of processes can share one agent.
 //! - Outgoing connections: the intproxy opens the remote side through the agent and a loopback
-//!   socket of its own that the layer connects the user's socket to; it relays the bytes.
+//!   socket of its own that the layer connects the user's socket to; it relays the bytes. Unix
+//!   stream connections to the target's sockets get a unix socket of its own instead.
 //! - Files read from start to end are read ahead: the next chunk is on its way while the process
 //!   consumes this one (see `read_ahead`).
 //! - When the agent connection is lost, every pending and later remote request fails at once with
@@ -21,6 +22,7 @@ mod layer_session;
 mod pump;
 mod read_ahead;
 mod relay;
+mod unix_relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +76,7 @@ pub struct Intproxy {
     options: IntproxyOptions,
     incoming: Arc<incoming::IncomingRegistry>,
     files: Arc<read_ahead::Files>,
+    unix_relays: Arc<unix_relay::UnixRelays>,
 }
 
 impl Intproxy {
@@ -111,6 +114,7 @@ impl Intproxy {
             files,
             options,
             incoming,
+            unix_relays: Arc::default(),
         })
     }
 
@@ -140,8 +144,10 @@ impl Intproxy {
                     layers.fetch_add(1, Ordering::SeqCst);
                     let (layers, link, token) = (Arc::clone(&layers), Arc::clone(&self.link), self.options.token.clone());
                     let (incoming, files) = (Arc::clone(&self.incoming), Arc::clone(&self.files));
+                    let unix_relays = Arc::clone(&self.unix_relays);
                     tokio::spawn(async move {
-                        layer_session::serve(stream, link, incoming, files, token, permit).await;
+                        layer_session::serve(stream, link, incoming, files, unix_relays, token, permit)
+                            .await;
                         layers.fetch_sub(1, Ordering::SeqCst);
                     });
                 }

@@ -1,4 +1,4 @@
-//! Moving a relayed connection's bytes in both directions at once.
+//! Moving a relayed connection's bytes (TCP or unix stream) in both directions at once.
 //!
 //! The two directions always run independently: writing to a peer that is slow to read must never
 //! stop us from reading what it sends (two echo servers facing each other would deadlock
@@ -8,8 +8,7 @@ use std::pin::pin;
 
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::frame::MAX_IO_CHUNK;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::agent_link::{AgentLink, RelayEvent};
@@ -17,7 +16,7 @@ use crate::agent_link::{AgentLink, RelayEvent};
 /// Reads the user's socket until it ends, sending each chunk to the agent (`data`), then tells the
 /// agent no more is coming (`shutdown`).
 pub(crate) async fn user_to_agent(
-    mut reader: OwnedReadHalf,
+    mut reader: impl AsyncRead + Unpin,
     link: &AgentLink,
     data: impl Fn(Vec<u8>) -> ClientToAgent,
     shutdown: ClientToAgent,
@@ -44,7 +43,7 @@ pub(crate) enum AgentSide {
 /// Writes what the agent sends to the user's socket until the remote peer's EOF or a close.
 pub(crate) async fn agent_to_user(
     mut events: mpsc::UnboundedReceiver<RelayEvent>,
-    mut writer: OwnedWriteHalf,
+    mut writer: impl AsyncWrite + Unpin,
 ) -> AgentSide {
     while let Some(event) = events.recv().await {
         match event {

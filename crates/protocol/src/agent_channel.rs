@@ -16,7 +16,7 @@ use crate::{
     incoming::{NewIncomingConnection, PortSubscription},
     outgoing::{
         ConnectionClosed, ConnectionData, TcpConnectRequest, TcpConnected, UdpClosed,
-        UdpOpenRequest, UdpOpened, UdpReceived, UdpSend,
+        UdpOpenRequest, UdpOpened, UdpReceived, UdpSend, UnixConnectRequest, UnixConnected,
     },
 };
 
@@ -131,6 +131,8 @@ pub enum AgentRequest {
         /// The target's port.
         port: u16,
     },
+    /// Connect a unix stream socket inside the target (since 1.3) → [`AgentResponse::UnixConnected`].
+    UnixConnect(UnixConnectRequest),
 }
 
 /// The successful answer to an [`AgentRequest`].
@@ -155,4 +157,6 @@ pub enum AgentResponse {
     /// The subscription is active, with a warning for the user (nothing in the target listens on
     /// the port, say).
     PortSubscribedWithWarning(String),
+    /// The unix stream connection is up (since 1.3).
+    UnixConnected(UnixConnected),
 }

@@ -18,7 +18,10 @@ use crate::{
         IncomingConnectionInfo, IncomingConnectionInfoRequest, LayerPortSubscription,
         LayerPortUnsubscription,
     },
-    outgoing::{LocalListener, OutgoingConnectRequest, OutgoingConnected},
+    outgoing::{
+        LocalListener, OutgoingConnectRequest, OutgoingConnected, OutgoingUnixConnectRequest,
+        OutgoingUnixConnected,
+    },
 };
 
 /// Everything the layer sends after the handshake.
@@ -89,6 +92,9 @@ pub enum LayerRequest {
         /// The port the process listened on (as it asked for it).
         port: u16,
     },
+    /// A unix stream connection to a socket of the target (since 1.3) →
+    /// [`LayerResponse::OutgoingUnixConnected`].
+    OutgoingUnixConnect(OutgoingUnixConnectRequest),
 }
 
 /// The successful answer to a [`LayerRequest`].
@@ -117,4 +123,6 @@ pub enum LayerResponse {
     Noted,
     /// The answer to [`LayerRequest::FindLocalListener`]: where that listener really listens.
     LocalListenerFound(Option<std::net::SocketAddr>),
+    /// Where to connect the user's unix socket.
+    OutgoingUnixConnected(OutgoingUnixConnected),
 }

@@ -13,6 +13,7 @@ use crate::{
     bytes::Bytes,
     dns::AddressFamily,
     error::RemoteError,
+    files::TargetPath,
     ids::{ConnectionId, UdpSocketId},
 };
 
@@ -142,4 +143,37 @@ pub struct OutgoingConnected {
     pub intproxy_addr: SocketAddr,
     /// The agent socket's own address, for `getsockname`.
     pub agent_local_addr: SocketAddr,
+}
+
+/// Agent channel: connect a unix stream socket to the socket file at `path` inside the target's
+/// root (`feature.network.outgoing.unix_streams`) → [`UnixConnected`]. Its bytes then travel like
+/// a TCP connection's: [`ConnectionData`] in `OutgoingData` messages, the same shutdown and close
+/// messages, and connection ids from the same space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixConnectRequest {
+    /// The socket's path on the target.
+    pub path: TargetPath,
+}
+
+/// Agent channel: a unix stream connection the agent made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixConnected {
+    /// Names the connection in later data and close messages.
+    pub connection_id: ConnectionId,
+}
+
+/// Layer channel: the user process connects a unix stream socket to `path`, which
+/// `unix_streams` sends to the target → [`OutgoingUnixConnected`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingUnixConnectRequest {
+    /// The socket's path, as the process named it.
+    pub path: TargetPath,
+}
+
+/// Layer channel: where the user process's unix socket should really connect: a unix socket of
+/// the intproxy's, in a directory only the session's user can reach, that relays to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingUnixConnected {
+    /// The relay's socket path on this machine.
+    pub intproxy_path: TargetPath,
 }

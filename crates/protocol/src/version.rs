@@ -27,7 +27,10 @@ impl ProtocolVersion {
     /// 1.1: `FileRequest::Getxattr`/`Listxattr`, `FileResponse::Xattr` and the descriptor socket's
     /// `Connect`/`UnixConnect` appended.
     /// 1.2: `SubscriptionMode::StealHandover` and the descriptor socket's `TakeIncoming` appended.
-    pub const CURRENT: Self = Self::new(1, 2, 0);
+    /// 1.3: unix stream connections relayed through the intproxy (`AgentRequest::UnixConnect`,
+    /// `AgentResponse::UnixConnected`, `LayerRequest::OutgoingUnixConnect`,
+    /// `LayerResponse::OutgoingUnixConnected`) appended.
+    pub const CURRENT: Self = Self::new(1, 3, 0);
 
     /// Builds a version from its three parts.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {

@@ -12,7 +12,7 @@ use mirrord_protocol::{
     LayerRequest, LayerResponse, LayerToProxy, ProxyToLayer, RemoteError, RequestId, encode,
     files::{FileRequest, FileResponse, OpenFlags},
     incoming::{NewIncomingConnection, PortSubscription, SubscriptionMode},
-    outgoing::ConnectionData,
+    outgoing::{ConnectionData, OutgoingUnixConnectRequest, UnixConnectRequest},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -168,6 +168,24 @@ fn fixtures() -> Vec<Fixture> {
                 connection_id: ConnectionId(8),
                 data: Bytes::from(b"PING\r\n"),
             }),
+        ),
+        entry(
+            "client_unix_connect_request",
+            ClientToAgent::Request {
+                id: RequestId(9),
+                request: AgentRequest::UnixConnect(UnixConnectRequest {
+                    path: "/run/app.sock".into(),
+                }),
+            },
+        ),
+        entry(
+            "layer_unix_connect_request",
+            LayerToProxy::Request {
+                id: RequestId(10),
+                request: LayerRequest::OutgoingUnixConnect(OutgoingUnixConnectRequest {
+                    path: "/run/app.sock".into(),
+                }),
+            },
         ),
     ]
 }

@@ -119,6 +119,7 @@ fn layer_to_proxy() {
         IncomingConnectionInfo,
         LocalListener,
         FindLocalListener,
+        OutgoingUnixConnect,
     );
 }
 
@@ -141,6 +142,7 @@ fn proxy_to_layer() {
         PortSubscribedWithWarning,
         Noted,
         LocalListenerFound,
+        OutgoingUnixConnected,
     );
 }
 
@@ -172,6 +174,7 @@ fn client_to_agent() {
         UdpOpen,
         PortSubscribe,
         PortUnsubscribe,
+        UnixConnect,
     );
     let modes: Vec<SubscriptionMode> = requests
         .into_iter()
@@ -219,6 +222,7 @@ fn agent_to_client() {
         PortSubscribed,
         PortUnsubscribed,
         PortSubscribedWithWarning,
+        UnixConnected,
     );
 }
 

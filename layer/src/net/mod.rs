@@ -39,7 +39,10 @@ use mirrord_protocol::{
     LayerRequest, LayerResponse, RemoteError,
     fd_channel::FdRequest,
     files::TargetPath,
-    outgoing::{LocalListener, OutgoingConnectRequest, OutgoingConnected, TransportProtocol},
+    outgoing::{
+        LocalListener, OutgoingConnectRequest, OutgoingConnected, OutgoingUnixConnectRequest,
+        TransportProtocol,
+    },
 };
 
 pub(crate) use self::outgoing_policy::{OutgoingPolicy, Route};
@@ -228,7 +231,7 @@ pub(crate) fn connect(
         return Outcome::Bypass("inactive");
     };
     if let Some(path) = unix_path(address) {
-        return connect_unix(fd, path);
+        return connect_unix(fd, path, local);
     }
     let Some(remote) = parse_sockaddr(address) else {
         return Outcome::Bypass("not an inet address");
@@ -312,7 +315,7 @@ fn unix_path(address: &[u8]) -> Option<&[u8]> {
 }
 
 /// A unix stream `connect` to `path`: to the target's socket when `unix_streams` matches.
-fn connect_unix(fd: RawFd, path: &[u8]) -> Outcome<c_int> {
+fn connect_unix(fd: RawFd, path: &[u8], local: impl FnOnce(&[u8]) -> c_int) -> Outcome<c_int> {
     let Some(layer) = setup::layer() else {
         return Outcome::Bypass("inactive");
     };
@@ -337,16 +340,43 @@ fn connect_unix(fd: RawFd, path: &[u8]) -> Outcome<c_int> {
     if process::in_borrowed_memory() {
         return Outcome::Bypass("vfork child");
     }
-    if layer.agent_sockets.is_none() {
-        // Cluster targets: unix streams are not relayed (yet); say why the connect fails.
-        tracing::warn!(
-            path = %String::from_utf8_lossy(path),
-            "unix_streams reach the target's sockets only for targets on this machine"
-        );
-        return Outcome::Fail(libc::EOPNOTSUPP);
-    }
     let path = TargetPath::from_bytes(path);
-    native::connect(fd, FdRequest::UnixConnect { path }, false)
+    if layer.agent_sockets.is_some() {
+        return native::connect(fd, FdRequest::UnixConnect { path }, false);
+    }
+    // Cluster targets: the agent connects inside the target, the intproxy relays from a unix
+    // socket of its own, to which the process's socket is connected.
+    let relay = match request(LayerRequest::OutgoingUnixConnect(
+        OutgoingUnixConnectRequest { path: path.clone() },
+    )) {
+        Ok(LayerResponse::OutgoingUnixConnected(connected)) => connected.intproxy_path,
+        Ok(other) => return Outcome::Fail(unexpected(&other).errno()),
+        Err(error) => {
+            tracing::debug!(%error, %path, "unix stream connection refused");
+            return Outcome::Fail(error.errno());
+        }
+    };
+    let Some(relay) = unix_sockaddr(relay.as_bytes()) else {
+        return Outcome::Fail(libc::ENAMETOOLONG);
+    };
+    tracing::debug!(%path, "unix stream connected through the target");
+    if local(&relay) == 0 {
+        Outcome::Handled(0)
+    } else {
+        Outcome::Fail(errno())
+    }
+}
+
+/// A `sockaddr_un` naming the file `path`; `None` when it is too long for one.
+fn unix_sockaddr(path: &[u8]) -> Option<Vec<u8>> {
+    let capacity = std::mem::size_of::<libc::sockaddr_un>() - 2;
+    if path.is_empty() || path.len() >= capacity || path.contains(&0) {
+        return None;
+    }
+    let mut bytes = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+    bytes.extend_from_slice(path);
+    bytes.push(0);
+    Some(bytes)
 }
 
 /// Where a listener of the session listens for loopback `port`: one of this process (or inherited
@@ -680,6 +710,12 @@ mod tests {
         assert_eq!(unix_path(&address), Some(&b"/run/app.sock"[..]));
         let abstract_name = [&address[..2], b"\0name"].concat();
         assert_eq!(unix_path(&abstract_name), None);
+        let relay = unix_sockaddr(b"/run/user/0/mirrord-intproxy-1-2/0.sock").unwrap();
+        assert_eq!(
+            unix_path(&relay),
+            Some(&b"/run/user/0/mirrord-intproxy-1-2/0.sock"[..])
+        );
+        assert_eq!(unix_sockaddr(&[b'a'; 108]), None, "too long for sun_path");
         let mut config = ResolvedConfig::default().feature.network;
         config.outgoing.unix_streams = vec!["(".into()];
         let error = OutgoingPolicy::new(&config, address_of_intproxy()).unwrap_err();

@@ -28,6 +28,7 @@
 //	udpto:HOST:PORT    udpto HOST:PORT: <echoed text> (WriteTo/ReadFrom, unconnected socket)
 //	udpfrom:HOST:PORT  udpfrom HOST:PORT: <echoed text> from <the source ReadFrom reports>
 //	http:URL           http URL: <status> <first line of the body> | http URL: ERR <reason>
+//	unix:PATH          unix PATH: <body of an HTTP/1.0 GET over the unix socket> | unix PATH: ERR <errno name>
 //	hostname           hostname: <name>
 package main
 
@@ -217,6 +218,25 @@ func httpGet(url string) string {
 	return fmt.Sprintf("%d %s", response.StatusCode, line)
 }
 
+// unixGet sends an HTTP/1.0 GET over the unix stream socket at path and returns the body.
+func unixGet(path string) string {
+	connection, err := net.DialTimeout("unix", path, timeout)
+	if err != nil {
+		return "ERR " + errnoName(err)
+	}
+	defer connection.Close()
+	connection.SetDeadline(time.Now().Add(timeout))
+	if _, err := connection.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+		return "ERR " + errnoName(err)
+	}
+	response, err := io.ReadAll(connection)
+	if err != nil {
+		return "ERR " + errnoName(err)
+	}
+	_, body, _ := strings.Cut(string(response), "\r\n\r\n")
+	return body
+}
+
 func check(spec string) {
 	kind, argument, _ := strings.Cut(spec, ":")
 	switch kind {
@@ -248,6 +268,8 @@ func check(spec string) {
 		fmt.Printf("udpfrom %s: %s from %s\n", argument, text, source)
 	case "http":
 		fmt.Printf("http %s: %s\n", argument, httpGet(argument))
+	case "unix":
+		fmt.Printf("unix %s: %s\n", argument, unixGet(argument))
 	case "hostname":
 		name, err := os.Hostname()
 		if err != nil {

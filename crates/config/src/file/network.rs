@@ -303,8 +303,11 @@ pub struct OutgoingFileConfig {
     /// Unix stream sockets of the target: a `connect` to a socket path that matches one of
     /// these regexes reaches the socket at that path inside the target (a Docker socket, a
     /// database's socket, a sidecar's `/run/app.sock`); other paths stay local. Abstract socket
-    /// names always stay local. Works for targets on this machine (`pid/…`, `sandbox/…`); for
-    /// cluster targets such a `connect` fails with `EOPNOTSUPP` and a log line saying why.
+    /// names always stay local. For targets on this machine (`pid/…`, `sandbox/…`) the process
+    /// gets the target's own socket; for cluster targets the agent connects inside the target
+    /// and the bytes are relayed through a unix socket of the session's. Go and static programs
+    /// (the system-call path) are relayed in both cases. A matching path that does not exist in
+    /// the target fails the `connect` with `ENOENT` (`ECONNREFUSED` when nothing listens).
     ///
     /// Default: none. Example: `"^/var/run/app\\.sock$"` or `["\\.sock$"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

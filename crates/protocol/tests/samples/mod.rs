@@ -27,8 +27,9 @@ use mirrord_protocol::{
     },
     outgoing::{
         ConnectionClosed, ConnectionData, LocalListener, OutgoingConnectRequest, OutgoingConnected,
-        TcpConnectRequest, TcpConnected, TransportProtocol, UdpClosed, UdpOpenRequest, UdpOpened,
-        UdpReceived, UdpSend,
+        OutgoingUnixConnectRequest, OutgoingUnixConnected, TcpConnectRequest, TcpConnected,
+        TransportProtocol, UdpClosed, UdpOpenRequest, UdpOpened, UdpReceived, UdpSend,
+        UnixConnectRequest, UnixConnected,
     },
 };
 
@@ -435,6 +436,9 @@ pub(crate) fn layer_requests() -> Vec<LayerRequest> {
             open: true,
         }),
         LayerRequest::FindLocalListener { port: 9229 },
+        LayerRequest::OutgoingUnixConnect(OutgoingUnixConnectRequest {
+            path: TargetPath::from_bytes("/run/app.sock"),
+        }),
     ]);
     requests
 }
@@ -462,6 +466,9 @@ pub(crate) fn layer_responses() -> Vec<LayerResponse> {
         LayerResponse::Noted,
         LayerResponse::LocalListenerFound(Some(addr("127.0.0.1:39000"))),
         LayerResponse::LocalListenerFound(None),
+        LayerResponse::OutgoingUnixConnected(OutgoingUnixConnected {
+            intproxy_path: TargetPath::from_bytes("/run/user/1000/mirrord-intproxy-4242/1.sock"),
+        }),
     ]);
     responses
 }
@@ -542,6 +549,9 @@ pub(crate) fn agent_requests() -> Vec<AgentRequest> {
             mode: SubscriptionMode::StealHandover,
         }),
         AgentRequest::PortUnsubscribe { port: 80 },
+        AgentRequest::UnixConnect(UnixConnectRequest {
+            path: TargetPath::from_bytes("/run/app.sock"),
+        }),
     ]);
     requests
 }
@@ -566,6 +576,9 @@ pub(crate) fn agent_responses() -> Vec<AgentResponse> {
         AgentResponse::PortSubscribed,
         AgentResponse::PortSubscribedWithWarning("nothing listens on port 8081".to_owned()),
         AgentResponse::PortUnsubscribed,
+        AgentResponse::UnixConnected(UnixConnected {
+            connection_id: ConnectionId(3),
+        }),
     ]);
     responses
 }

@@ -18,6 +18,7 @@ mod incoming;
 mod namespace;
 mod outgoing_fd;
 mod session;
+mod undo;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -72,6 +73,17 @@ struct Args {
     /// Write logs as JSON lines (`agent.json_log`).
     #[arg(long)]
     json_log: bool,
+    /// When the session ends, delete this copy of the target (`copy_target`) and restore the
+    /// workload of `--scaled-down`, through the API server with the pod's service account (see
+    /// `undo.rs`).
+    #[arg(long, value_name = "NAMESPACE/POD")]
+    copy_pod: Option<String>,
+    /// The workload the session scaled down for the copy (`deployment/NAME`, `statefulset/NAME`).
+    #[arg(long, value_name = "KIND/NAME", requires = "copy_pod")]
+    scaled_down: Option<String>,
+    /// The session's id, as in the workload's `mirrord.dev/scaled-down-by` annotation.
+    #[arg(long, requires = "copy_pod")]
+    session_id: Option<String>,
     /// Internal: run as the iptables watchdog of chain CHAIN (see `incoming::iptables`).
     #[arg(long, value_name = "CHAIN", hide = true, requires = "watch_netns")]
     iptables_watchdog: Option<String>,
@@ -315,7 +327,23 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    match run(args) {
+    let undo = match undo::CopyUndo::from_args(
+        args.copy_pod.as_deref(),
+        args.scaled_down.as_deref(),
+        args.session_id.as_deref(),
+    ) {
+        Ok(undo) => undo,
+        Err(message) => {
+            tracing::error!("{message}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = run(args);
+    // However the session ended, a copied target is undone before the agent leaves.
+    if let Some(undo) = undo {
+        undo.run();
+    }
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -379,11 +407,19 @@ fn run(mut args: Args) -> Result<(), String> {
         fd_server::start(name, Arc::clone(&context))
             .map_err(|error| format!("cannot listen on the abstract socket @{name}: {error}"))?;
     }
-    runtime.block_on(serve(
-        args.listen,
-        Duration::from_secs(args.communication_timeout),
-        context,
-    ))
+    // An agent that undoes a copied target also ends its session on SIGTERM (its pod deleted),
+    // so that the undo still runs.
+    let undoes_copy = args.copy_pod.is_some();
+    runtime.block_on(async {
+        tokio::select! {
+            served = serve(
+                args.listen,
+                Duration::from_secs(args.communication_timeout),
+                context,
+            ) => served,
+            () = undo::terminated(undoes_copy) => Ok(()),
+        }
+    })
 }
 
 /// Threads for blocking work (file operations, descriptor clients); more work waits for one.

@@ -94,6 +94,10 @@ pub(crate) enum Ended {
     Served,
 }
 
+/// How long a client that sends heartbeats (every 2 s) may send nothing before it is taken as
+/// gone.
+const HEARTBEAT_SILENCE: Duration = Duration::from_secs(10);
+
 /// Serves one client until it disconnects. `handshake` is this connection's place among the
 /// connections not yet authenticated (see `main.rs`); it is given back once the hello is answered.
 /// `welcomed` is called once the client is welcomed.
@@ -148,16 +152,37 @@ pub(crate) async fn serve(
         relays: Arc::new(Mutex::new(Relays::default())),
         subscriptions: Mutex::new(HashMap::new()),
     });
+    // Once a client sends heartbeats (an intproxy behind a port-forward, whose far end may stay
+    // open when the intproxy is killed), their silence ends the session.
+    let mut heartbeats = false;
     loop {
         let message = match decoder.pop::<ClientToAgent>() {
             Ok(Some(message)) => message,
-            Ok(None) => match reader.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => {
-                    decoder.push(&buffer[..read]);
-                    continue;
+            Ok(None) => {
+                let read = reader.read(&mut buffer);
+                let read = if heartbeats {
+                    match tokio::time::timeout(HEARTBEAT_SILENCE, read).await {
+                        Ok(read) => read,
+                        Err(_) => {
+                            tracing::info!(
+                                ?peer,
+                                seconds = HEARTBEAT_SILENCE.as_secs(),
+                                "the client's heartbeats stopped; it is gone"
+                            );
+                            break;
+                        }
+                    }
+                } else {
+                    read.await
+                };
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => {
+                        decoder.push(&buffer[..read]);
+                        continue;
+                    }
                 }
-            },
+            }
             Err(error) if error.is_fatal() => {
                 tracing::debug!(?peer, %error, "undecodable stream from client");
                 break;
@@ -167,6 +192,7 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        heartbeats |= matches!(message, ClientToAgent::Ping { .. });
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break;
         };

@@ -12,6 +12,10 @@ use crate::exit::{Outcome, report_error};
 
 use mirrord_session::INTPROXY_TOKEN_ENV as TOKEN_ENV;
 
+/// How often the intproxy sends a heartbeat to an agent it reaches through a port-forward (the
+/// agent gives up on a client that falls silent after heartbeats: see `agent/src/session.rs`).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct IntproxyArgs {
     /// The agent's address.
@@ -81,7 +85,12 @@ pub(crate) fn run(args: IntproxyArgs) -> Outcome {
     runtime.block_on(async move {
         let started = match &args.agent_pod {
             Some(agent_pod) => match port_forward_link(agent_pod, options.token.clone()).await {
-                Ok(link) => Intproxy::start_with_link(options, link).await,
+                Ok(link) => {
+                    // So that the agent notices at once when this process is killed (and undoes
+                    // a copied target), though the port-forward's far end stays open.
+                    link.start_heartbeat(HEARTBEAT_INTERVAL);
+                    Intproxy::start_with_link(options, link).await
+                }
                 Err(message) => {
                     report_error(&message, None);
                     announce_failure(&format!("the port-forward to the agent failed: {message}"));

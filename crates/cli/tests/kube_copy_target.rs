@@ -211,8 +211,20 @@ fn copy_target_scale_down_is_restored_after_kill_9() {
     let sandbox = Sandbox::up("kube-scale");
     let cluster = Cluster::start(ClusterOptions::default());
     cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
+    // The restricted user without `create serviceaccounts`: the agent cannot be given what it
+    // needs to undo the session itself, the session says so in one line and still works, and the
+    // internal proxy undoes it.
+    let patched = cluster
+        .kubectl()
+        .args(["patch", "role", "mirrord-dev", "--type=json", "-p"])
+        .arg(r#"[{"op": "test", "path": "/rules/1/resources", "value": ["serviceaccounts"]}, {"op": "remove", "path": "/rules/1"}]"#)
+        .output()
+        .unwrap();
+    assert!(patched.status.success(), "{patched:?}");
     let config = r#"{"feature": {"copy_target": {"scale_down": true}}, "agent": {"ttl": 1}, "internal_proxy": {"idle_timeout": 1}}"#;
+    let stderr_path = cluster.dir().join("mirrord.stderr");
     let mut child = mirrord(&cluster, config)
+        .env("KUBECONFIG", &cluster.restricted_kubeconfig)
         .args([
             "--target",
             "deployment/api",
@@ -223,11 +235,22 @@ fn copy_target_scale_down_is_restored_after_kill_9() {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
     let lines = Lines::of(&mut child);
     assert_eq!(lines.next("READY ", &cluster), "sandbox: kube-scale-2");
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with("warning: the agent cannot undo the copy of the target itself (not allowed to create serviceaccounts in namespace `default`")
+            && warnings[0].ends_with("the workload will be restored only by this session's internal proxy"),
+        "{stderr}"
+    );
     let replicas = || {
         get(
             &cluster,
@@ -276,5 +299,124 @@ fn copy_target_scale_down_is_restored_after_kill_9() {
         ),
         "",
         "the note of the replicas to restore is gone"
+    );
+}
+
+/// The processes whose environment has every one of `entries` (`NAME=VALUE`, or `NAME=` for any
+/// value).
+fn processes_with_env(entries: &[&str]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                entries.iter().all(|entry| {
+                    environ.split(|b| *b == 0).any(|variable| {
+                        if entry.ends_with('=') {
+                            variable.starts_with(entry.as_bytes())
+                        } else {
+                            variable == entry.as_bytes()
+                        }
+                    })
+                })
+            })
+        })
+        .collect()
+}
+
+/// Every mirrord process of the session killed at once (`kill -9` of the user's process and of the
+/// internal proxy): nothing on this machine is left to undo the session, and the agent does it —
+/// the replicas are back, the annotations and the copy gone, within seconds of the agent noticing
+/// its client left. Run as the restricted user, whose RBAC is what the README lists.
+#[test]
+fn copy_target_scale_down_is_undone_by_the_agent_when_every_mirrord_process_is_killed() {
+    let sandbox = Sandbox::up("kube-undo");
+    let cluster = Cluster::start(ClusterOptions::default());
+    cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
+    // A long idle timeout: the internal proxy must not be what undoes it.
+    let config = r#"{"feature": {"copy_target": {"scale_down": true}}, "agent": {"ttl": 600}, "internal_proxy": {"idle_timeout": 600}}"#;
+    let stderr_path = cluster.dir().join("mirrord.stderr");
+    let mut child = mirrord(&cluster, config)
+        .env("KUBECONFIG", &cluster.restricted_kubeconfig)
+        .args([
+            "--target",
+            "deployment/api",
+            "--",
+            "python3",
+            "-c",
+            "import time; print('READY', open('/app/config.yaml').read().splitlines()[1], flush=True); time.sleep(600)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(&mut child);
+    assert_eq!(lines.next("READY ", &cluster), "sandbox: kube-undo-2");
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        !stderr.contains("cannot undo the copy"),
+        "the restricted user may grant the agent what it needs: {stderr}"
+    );
+    let replicas = || {
+        get(
+            &cluster,
+            &["deployment", "api", "-o", "jsonpath={.spec.replicas}"],
+        )
+    };
+    assert_eq!(replicas(), "0", "scaled down during the session");
+    let copy = copies(&cluster);
+    assert!(copy.starts_with("mirrord-copy-"), "{copy:?}");
+
+    // Every mirrord process of the session: the user's process (mirrord exec became it) and the
+    // internal proxy (the one process holding this session's copy in its environment).
+    let kubeconfig = format!("KUBECONFIG={}", cluster.restricted_kubeconfig.display());
+    let intproxies = processes_with_env(&[&kubeconfig, "MIRRORD_COPY_SESSION="]);
+    assert_eq!(intproxies.len(), 1, "{intproxies:?}");
+    for pid in &intproxies {
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    wait_until(
+        &cluster,
+        "the agent restores the deployment to 1 replica and deletes the copy",
+        Duration::from_secs(60),
+        || {
+            replicas() == "1"
+                && get(
+                    &cluster,
+                    &[
+                        "deployment",
+                        "api",
+                        "-o",
+                        "jsonpath={.status.availableReplicas}",
+                    ],
+                ) == "1"
+                && copies(&cluster).is_empty()
+        },
+    );
+    let annotations = get(
+        &cluster,
+        &[
+            "deployment",
+            "api",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(
+        !annotations.contains("mirrord.dev/"),
+        "no mirrord annotation is left: {annotations}"
+    );
+    let agent_log = cluster.container_logs_of("default", "mirrord-agent-");
+    assert!(
+        agent_log.contains("replicas restored") && agent_log.contains("copy of the target deleted"),
+        "the agent did it:\n{agent_log}"
     );
 }

@@ -1,7 +1,8 @@
 //! The replica notice against a real control plane (`tests/cluster`): a deployment with two ready
 //! replicas gets a notice that the other replica still receives traffic — from the IDE sidecar
 //! (`mirrord ide`, driven over stdio: `mirrord/patchLaunchConfig`'s warnings) and from `mirrord
-//! exec` (a `warning:` line) — and a deployment with one replica gets none. Needs root, kubectl
+//! exec` (a `warning:` line) — and a deployment with one replica gets none, nor one with two under
+//! `copy_target` (the copy gets none of the workload's traffic). Needs root, kubectl
 //! and the control plane built by `tests/cluster/build.sh`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -189,8 +190,15 @@ fn read_messages(stdout: ChildStdout, sender: &mpsc::Sender<Value>) {
 
 /// `mirrord exec --target TARGET -- true`: its stderr (it must succeed).
 fn exec_stderr(cluster: &Cluster, target: &str) -> String {
+    exec_stderr_with(cluster, target, &[])
+}
+
+/// [`exec_stderr`] with more options for `mirrord exec`.
+fn exec_stderr_with(cluster: &Cluster, target: &str, options: &[&str]) -> String {
     let output = Command::new(MIRRORD)
-        .args(["exec", "--target", target, "--", "true"])
+        .arg("exec")
+        .args(options)
+        .args(["--target", target, "--", "true"])
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env_remove("MIRRORD_CONFIG_FILE")
         .current_dir(cluster.dir())
@@ -246,4 +254,26 @@ fn a_deployment_with_two_ready_replicas_gets_a_notice_and_one_with_one_does_not(
     );
     let stderr = exec_stderr(&cluster, "deployment/solo");
     assert!(!stderr.contains(NOTICE), "one replica, no notice: {stderr}");
+
+    // With `copy_target` the session runs against a copy that has none of the workload's labels:
+    // no Service sends it a share of the traffic, so there is no replica notice.
+    let copy_config = cluster.dir().join("copy.json");
+    std::fs::write(
+        &copy_config,
+        json!({ "kubeconfig": cluster.kubeconfig, "feature": { "copy_target": true } }).to_string(),
+    )
+    .unwrap();
+    let stderr = exec_stderr_with(
+        &cluster,
+        "deployment/web",
+        &["--config-file", &copy_config.display().to_string()],
+    );
+    assert!(
+        stderr.contains("copying pod default/web-"),
+        "the session ran against a copy: {stderr}"
+    );
+    assert!(
+        !stderr.contains(NOTICE),
+        "no replica notice under copy_target: {stderr}"
+    );
 }

@@ -432,4 +432,22 @@ impl AgentLink {
     pub(crate) fn lost(&self) -> watch::Receiver<Option<String>> {
         self.lost_tx.subscribe()
     }
+
+    /// Sends the agent a heartbeat (`Ping`) every `every` while the link lives. Over a
+    /// port-forward nothing may close the agent's end when this process is killed; an agent that
+    /// has had heartbeats takes their silence as the end of the session.
+    pub fn start_heartbeat(self: &Arc<Self>, every: Duration) {
+        let link = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            for nonce in 0u64.. {
+                tick.tick().await;
+                let Some(link) = link.upgrade() else { return };
+                if link.lost_tx.borrow().is_some() {
+                    return;
+                }
+                link.send(ClientToAgent::Ping { nonce }).await;
+            }
+        });
+    }
 }

@@ -3,20 +3,24 @@
 //! or other selector picks it up — and, with `scale_down`, the target's deployment or statefulset
 //! is scaled to zero for the session.
 //!
-//! Lifetime: the copy is owned by the agent's Job once that exists, so the cluster's garbage
-//! collector removes it when the Job goes (`agent.ttl` seconds after the agent exits), even if
-//! every process of mirrord was killed. The scale is restored by [`end_copy`], which the session's
-//! internal proxy runs when the session ends (however the user's process ended, `kill -9`
-//! included); the workload keeps the replica count it had in an annotation
-//! ([`SCALED_DOWN_ANNOTATION`]) until then.
+//! Lifetime: the workload keeps the replica count it had in an annotation
+//! ([`SCALED_DOWN_ANNOTATION`], with the session's id in [`SCALED_DOWN_BY_ANNOTATION`]). Two
+//! parties undo the session, whichever comes first (`restore.rs`, idempotent): the session's
+//! internal proxy runs [`end_copy`] when the session ends (however the user's process ended,
+//! `kill -9` included), and the agent does the same when its client is gone, with a
+//! ServiceAccount allowed exactly that ([`grant_undo`](crate::grant_undo)), so it happens also
+//! when every mirrord process on the user's machine was killed. The copy is also owned by the
+//! agent's Job, so the garbage collector removes it with the Job (`agent.ttl` after the agent
+//! exits) if both failed.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use mirrord_config::resolved::{CopyTargetConfig, KubeResource};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,13 +28,14 @@ use serde_json::json;
 use crate::client::Cluster;
 use crate::error::KubeError;
 use crate::resolve::ResolvedTarget;
+use crate::restore::{
+    Restored, SCALED_DOWN_ANNOTATION, SCALED_DOWN_BY_ANNOTATION, delete_copy, restore_replicas,
+};
 use crate::spec::SESSION_LABEL;
 use crate::target::TargetPath;
 
 /// Label on a copy, naming the pod it copies.
 pub const COPY_OF_LABEL: &str = "mirrord.dev/copy-of";
-/// Annotation on a scaled-down workload: the replica count to restore.
-pub const SCALED_DOWN_ANNOTATION: &str = "mirrord.dev/scaled-down-from";
 /// The environment variable that hands a [`CopySession`] to the internal proxy.
 pub const COPY_SESSION_ENV: &str = "MIRRORD_COPY_SESSION";
 
@@ -43,6 +48,9 @@ pub struct CopySession {
     pub copy_pod: String,
     /// The workload scaled down, if any.
     pub scaled_down: Option<ScaledDown>,
+    /// The session's id (names its objects; marks the workload it scaled down).
+    #[serde(default)]
+    pub session_id: String,
 }
 
 /// A workload scaled to zero for the session.
@@ -134,6 +142,7 @@ pub async fn copy_target(
         namespace: namespace.clone(),
         copy_pod: name.clone(),
         scaled_down: None,
+        session_id: session_id.to_owned(),
     };
     let copied = match crate::spawn::wait_for_container(
         &pods,
@@ -166,7 +175,7 @@ pub async fn copy_target(
         container_id,
     };
     if copy.scale_down {
-        match scale_down(cluster, path, &namespace, progress).await {
+        match scale_down(cluster, path, &namespace, session_id, progress).await {
             Ok(scaled) => session.scaled_down = scaled,
             Err(error) => {
                 end_copy(cluster, &session).await;
@@ -177,11 +186,13 @@ pub async fn copy_target(
     Ok((copy_target, session))
 }
 
-/// Scales the workload of `path` to zero, keeping its replica count in an annotation.
+/// Scales the workload of `path` to zero, keeping its replica count (and the session's id) in
+/// annotations.
 async fn scale_down(
     cluster: &Cluster,
     path: &TargetPath,
     namespace: &str,
+    session_id: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Option<ScaledDown>, KubeError> {
     let (kind, resource, replicas) =
@@ -220,7 +231,10 @@ async fn scale_down(
         path.name
     ));
     let patch = json!({
-        "metadata": {"annotations": {SCALED_DOWN_ANNOTATION: replicas.to_string()}},
+        "metadata": {"annotations": {
+            SCALED_DOWN_ANNOTATION: replicas.to_string(),
+            SCALED_DOWN_BY_ANNOTATION: session_id,
+        }},
         "spec": {"replicas": 0},
     });
     patch_scale(cluster, kind, namespace, &path.name, &patch)
@@ -287,48 +301,66 @@ pub async fn hand_copy_to_job(
         controller: Some(false),
         block_owner_deletion: Some(false),
     };
+    let owned = json!({"metadata": {"ownerReferences": [owner]}});
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &session.namespace);
     pods.patch(
         &session.copy_pod,
         &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"ownerReferences": [owner]}})),
+        &Patch::Merge(&owned),
     )
     .await
     .map_err(|e| KubeError::from_api(e, "patch", "pods", Some(&session.namespace)))?;
+    // The agent's permissions to undo the session (`grant_undo`), where they were made.
+    let name = crate::undo::undo_object_name(&session.session_id);
+    for resource in [
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Role>(&()),
+        ApiResource::erase::<RoleBinding>(&()),
+    ] {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), &session.namespace, &resource);
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&owned))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => {
+                tracing::warn!(kind = %resource.kind, %name, %error, "cannot make the agent Job own it")
+            }
+        }
+    }
     Ok(())
 }
 
-/// Undoes a copy session: restores the workload's replicas (dropping the annotation) and deletes
-/// the copy. Best effort: each failure is logged and the rest still done.
+/// Undoes a copy session: restores the workload's replicas (dropping the annotations) if it is
+/// still as this session left it, and deletes the copy. Best effort: each failure is logged and
+/// the rest still done; what the agent already undid is left as it is.
 pub async fn end_copy(cluster: &Cluster, session: &CopySession) {
     if let Some(scaled) = &session.scaled_down {
-        let patch = json!({
-            "metadata": {"annotations": {SCALED_DOWN_ANNOTATION: null}},
-            "spec": {"replicas": scaled.replicas},
-        });
-        match patch_scale(
-            cluster,
-            &scaled.kind,
+        match restore_replicas(
+            &cluster.client,
             &session.namespace,
+            &scaled.kind,
             &scaled.name,
-            &patch,
+            &session.session_id,
         )
         .await
         {
-            Ok(()) => {
-                tracing::info!(kind = %scaled.kind, name = %scaled.name, replicas = scaled.replicas, "replicas restored")
+            Ok(Restored::Replicas(replicas)) => {
+                tracing::info!(kind = %scaled.kind, name = %scaled.name, replicas, "replicas restored")
+            }
+            Ok(Restored::LeftAlone(why)) => {
+                tracing::info!(kind = %scaled.kind, name = %scaled.name, why, "replicas left alone")
             }
             Err(error) => {
                 tracing::warn!(kind = %scaled.kind, name = %scaled.name, %error, "cannot restore the replicas")
             }
         }
     }
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &session.namespace);
-    match pods
-        .delete(&session.copy_pod, &DeleteParams::background())
-        .await
-    {
-        Ok(_) => tracing::info!(pod = %session.copy_pod, "copy of the target deleted"),
+    match delete_copy(&cluster.client, &session.namespace, &session.copy_pod).await {
+        Ok(true) => tracing::info!(pod = %session.copy_pod, "copy of the target deleted"),
+        Ok(false) => tracing::info!(pod = %session.copy_pod, "copy of the target already gone"),
         Err(error) => tracing::warn!(pod = %session.copy_pod, %error, "cannot delete the copy"),
     }
 }

@@ -17,20 +17,25 @@ mod error;
 mod list;
 mod portforward;
 mod resolve;
+mod restore;
 mod spawn;
 mod spec;
 mod target;
+mod undo;
 
 pub use client::{Cluster, KUBE_SETTINGS_ENV, KubeSettings};
 pub use copy::{
-    COPY_OF_LABEL, COPY_SESSION_ENV, CopySession, SCALED_DOWN_ANNOTATION, ScaledDown, copy_pod,
-    copy_target, end_copy, hand_copy_to_job,
+    COPY_OF_LABEL, COPY_SESSION_ENV, CopySession, ScaledDown, copy_pod, copy_target, end_copy,
+    hand_copy_to_job,
 };
 pub use error::KubeError;
 pub use list::{LISTED_KINDS, ListOptions, TargetEntry, TargetListing, list_targets};
 pub use portforward::connect_agent;
 pub use resolve::{
     Resolved, ResolvedTarget, TARGETLESS_PATH, resolve_target, resolve_with_replicas,
+};
+pub use restore::{
+    Restored, SCALED_DOWN_ANNOTATION, SCALED_DOWN_BY_ANNOTATION, restore_patch, restore_replicas,
 };
 pub use spawn::{AgentPod, spawn_agent};
 pub use spec::{
@@ -41,3 +46,4 @@ pub use target::{
     DEFAULT_CONTAINER_ANNOTATION, MESH_CONTAINERS, TargetPath, app_containers, choose_container,
     close_matches, is_mesh_container, pod_is_ready, selector_string,
 };
+pub use undo::{grant_undo, revoke_undo, undo_object_name, undo_role, undo_service_account};

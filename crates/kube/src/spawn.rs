@@ -18,6 +18,7 @@ use mirrord_config::ResolvedConfig;
 use serde_json::json;
 
 use crate::client::Cluster;
+use crate::copy::CopySession;
 use crate::error::KubeError;
 use crate::resolve::ResolvedTarget;
 use crate::spec::{AGENT_CONTAINER, AgentSpec, SESSION_LABEL};
@@ -162,13 +163,15 @@ fn agent_port(session_id: &str) -> u16 {
     30_000 + (hash % 30_000) as u16
 }
 
-/// Starts the agent for `target` and waits until it runs.
+/// Starts the agent for `target` and waits until it runs; with `undo` (granted by `grant_undo`),
+/// the agent undoes that copy session itself when its session ends.
 pub async fn spawn_agent(
     cluster: &Cluster,
     config: &ResolvedConfig,
     target: &ResolvedTarget,
     token: &str,
     session_id: &str,
+    undo: Option<&CopySession>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<AgentPod, KubeError> {
     if target.container_id.is_none() && !target.is_targetless() {
@@ -185,6 +188,7 @@ pub async fn spawn_agent(
         target,
         session_id,
         port: agent_port(session_id),
+        undo,
     };
     let timeout = Duration::from_secs(config.agent.startup_timeout.max(1));
     // A targetless agent has no pod to join.

@@ -19,7 +19,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mirrord_config::file::LinuxCapability;
 use mirrord_config::resolved::AgentConfig;
 
+use crate::copy::CopySession;
 use crate::resolve::ResolvedTarget;
+use crate::undo::undo_service_account;
 
 /// Label on every agent pod and Job; target listings exclude objects that have it.
 pub const AGENT_LABEL: &str = "mirrord.dev/agent";
@@ -52,6 +54,9 @@ pub struct AgentSpec<'a> {
     pub session_id: &'a str,
     /// The port the agent listens on inside its pod.
     pub port: u16,
+    /// A copy session the agent undoes itself when its session ends, having been granted the
+    /// permissions for it (`grant_undo`): its Job runs as the service account they are bound to.
+    pub undo: Option<&'a CopySession>,
 }
 
 impl AgentSpec<'_> {
@@ -112,6 +117,20 @@ impl AgentSpec<'_> {
         }
         if self.agent.json_log {
             args.push("--json-log".to_owned());
+        }
+        if let Some(copy) = self.undo {
+            args.extend([
+                "--copy-pod".to_owned(),
+                format!("{}/{}", copy.namespace, copy.copy_pod),
+                "--session-id".to_owned(),
+                copy.session_id.clone(),
+            ]);
+            if let Some(scaled) = &copy.scaled_down {
+                args.extend([
+                    "--scaled-down".to_owned(),
+                    format!("{}/{}", scaled.kind, scaled.name),
+                ]);
+            }
         }
         args
     }
@@ -243,8 +262,14 @@ impl AgentSpec<'_> {
                     .map(|name| LocalObjectReference { name: name.clone() })
                     .collect()
             }),
-            service_account_name: self.agent.service_account.clone(),
-            automount_service_account_token: self.agent.service_account.is_none().then_some(false),
+            // The agent needs API access only to undo a copy session; no token otherwise.
+            service_account_name: match self.undo {
+                Some(copy) => Some(undo_service_account(self.agent, &copy.session_id)),
+                None => self.agent.service_account.clone(),
+            },
+            automount_service_account_token: (self.agent.service_account.is_none()
+                && self.undo.is_none())
+            .then_some(false),
             ..PodSpec::default()
         };
         Job {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use mirrord_config::ResolvedConfig;
 use mirrord_config::file::{LinuxCapability, TaintEffect, Toleration, TolerationOperator};
-use mirrord_kube::{AgentSpec, ResolvedTarget};
+use mirrord_kube::{
+    AgentSpec, CopySession, ResolvedTarget, ScaledDown, undo_role, undo_service_account,
+};
 
 fn target() -> ResolvedTarget {
     ResolvedTarget {
@@ -61,6 +63,7 @@ fn default_job() {
         target: &target,
         session_id: "4242-0a1b2c3d",
         port: 44128,
+        undo: None,
     };
     check("job_default.json", &spec.job());
     check("secret.json", &spec.secret("shop", "c0ffee"));
@@ -95,6 +98,7 @@ fn customised_job() {
         target: &target,
         session_id: "4242-0a1b2c3d",
         port: 44128,
+        undo: None,
     };
     check("job_customised.json", &spec.job());
 }
@@ -110,6 +114,7 @@ fn ephemeral_container() {
         target: &target,
         session_id: "4242-0a1b2c3d",
         port: 44128,
+        undo: None,
     };
     check("ephemeral_container.json", &spec.ephemeral_container());
 }
@@ -124,6 +129,7 @@ fn token_never_in_a_pod_spec() {
         target: &target,
         session_id: "4242-0a1b2c3d",
         port: 44128,
+        undo: None,
     };
     let token = "5ecre7-5e55i0n-70ken";
     let job = serde_json::to_string(&spec.job()).unwrap();
@@ -150,6 +156,65 @@ fn targetless_job() {
         target: &target,
         session_id: "4242-0a1b2c3d",
         port: 44128,
+        undo: None,
     };
     check("job_targetless.json", &spec.job());
+}
+
+/// The agent that undoes a copy itself: it runs as the session's ServiceAccount (a token mounted,
+/// unlike every other agent), is told what to undo, and its Role allows exactly that.
+#[test]
+fn job_undoing_a_copy_and_its_role() {
+    let agent = default_agent();
+    let target = target();
+    let copy = CopySession {
+        namespace: "shop".to_owned(),
+        copy_pod: "mirrord-copy-4242-0a1b2c3d".to_owned(),
+        scaled_down: Some(ScaledDown {
+            kind: "deployment".to_owned(),
+            name: "api".to_owned(),
+            replicas: 3,
+        }),
+        session_id: "4242-0a1b2c3d".to_owned(),
+    };
+    let spec = AgentSpec {
+        agent: &agent,
+        target: &target,
+        session_id: "4242-0a1b2c3d",
+        port: 44128,
+        undo: Some(&copy),
+    };
+    let job = serde_json::to_value(spec.job()).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "mirrord-agent-4242-0a1b2c3d");
+    assert!(pod.get("automountServiceAccountToken").is_none(), "{pod}");
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.ends_with(&[
+            "--copy-pod",
+            "shop/mirrord-copy-4242-0a1b2c3d",
+            "--session-id",
+            "4242-0a1b2c3d",
+            "--scaled-down",
+            "deployment/api",
+        ]),
+        "{args:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(undo_role(&copy)).unwrap()["rules"],
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["pods"],
+             "resourceNames": ["mirrord-copy-4242-0a1b2c3d"], "verbs": ["delete"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"],
+             "resourceNames": ["api"], "verbs": ["get", "patch"]}])
+    );
+    // A service account of the config's is the one bound (and run as).
+    let mut agent = default_agent();
+    agent.service_account = Some("team-agent".to_owned());
+    assert_eq!(undo_service_account(&agent, &copy.session_id), "team-agent");
 }

@@ -276,9 +276,15 @@ async fn an_image_that_cannot_be_pulled_fails_fast_and_cleans_up() {
     let mut steps = Vec::new();
     let error = tokio::time::timeout(
         Duration::from_secs(60),
-        spawn_agent(&cluster, &config, &target, "c0ffee", "t1-pull", &mut |s| {
-            steps.push(s.to_owned())
-        }),
+        spawn_agent(
+            &cluster,
+            &config,
+            &target,
+            "c0ffee",
+            "t1-pull",
+            None,
+            &mut |s| steps.push(s.to_owned()),
+        ),
     )
     .await
     .expect("the pull failure ends the wait instead of the start-up timeout")
@@ -333,6 +339,7 @@ async fn an_unschedulable_agent_fails_with_the_scheduler_message() {
         &target,
         "c0ffee",
         "t2-sched",
+        None,
         &mut |_| {},
     )
     .await

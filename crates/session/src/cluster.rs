@@ -16,7 +16,9 @@ use mirrord_kube::{
 
 use crate::intproxy::{AgentEndpoint, start_intproxy};
 use crate::{Session, SessionError, SessionProcesses, logs, new_token};
-use mirrord_kube::{AgentPod, CopySession, copy_target, end_copy, hand_copy_to_job};
+use mirrord_kube::{
+    AgentPod, CopySession, copy_target, end_copy, grant_undo, hand_copy_to_job, revoke_undo,
+};
 
 /// A runtime for one blocking call into `mirrord-kube`.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, KubeError> {
@@ -79,7 +81,12 @@ pub(crate) fn start(
                             path,
                         )
                         .await?;
-                        notices.extend(resolved.replica_notice());
+                        // The copy has none of the workload's labels: no Service sends it
+                        // anything, whatever the replica count, so there is no share of the
+                        // traffic to warn about (with `scale_down` the others are gone too).
+                        if !config.feature.copy_target.enabled {
+                            notices.extend(resolved.replica_notice());
+                        }
                         let target = resolved.target;
                         progress(&format!(
                             "target: container {} of pod {}/{} on node {}",
@@ -96,7 +103,9 @@ pub(crate) fn start(
                     token: &token_text,
                     session_id: &session_id,
                 };
-                agent.run(&cluster, path.as_ref(), target, progress).await
+                agent
+                    .run(&cluster, path.as_ref(), target, &mut notices, progress)
+                    .await
             })
         })
         .map_err(session_error)?;
@@ -146,6 +155,7 @@ impl AgentStart<'_> {
         cluster: &Cluster,
         path: Option<&TargetPath>,
         target: ResolvedTarget,
+        notices: &mut Vec<String>,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(AgentPod, Option<CopySession>), KubeError> {
         let copy_config = &self.config.feature.copy_target;
@@ -167,12 +177,29 @@ impl AgentStart<'_> {
             }
             _ => (target, None),
         };
+        // The agent undoes the copy itself when its session ends, so that it is undone even when
+        // every mirrord process here is killed; the intproxy still does it too (fast path).
+        let undo = match &copy {
+            Some(copy) => match grant_undo(cluster, &self.config.agent, copy).await {
+                Ok(()) => Some(copy),
+                Err(error) => {
+                    notices.push(format!(
+                        "the agent cannot undo the copy of the target itself ({}): the workload \
+                         will be restored only by this session's internal proxy",
+                        error.to_string().lines().next().unwrap_or_default()
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
         let agent = spawn_agent(
             cluster,
             self.config,
             &target,
             self.token,
             self.session_id,
+            undo,
             progress,
         )
         .await;
@@ -193,7 +220,12 @@ impl AgentStart<'_> {
                     )));
                 }
             }
-            (Err(_), Some(copy)) => end_copy(cluster, copy).await,
+            (Err(_), Some(copy)) => {
+                end_copy(cluster, copy).await;
+                if undo.is_some() {
+                    revoke_undo(cluster, copy).await;
+                }
+            }
             _ => {}
         }
         Ok((agent?, copy))

@@ -176,11 +176,16 @@ const ROLLOUT_CRD: &str = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "
    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
    "subresources": {"status": {}}}]}}"#;
 
-/// What the restricted user may do in `default`: everything mirrord needs except `list` jobs.
+/// What the restricted user may do in `default`: everything mirrord needs except `list` jobs,
+/// `copy_target` and `scale_down` included (pods made and deleted, the workload patched, and the
+/// agent's ServiceAccount, Role and RoleBinding to undo the copy itself).
 const RESTRICTED_ROLE: &str = r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
  "metadata": {"name": "mirrord-dev", "namespace": "default"},
  "rules": [
-  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete", "patch"]},
+  {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create", "delete", "patch"]},
+  {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create", "delete", "patch"]},
+  {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["patch"]},
   {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create", "get"]},
   {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch", "get"]},
   {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete", "get", "patch"]},

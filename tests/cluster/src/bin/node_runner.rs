@@ -24,6 +24,10 @@
 //! re-runs itself as `mirrord-node-runner enter-pod-network NETNS RESOLV_CONF -- PROGRAM ARGS…`,
 //! which enters them while it is still single-threaded and then executes the program.
 //!
+//! Containers run as processes get what a kubelet gives them of their pod's service account
+//! (token, CA, namespace, `KUBERNETES_SERVICE_*`; see `service_account.rs`), unless the pod says
+//! `automountServiceAccountToken: false`.
+//!
 //! A pod being deleted has its processes killed and is then removed (grace period 0). On SIGTERM
 //! or SIGINT every process it started is killed and every cgroup undone.
 
@@ -44,6 +48,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Notify;
+
+#[path = "node_runner/service_account.rs"]
+mod service_account;
 
 const SANDBOX_IMAGE_PREFIX: &str = "sandbox.mirrord.test/";
 const IDLE_IMAGE_REPOSITORY: &str = "idle.mirrord.test/sleep";
@@ -163,6 +170,8 @@ const ENTER_POD_NETWORK: &str = "enter-pod-network";
 
 struct Runner {
     client: kube::Client,
+    /// Where pods reach the API server (see `service_account.rs`).
+    api_server: service_account::ApiServer,
     args: Args,
     state: Mutex<State>,
     wake: Notify,
@@ -775,6 +784,10 @@ impl Runner {
                 environment.push((variable.name.clone(), value.unwrap_or_default()));
             }
         }
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let dir = self.args.log_dir.join(format!("serviceaccount-{uid}"));
+        environment
+            .extend(service_account::environment(&self.client, &self.api_server, pod, &dir).await?);
         Ok(environment)
     }
 
@@ -1252,8 +1265,16 @@ fn main() {
                 "no writable cgroup hierarchy; agents will not find containers by ID"
             ),
         }
+        let api_server = match service_account::ApiServer::from_kubeconfig(&args.kubeconfig) {
+            Ok(api_server) => api_server,
+            Err(error) => {
+                tracing::error!("{error}");
+                return 1;
+            }
+        };
         let runner = Arc::new(Runner {
             client,
+            api_server,
             args,
             state: Mutex::new(State::default()),
             wake: Notify::new(),

@@ -961,8 +961,8 @@ print(os.stat('config.yaml', dir_fd=os.open('/app', os.O_RDONLY)).st_size)
 }
 
 /// A cluster target (no descriptor socket): a unix `connect` matching `unix_streams` is connected
-/// to the relay the intproxy names, the target's errors come back as the errno, and other paths
-/// never reach the intproxy.
+/// to the relay the intproxy names (`getpeername` still names the target's path), the target's
+/// errors come back as the errno, and other paths never reach the intproxy.
 #[test]
 fn unix_streams_are_relayed_through_the_intproxy_for_cluster_targets() {
     let mut session = Session::new(Behaviour::Serve);
@@ -976,7 +976,7 @@ def attempt(path):
     try:
         s.connect(path)
         s.sendall(b"ping over unix")
-        return s.recv(100).decode()
+        return s.recv(100).decode() + " peer " + s.getpeername()
     except OSError as error:
         return "ERR " + errno.errorcode.get(error.errno, str(error.errno))
     finally:
@@ -988,7 +988,7 @@ for path in ["/run/app.sock", "/run/missing.sock", "/run/mirrord-nowhere.sock"]:
     let stdout = session.expect_success(&output);
     assert_eq!(
         stdout,
-        "/run/app.sock ping over unix\n/run/missing.sock ERR ENOENT\n/run/mirrord-nowhere.sock ERR ENOENT\n",
+        "/run/app.sock ping over unix peer /run/app.sock\n/run/missing.sock ERR ENOENT\n/run/mirrord-nowhere.sock ERR ENOENT\n",
         "layer log:\n{}",
         session.log()
     );

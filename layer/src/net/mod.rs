@@ -25,6 +25,7 @@ pub(crate) mod native;
 mod outgoing_policy;
 pub(crate) mod shims;
 pub(crate) mod udp;
+mod unix;
 
 use std::{
     any::Any,
@@ -38,17 +39,14 @@ use std::{
 use mirrord_protocol::{
     LayerRequest, LayerResponse, RemoteError,
     fd_channel::FdRequest,
-    files::TargetPath,
-    outgoing::{
-        LocalListener, OutgoingConnectRequest, OutgoingConnected, OutgoingUnixConnectRequest,
-        TransportProtocol,
-    },
+    outgoing::{LocalListener, OutgoingConnectRequest, OutgoingConnected, TransportProtocol},
 };
 
 pub(crate) use self::outgoing_policy::{OutgoingPolicy, Route};
 use self::{
     filter::{Protocol, canonical},
     udp::{Connected, SocketState},
+    unix::{connect_unix, unix_path},
 };
 use crate::{
     connection::{request, unexpected},
@@ -298,87 +296,6 @@ pub(crate) fn connect(
     }
 }
 
-/// The path of a `sockaddr_un` naming a file (`None` for other families, unnamed and abstract
-/// addresses).
-fn unix_path(address: &[u8]) -> Option<&[u8]> {
-    let family = c_int::from(u16::from_ne_bytes(address.get(0..2)?.try_into().ok()?));
-    if family != libc::AF_UNIX {
-        return None;
-    }
-    let path = address.get(2..)?;
-    let end = path
-        .iter()
-        .position(|&byte| byte == 0)
-        .unwrap_or(path.len());
-    let path = &path[..end];
-    (!path.is_empty()).then_some(path)
-}
-
-/// A unix stream `connect` to `path`: to the target's socket when `unix_streams` matches.
-fn connect_unix(fd: RawFd, path: &[u8], local: impl FnOnce(&[u8]) -> c_int) -> Outcome<c_int> {
-    let Some(layer) = setup::layer() else {
-        return Outcome::Bypass("inactive");
-    };
-    if !layer.outgoing.sends_unix(path) {
-        return Outcome::Bypass("a local unix socket");
-    }
-    let mut kind: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: `kind` and `len` are a writable int and its size, as getsockopt(2) requires.
-    let typed = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&raw mut kind).cast(),
-            &mut len,
-        )
-    };
-    if typed != 0 || kind != libc::SOCK_STREAM {
-        return Outcome::Bypass("not a unix stream socket");
-    }
-    if process::in_borrowed_memory() {
-        return Outcome::Bypass("vfork child");
-    }
-    let path = TargetPath::from_bytes(path);
-    if layer.agent_sockets.is_some() {
-        return native::connect(fd, FdRequest::UnixConnect { path }, false);
-    }
-    // Cluster targets: the agent connects inside the target, the intproxy relays from a unix
-    // socket of its own, to which the process's socket is connected.
-    let relay = match request(LayerRequest::OutgoingUnixConnect(
-        OutgoingUnixConnectRequest { path: path.clone() },
-    )) {
-        Ok(LayerResponse::OutgoingUnixConnected(connected)) => connected.intproxy_path,
-        Ok(other) => return Outcome::Fail(unexpected(&other).errno()),
-        Err(error) => {
-            tracing::debug!(%error, %path, "unix stream connection refused");
-            return Outcome::Fail(error.errno());
-        }
-    };
-    let Some(relay) = unix_sockaddr(relay.as_bytes()) else {
-        return Outcome::Fail(libc::ENAMETOOLONG);
-    };
-    tracing::debug!(%path, "unix stream connected through the target");
-    if local(&relay) == 0 {
-        Outcome::Handled(0)
-    } else {
-        Outcome::Fail(errno())
-    }
-}
-
-/// A `sockaddr_un` naming the file `path`; `None` when it is too long for one.
-fn unix_sockaddr(path: &[u8]) -> Option<Vec<u8>> {
-    let capacity = std::mem::size_of::<libc::sockaddr_un>() - 2;
-    if path.is_empty() || path.len() >= capacity || path.contains(&0) {
-        return None;
-    }
-    let mut bytes = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
-    bytes.extend_from_slice(path);
-    bytes.push(0);
-    Some(bytes)
-}
-
 /// Where a listener of the session listens for loopback `port`: one of this process (or inherited
 /// over `fork`), else one another process of the session told the intproxy about.
 fn session_listener(port: u16) -> Option<SocketAddr> {
@@ -452,26 +369,32 @@ fn tell_intproxy(listener: LocalListen, open: bool) {
     }
 }
 
-/// `getpeername` on a managed socket: the remote peer.
-pub(crate) fn peer_name(fd: RawFd) -> Outcome<(SocketAddr, u8)> {
+/// `getpeername` on a managed socket: the remote peer (for a relayed unix stream, the target's
+/// socket path), as a socket address of the socket's family.
+pub(crate) fn peer_name(fd: RawFd) -> Outcome<Vec<u8>> {
+    let unix_peer = lock(&SOCKETS)
+        .get(&fd)
+        .and_then(|state| state.unix_peer.clone());
+    if let Some(peer) = unix_peer {
+        return Outcome::Handled(peer);
+    }
     connected_address(fd, |connected| connected.remote)
 }
 
 /// `getsockname` on a managed socket: the agent socket's address, or for a listener of the target the
 /// address the user bound.
-pub(crate) fn socket_name(fd: RawFd) -> Outcome<(SocketAddr, u8)> {
+pub(crate) fn socket_name(fd: RawFd) -> Outcome<Vec<u8>> {
     if let Some(requested) = incoming::listener_name(fd)
         && let Some(FdEntry::Socket(info)) = FDS.get(fd)
     {
-        return Outcome::Handled((requested, info.domain));
+        return Outcome::Handled(sockaddr_bytes(requested, info.domain).unwrap_or_default());
     }
     connected_address(fd, |connected| connected.agent_local)
 }
 
-fn connected_address(
-    fd: RawFd,
-    pick: impl FnOnce(&Connected) -> SocketAddr,
-) -> Outcome<(SocketAddr, u8)> {
+/// The address `pick` chooses, as a socket address of the socket's family (empty when it cannot
+/// be expressed in that family: nothing is written then).
+fn connected_address(fd: RawFd, pick: impl FnOnce(&Connected) -> SocketAddr) -> Outcome<Vec<u8>> {
     let Some(FdEntry::Socket(info)) = FDS.get(fd) else {
         return Outcome::Bypass("not a managed socket");
     };
@@ -479,7 +402,9 @@ fn connected_address(
         .get(&fd)
         .and_then(|state| state.connected.as_ref())
     {
-        Some(connected) => Outcome::Handled((pick(connected), info.domain)),
+        Some(connected) => {
+            Outcome::Handled(sockaddr_bytes(pick(connected), info.domain).unwrap_or_default())
+        }
         None => Outcome::Bypass("not connected through the target"),
     }
 }
@@ -621,7 +546,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 mod tests {
     use mirrord_config::resolved::{NetworkConfig, ResolvedAddressFilter, ResolvedConfig};
 
-    use super::*;
+    use super::{unix::unix_sockaddr, *};
 
     fn address(text: &str) -> SocketAddr {
         text.parse().unwrap()

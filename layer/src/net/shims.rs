@@ -5,7 +5,6 @@
 use std::{
     ffi::{c_int, c_void},
     mem::MaybeUninit,
-    net::SocketAddr,
 };
 
 use libc::{msghdr, size_t, sockaddr, socklen_t, ssize_t};
@@ -139,7 +138,7 @@ unsafe fn name_common(
     fd: c_int,
     address: *mut sockaddr,
     len: *mut socklen_t,
-    logic: fn(c_int) -> Outcome<(SocketAddr, u8)>,
+    logic: fn(c_int) -> Outcome<Vec<u8>>,
 ) -> c_int {
     let original = || {
         // SAFETY: libc's function with the caller's arguments.
@@ -161,27 +160,19 @@ unsafe fn name_common(
     };
     let saved = errno();
     run("getpeername/getsockname", || {
-        logic(fd).map(|(address, domain)| write_address(buffer, len_view, address, domain))
+        logic(fd).map(|address| write_address(buffer, len_view, &address))
     })
     .finish(saved, original, -1)
 }
 
-/// Writes `address` for a socket of `domain` into a caller's buffer, truncated as the kernel would, and
-/// the full length into `len`.
-fn write_address(
-    buffer: &mut [MaybeUninit<u8>],
-    len: &mut socklen_t,
-    address: SocketAddr,
-    domain: u8,
-) -> c_int {
-    match net::sockaddr_bytes(address, domain) {
-        Some(bytes) => {
-            copy_out(buffer, &bytes);
-            *len = bytes.len() as socklen_t;
-            0
-        }
-        None => 0,
+/// Writes the socket address `bytes` into a caller's buffer, truncated as the kernel would, and
+/// the full length into `len` (nothing for no bytes: an address the socket's family cannot hold).
+fn write_address(buffer: &mut [MaybeUninit<u8>], len: &mut socklen_t, bytes: &[u8]) -> c_int {
+    if !bytes.is_empty() {
+        copy_out(buffer, bytes);
+        *len = bytes.len() as socklen_t;
     }
+    0
 }
 
 fn is_managed(fd: c_int) -> bool {
@@ -347,7 +338,8 @@ fn translate_source(
         .map(|byte| unsafe { byte.assume_init() })
         .collect();
     if let Some((remote, domain)) = net::remote_source(fd, &bytes) {
-        write_address(source, len, remote, domain);
+        let remote = net::sockaddr_bytes(remote, domain).unwrap_or_default();
+        write_address(source, len, &remote);
     }
 }
 

@@ -27,6 +27,9 @@ pub(crate) struct SocketState {
     pub(crate) listener: Option<super::incoming::Listener>,
     /// Set when the socket listens locally (not for the target), for loopback `connect`s.
     pub(crate) local_listener: Option<super::LocalListen>,
+    /// The `sockaddr_un` of the target's socket a relayed unix stream is connected to (reported
+    /// by `getpeername` instead of the relay's path).
+    pub(crate) unix_peer: Option<Vec<u8>>,
     /// Destination → relay, for datagrams sent with an address.
     relays: BTreeMap<SocketAddr, SocketAddr>,
     /// Relay → destination, to translate the sources of received datagrams back.

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use mirrord_protocol::Bytes;
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::incoming::{IncomingConnectionInfo, NewIncomingConnection};
-use mirrord_protocol::outgoing::{ConnectionData, LocalListener};
+use mirrord_protocol::outgoing::LocalListener;
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 
@@ -166,20 +165,8 @@ async fn deliver(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
-    let data = |bytes: Vec<u8>| {
-        ClientToAgent::IncomingData(ConnectionData {
-            connection_id,
-            data: Bytes::from(bytes),
-        })
-    };
-    let user_to_agent = pump::user_to_agent(
-        read_half,
-        &link,
-        data,
-        ClientToAgent::IncomingShutdown { connection_id },
-    );
-    pump::both(user_to_agent, pump::agent_to_user(events, write_half)).await;
+    let halves = stream.into_split();
+    pump::connection(&link, pump::Stream::Incoming, connection_id, halves, events).await;
     forget_peer(&registry);
     close(link).await;
 }

@@ -6,12 +6,54 @@
 
 use std::pin::pin;
 
+use mirrord_protocol::Bytes;
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::frame::MAX_IO_CHUNK;
+use mirrord_protocol::ids::ConnectionId;
+use mirrord_protocol::outgoing::ConnectionData;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::agent_link::{AgentLink, RelayEvent};
+
+/// Which of the agent's connection streams a relayed connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    /// A connection the user process made (TCP or unix stream): `Outgoing*` messages.
+    Outgoing,
+    /// A connection the target received: `Incoming*` messages.
+    Incoming,
+}
+
+/// Relays one connection between the user's socket (`reader`/`writer`) and the agent's
+/// `connection_id` until both directions end ([`both`]); closing it is the caller's part.
+pub(crate) async fn connection(
+    link: &AgentLink,
+    stream: Stream,
+    connection_id: ConnectionId,
+    (reader, writer): (impl AsyncRead + Unpin, impl AsyncWrite + Unpin),
+    events: mpsc::UnboundedReceiver<RelayEvent>,
+) {
+    let data = |bytes: Vec<u8>| {
+        let data = ConnectionData {
+            connection_id,
+            data: Bytes::from(bytes),
+        };
+        match stream {
+            Stream::Outgoing => ClientToAgent::OutgoingData(data),
+            Stream::Incoming => ClientToAgent::IncomingData(data),
+        }
+    };
+    let shutdown = match stream {
+        Stream::Outgoing => ClientToAgent::OutgoingShutdown { connection_id },
+        Stream::Incoming => ClientToAgent::IncomingShutdown { connection_id },
+    };
+    both(
+        user_to_agent(reader, link, data, shutdown),
+        agent_to_user(events, writer),
+    )
+    .await;
+}
 
 /// Reads the user's socket until it ends, sending each chunk to the agent (`data`), then tells the
 /// agent no more is coming (`shutdown`).

@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mirrord_protocol::agent_channel::ClientToAgent;
-use mirrord_protocol::ids::UdpSocketId;
-use mirrord_protocol::outgoing::{
-    ConnectionData, OutgoingConnected, TcpConnected, UdpOpened, UdpSend,
-};
+use mirrord_protocol::ids::{ConnectionId, UdpSocketId};
+use mirrord_protocol::outgoing::{OutgoingConnected, TcpConnected, UdpOpened, UdpSend};
 use mirrord_protocol::{Bytes, RemoteError, RemoteResult};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
@@ -18,7 +16,7 @@ use crate::agent_link::{AgentLink, RelayEvent};
 use crate::pump;
 
 /// How long the user process has to connect its socket to our relay.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The UDP relays a layer opened; closed when the layer disconnects.
 #[derive(Debug, Clone, Default)]
@@ -76,36 +74,27 @@ pub(crate) async fn start_tcp(
                     ?connection_id,
                     "the user process never connected to its relay"
                 );
-                link.forget_tcp(connection_id.0);
-                link.send(ClientToAgent::OutgoingClose { connection_id })
-                    .await;
+                close_outgoing(&link, connection_id).await;
                 return;
             }
         };
         drop(listener);
         let _ = stream.set_nodelay(true);
-        let (read_half, write_half) = stream.into_split();
-        let data = |bytes: Vec<u8>| {
-            ClientToAgent::OutgoingData(ConnectionData {
-                connection_id,
-                data: Bytes::from(bytes),
-            })
-        };
-        let user_to_agent = pump::user_to_agent(
-            read_half,
-            &link,
-            data,
-            ClientToAgent::OutgoingShutdown { connection_id },
-        );
-        pump::both(user_to_agent, pump::agent_to_user(events, write_half)).await;
-        link.forget_tcp(connection_id.0);
-        link.send(ClientToAgent::OutgoingClose { connection_id })
-            .await;
+        let halves = stream.into_split();
+        pump::connection(&link, pump::Stream::Outgoing, connection_id, halves, events).await;
+        close_outgoing(&link, connection_id).await;
     });
     Ok(OutgoingConnected {
         intproxy_addr,
         agent_local_addr: connected.agent_local_addr,
     })
+}
+
+/// Ends an outgoing connection (TCP or unix stream) on our side and tells the agent to close it.
+pub(crate) async fn close_outgoing(link: &AgentLink, connection_id: ConnectionId) {
+    link.forget_tcp(connection_id.0);
+    link.send(ClientToAgent::OutgoingClose { connection_id })
+        .await;
 }
 
 /// Opens a loopback UDP socket standing for one agent datagram socket (connected to one remote

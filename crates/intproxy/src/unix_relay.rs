@@ -14,21 +14,20 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use mirrord_protocol::agent_channel::ClientToAgent;
 use mirrord_protocol::files::TargetPath;
 use mirrord_protocol::ids::ConnectionId;
-use mirrord_protocol::outgoing::{ConnectionData, OutgoingUnixConnected};
-use mirrord_protocol::{Bytes, RemoteError, RemoteResult};
+use mirrord_protocol::outgoing::OutgoingUnixConnected;
+use mirrord_protocol::{RemoteError, RemoteResult};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 use crate::agent_link::{AgentLink, RelayEvent};
 use crate::pump;
+use crate::relay::{ACCEPT_TIMEOUT, close_outgoing};
 
-/// How long the user process has to connect its socket to our relay.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest path a `sockaddr_un` holds (with its terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -135,29 +134,13 @@ pub(crate) async fn start(
                     ?connection_id,
                     "the user process never connected to its unix relay"
                 );
-                link.forget_tcp(connection_id.0);
-                link.send(ClientToAgent::OutgoingClose { connection_id })
-                    .await;
+                close_outgoing(&link, connection_id).await;
                 return;
             }
         };
-        let (read_half, write_half) = stream.into_split();
-        let data = |bytes: Vec<u8>| {
-            ClientToAgent::OutgoingData(ConnectionData {
-                connection_id,
-                data: Bytes::from(bytes),
-            })
-        };
-        let user_to_agent = pump::user_to_agent(
-            read_half,
-            &link,
-            data,
-            ClientToAgent::OutgoingShutdown { connection_id },
-        );
-        pump::both(user_to_agent, pump::agent_to_user(events, write_half)).await;
-        link.forget_tcp(connection_id.0);
-        link.send(ClientToAgent::OutgoingClose { connection_id })
-            .await;
+        let halves = stream.into_split();
+        pump::connection(&link, pump::Stream::Outgoing, connection_id, halves, events).await;
+        close_outgoing(&link, connection_id).await;
     });
     Ok(OutgoingUnixConnected { intproxy_path })
 }

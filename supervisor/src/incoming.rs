@@ -49,8 +49,8 @@ use crate::{
 
 /// Who connected to the target, and where to when the intproxy knows it.
 #[derive(Debug, Clone, Copy)]
-struct Peer {
-    remote_peer: SocketAddr,
+pub(crate) struct Peer {
+    pub(crate) remote_peer: SocketAddr,
     destination: Option<SocketAddr>,
 }
 
@@ -300,7 +300,7 @@ impl Worker {
 
     /// The peer that connected to the target and where to, for a connection the intproxy
     /// delivered from `peer`; `peer` itself (and no destination) for any other.
-    fn real_peer(&mut self, peer: SocketAddr) -> Peer {
+    pub(crate) fn real_peer(&mut self, peer: SocketAddr) -> Peer {
         let unknown = Peer {
             remote_peer: peer,
             destination: None,

@@ -36,7 +36,8 @@ mod launch;
 #[path = "../../layer/src/net"]
 mod layer_net {
     //! The layer's network decisions, included by path so that both paths decide alike: address
-    //! filters (`outgoing.filter`) and `feature.network.incoming` (ports, mapping, subscription).
+    //! filters (`outgoing.filter`), `feature.network.incoming` (ports, mapping, subscription) and
+    //! the socket-address layouts.
     #[path = "filter.rs"]
     #[allow(
         dead_code,
@@ -45,6 +46,8 @@ mod layer_net {
     pub(crate) mod filter;
     #[path = "incoming_policy.rs"]
     pub(crate) mod incoming_policy;
+    #[path = "sockaddr.rs"]
+    pub(crate) mod sockaddr;
 }
 mod net;
 mod peer;

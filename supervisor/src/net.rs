@@ -16,7 +16,7 @@
 //! local.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs},
+    net::{SocketAddr, ToSocketAddrs},
     os::fd::AsFd,
 };
 
@@ -27,6 +27,7 @@ use mirrord_protocol::{
     outgoing::{OutgoingConnectRequest, OutgoingUnixConnectRequest, TransportProtocol},
 };
 
+pub(crate) use crate::layer_net::sockaddr::{parse_sockaddr, sockaddr_bytes, unix_path};
 use crate::{
     net_filter::{AddressFilter, Protocol, canonical},
     remote,
@@ -232,73 +233,6 @@ impl Worker {
             Ok(()) => Outcome::Value(0),
             Err(error) => Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO)),
         }
-    }
-}
-
-/// The path of a `sockaddr_un` naming a file (`None` for other families, unnamed and abstract
-/// addresses).
-fn unix_path(bytes: &[u8]) -> Option<&[u8]> {
-    let family = i32::from(u16::from_ne_bytes(bytes.get(..2)?.try_into().ok()?));
-    if family != libc::AF_UNIX {
-        return None;
-    }
-    let path = bytes.get(2..)?;
-    let end = path
-        .iter()
-        .position(|&byte| byte == 0)
-        .unwrap_or(path.len());
-    let path = &path[..end];
-    (!path.is_empty()).then_some(path)
-}
-
-/// An `AF_INET`/`AF_INET6` socket address from its bytes.
-pub(crate) fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
-    let family = i32::from(u16::from_ne_bytes(bytes.get(..2)?.try_into().ok()?));
-    let port = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
-    match family {
-        libc::AF_INET => {
-            let ip: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
-        }
-        libc::AF_INET6 => {
-            let flowinfo = u32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?);
-            let ip: [u8; 16] = bytes.get(8..24)?.try_into().ok()?;
-            let scope = u32::from_ne_bytes(bytes.get(24..28)?.try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flowinfo,
-                scope,
-            )))
-        }
-        _ => None,
-    }
-}
-
-/// The bytes of `address` as a socket address of `domain` (IPv4 mapped into IPv6 for an
-/// `AF_INET6` socket); `None` for an IPv6 address and an `AF_INET` socket.
-pub(crate) fn sockaddr_bytes(address: SocketAddr, domain: i32) -> Option<Vec<u8>> {
-    let family = |value: i32| (value as u16).to_ne_bytes();
-    match (domain, address.ip()) {
-        (libc::AF_INET, IpAddr::V4(ip)) => {
-            let mut bytes = vec![0u8; 16];
-            bytes[..2].copy_from_slice(&family(libc::AF_INET));
-            bytes[2..4].copy_from_slice(&address.port().to_be_bytes());
-            bytes[4..8].copy_from_slice(&ip.octets());
-            Some(bytes)
-        }
-        (libc::AF_INET6, ip) => {
-            let ip = match ip {
-                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                IpAddr::V6(v6) => v6,
-            };
-            let mut bytes = vec![0u8; 28];
-            bytes[..2].copy_from_slice(&family(libc::AF_INET6));
-            bytes[2..4].copy_from_slice(&address.port().to_be_bytes());
-            bytes[8..24].copy_from_slice(&ip.octets());
-            Some(bytes)
-        }
-        _ => None,
     }
 }
 

@@ -16,11 +16,8 @@ use std::{
     sync::Mutex,
 };
 
-use mirrord_protocol::{LayerRequest, LayerResponse, incoming::IncomingConnectionInfoRequest};
-
 use crate::{
     net::sockaddr_bytes,
-    net_filter::canonical,
     serve::{Outcome, Worker},
     sys::{self, Notification},
     waits::{Then, Wait},
@@ -123,7 +120,7 @@ impl Worker {
         let Ok((domain, _)) = sys::socket_kind(listener) else {
             return Some(Outcome::Fail(libc::EIO));
         };
-        let real = peer.map(|peer| (peer, self.delivered_peer(peer)));
+        let real = peer.map(|peer| (peer, self.real_peer(peer).remote_peer));
         if let Some((peer, real)) = real
             && peer != real
             && let Ok(inode) = sys::inode(connection.as_fd())
@@ -171,25 +168,6 @@ impl Worker {
         match write_address(call.pid, address, length_address, real, domain) {
             Ok(()) => Outcome::Value(0),
             Err(errno) => Outcome::Fail(errno),
-        }
-    }
-
-    /// Who connected to the target, for a connection the intproxy delivered from `peer`; `peer`
-    /// itself for any other.
-    fn delivered_peer(&mut self, peer: SocketAddr) -> SocketAddr {
-        if !canonical(peer).ip().is_loopback() {
-            return peer;
-        }
-        match self.remote.request(LayerRequest::IncomingConnectionInfo(
-            IncomingConnectionInfoRequest {
-                intproxy_addr: canonical(peer),
-            },
-        )) {
-            Ok(LayerResponse::IncomingConnectionInfo(info)) => info.remote_peer,
-            other => {
-                tracing::debug!(?other, %peer, "the real peer of an accepted connection is unknown");
-                peer
-            }
         }
     }
 }

@@ -258,7 +258,7 @@ fn allocate_entry(entry: &AddrInfo) -> Option<*mut libc::addrinfo> {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     };
-    let address = sockaddr_bytes(entry.address, domain as u8)?;
+    let address = sockaddr_bytes(entry.address, domain)?;
     let canonical_name = match &entry.canonical_name {
         Some(name) => Some(copy_to_malloc(&CString::new(name.as_str()).ok()?)?),
         None => None,

@@ -64,7 +64,8 @@ pub(crate) fn bind(fd: i32, address: &[u8], bind: impl Fn(&[u8]) -> i32) -> Outc
         return Outcome::Bypass("vfork child");
     }
     let attempt = |port: u16| -> Result<(), i32> {
-        let Some(bytes) = sockaddr_bytes(SocketAddr::new(requested.ip(), port), info.domain) else {
+        let Some(bytes) = sockaddr_bytes(SocketAddr::new(requested.ip(), port), info.domain.into())
+        else {
             return Err(libc::EAFNOSUPPORT);
         };
         if bind(&bytes) == 0 {
@@ -203,7 +204,7 @@ pub(crate) fn accepted(fd: i32, new_fd: i32, peer: &[u8]) -> Outcome<Vec<u8>> {
         relay: peer_address,
     });
     mark_managed(new_fd, accepted_info);
-    match sockaddr_bytes(info.remote_peer, accepted_info.domain) {
+    match sockaddr_bytes(info.remote_peer, accepted_info.domain.into()) {
         Some(bytes) => Outcome::Handled(bytes),
         None => Outcome::Bypass("the remote peer does not fit the socket's family"),
     }

@@ -24,6 +24,7 @@ pub(crate) mod incoming_policy;
 pub(crate) mod native;
 mod outgoing_policy;
 pub(crate) mod shims;
+pub(crate) mod sockaddr;
 pub(crate) mod udp;
 mod unix;
 
@@ -31,7 +32,7 @@ use std::{
     any::Any,
     collections::BTreeMap,
     ffi::c_int,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs},
+    net::{IpAddr, SocketAddr, ToSocketAddrs},
     os::fd::RawFd,
     sync::Mutex,
 };
@@ -43,10 +44,12 @@ use mirrord_protocol::{
 };
 
 pub(crate) use self::outgoing_policy::{OutgoingPolicy, Route};
+pub(crate) use self::sockaddr::{parse_sockaddr, sockaddr_bytes};
 use self::{
     filter::{Protocol, canonical},
+    sockaddr::unix_path,
     udp::{Connected, SocketState},
-    unix::{connect_unix, unix_path},
+    unix::connect_unix,
 };
 use crate::{
     connection::{request, unexpected},
@@ -254,7 +257,7 @@ pub(crate) fn connect(
         if canonical(listening_on) == canonical(remote) {
             return Outcome::Bypass("a listener of the session");
         }
-        let Some(real) = sockaddr_bytes(listening_on, info.domain) else {
+        let Some(real) = sockaddr_bytes(listening_on, info.domain.into()) else {
             return Outcome::Bypass("a listener of the session in another family");
         };
         tracing::debug!(%remote, %listening_on, "to a listener of the session");
@@ -275,7 +278,7 @@ pub(crate) fn connect(
             return Outcome::Fail(error.errno());
         }
     };
-    let Some(relay) = sockaddr_bytes(connected.intproxy_addr, info.domain) else {
+    let Some(relay) = sockaddr_bytes(connected.intproxy_addr, info.domain.into()) else {
         return Outcome::Fail(libc::EAFNOSUPPORT);
     };
     let result = local(&relay);
@@ -387,7 +390,7 @@ pub(crate) fn socket_name(fd: RawFd) -> Outcome<Vec<u8>> {
     if let Some(requested) = incoming::listener_name(fd)
         && let Some(FdEntry::Socket(info)) = FDS.get(fd)
     {
-        return Outcome::Handled(sockaddr_bytes(requested, info.domain).unwrap_or_default());
+        return Outcome::Handled(sockaddr_bytes(requested, info.domain.into()).unwrap_or_default());
     }
     connected_address(fd, |connected| connected.agent_local)
 }
@@ -402,9 +405,9 @@ fn connected_address(fd: RawFd, pick: impl FnOnce(&Connected) -> SocketAddr) -> 
         .get(&fd)
         .and_then(|state| state.connected.as_ref())
     {
-        Some(connected) => {
-            Outcome::Handled(sockaddr_bytes(pick(connected), info.domain).unwrap_or_default())
-        }
+        Some(connected) => Outcome::Handled(
+            sockaddr_bytes(pick(connected), info.domain.into()).unwrap_or_default(),
+        ),
         None => Outcome::Bypass("not connected through the target"),
     }
 }
@@ -455,7 +458,7 @@ pub(crate) fn send_to(
             }
         },
     };
-    let Some(relay) = sockaddr_bytes(relay, info.domain) else {
+    let Some(relay) = sockaddr_bytes(relay, info.domain.into()) else {
         return Outcome::Fail(libc::EAFNOSUPPORT);
     };
     let sent = send(&relay);
@@ -477,63 +480,6 @@ pub(crate) fn remote_source(fd: RawFd, source: &[u8]) -> Option<(SocketAddr, u8)
         .get(&fd)
         .and_then(|state| state.remote_source(source))
         .map(|remote| (remote, info.domain))
-}
-
-/// Reads a `sockaddr_in`/`sockaddr_in6`.
-pub(crate) fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
-    let family = c_int::from(u16::from_ne_bytes(bytes.get(0..2)?.try_into().ok()?));
-    let port = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
-    match family {
-        libc::AF_INET if bytes.len() >= std::mem::size_of::<libc::sockaddr_in>() => {
-            let ip: [u8; 4] = bytes[4..8].try_into().ok()?;
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
-        }
-        libc::AF_INET6 if bytes.len() >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            let flow_info = u32::from_ne_bytes(bytes[4..8].try_into().ok()?);
-            let ip: [u8; 16] = bytes[8..24].try_into().ok()?;
-            let scope_id = u32::from_ne_bytes(bytes[24..28].try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                u32::from_be(flow_info),
-                scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-/// `address` as a sockaddr for a socket of `domain` (an IPv4 address becomes IPv4-mapped on an IPv6
-/// socket); `None` when it cannot be expressed (IPv6 on an IPv4 socket).
-pub(crate) fn sockaddr_bytes(address: SocketAddr, domain: u8) -> Option<Vec<u8>> {
-    let domain = c_int::from(domain);
-    let address = match (address, domain) {
-        (SocketAddr::V4(v4), libc::AF_INET6) => {
-            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
-        }
-        (SocketAddr::V6(v6), libc::AF_INET) => {
-            let v4 = v6.ip().to_ipv4_mapped()?;
-            SocketAddr::V4(SocketAddrV4::new(v4, v6.port()))
-        }
-        (address, _) => address,
-    };
-    let mut bytes = Vec::with_capacity(std::mem::size_of::<libc::sockaddr_in6>());
-    match address {
-        SocketAddr::V4(v4) => {
-            bytes.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-            bytes.extend_from_slice(&v4.port().to_be_bytes());
-            bytes.extend_from_slice(&v4.ip().octets());
-            bytes.resize(std::mem::size_of::<libc::sockaddr_in>(), 0);
-        }
-        SocketAddr::V6(v6) => {
-            bytes.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-            bytes.extend_from_slice(&v6.port().to_be_bytes());
-            bytes.extend_from_slice(&v6.flowinfo().to_be().to_ne_bytes());
-            bytes.extend_from_slice(&v6.ip().octets());
-            bytes.extend_from_slice(&v6.scope_id().to_ne_bytes());
-        }
-    }
-    Some(bytes)
 }
 
 /// Whether `ip` is the canonical form of a loopback address (used by tests and logs).
@@ -683,19 +629,16 @@ mod tests {
             ("10.242.0.2:7", libc::AF_INET),
             ("[fd00::1]:443", libc::AF_INET6),
         ] {
-            let bytes = sockaddr_bytes(address(text), domain as u8).unwrap();
+            let bytes = sockaddr_bytes(address(text), domain).unwrap();
             assert_eq!(parse_sockaddr(&bytes), Some(address(text)));
         }
-        let mapped = sockaddr_bytes(address("127.0.0.1:9"), libc::AF_INET6 as u8).unwrap();
+        let mapped = sockaddr_bytes(address("127.0.0.1:9"), libc::AF_INET6).unwrap();
         assert_eq!(mapped.len(), std::mem::size_of::<libc::sockaddr_in6>());
         assert_eq!(
             parse_sockaddr(&mapped),
             Some(address("[::ffff:127.0.0.1]:9"))
         );
-        assert_eq!(
-            sockaddr_bytes(address("[fd00::1]:1"), libc::AF_INET as u8),
-            None
-        );
+        assert_eq!(sockaddr_bytes(address("[fd00::1]:1"), libc::AF_INET), None);
         assert_eq!(parse_sockaddr(&[0; 3]), None);
         let unix = (libc::AF_UNIX as u16).to_ne_bytes();
         assert_eq!(parse_sockaddr(&[unix[0], unix[1], 0, 0, 0, 0, 0, 0]), None);
@@ -703,7 +646,7 @@ mod tests {
 
     #[test]
     fn sockaddr_bytes_match_the_kernel_layout() {
-        let bytes = sockaddr_bytes(address("1.2.3.4:258"), libc::AF_INET as u8).unwrap();
+        let bytes = sockaddr_bytes(address("1.2.3.4:258"), libc::AF_INET).unwrap();
         // SAFETY: `bytes` has exactly the size of `sockaddr_in`; read_unaligned copes with any alignment.
         let raw: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
         assert_eq!(c_int::from(raw.sin_family), libc::AF_INET);

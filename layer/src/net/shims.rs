@@ -338,7 +338,7 @@ fn translate_source(
         .map(|byte| unsafe { byte.assume_init() })
         .collect();
     if let Some((remote, domain)) = net::remote_source(fd, &bytes) {
-        let remote = net::sockaddr_bytes(remote, domain).unwrap_or_default();
+        let remote = net::sockaddr_bytes(remote, domain.into()).unwrap_or_default();
         write_address(source, len, &remote);
     }
 }

@@ -18,22 +18,6 @@ use crate::{
     process, setup,
 };
 
-/// The path of a `sockaddr_un` naming a file (`None` for other families, unnamed and abstract
-/// addresses).
-pub(super) fn unix_path(address: &[u8]) -> Option<&[u8]> {
-    let family = c_int::from(u16::from_ne_bytes(address.get(0..2)?.try_into().ok()?));
-    if family != libc::AF_UNIX {
-        return None;
-    }
-    let path = address.get(2..)?;
-    let end = path
-        .iter()
-        .position(|&byte| byte == 0)
-        .unwrap_or(path.len());
-    let path = &path[..end];
-    (!path.is_empty()).then_some(path)
-}
-
 /// A unix stream `connect` to `path`: to the target's socket when `unix_streams` matches.
 pub(super) fn connect_unix(
     fd: RawFd,

@@ -11,8 +11,9 @@
 //! 3. a Go program (`tests/e2e/go/probe.go`, static build) reading a 100 MiB file of the pod under
 //!    `mirrord exec`, against the same program reading it inside the pod's mount namespace.
 //!
-//! Run as root: `cargo bench -p mirrord-cli --bench syscall_path` (after `cargo build
-//! --workspace`, which builds the agent beside `mirrord`). Targets (DESIGN.md §4): ≤ 5 µs added
+//! Run as root: `cargo bench -p mirrord-cli --bench syscall_path` (after `cargo build --release
+//! -p mirrord-agent`: the bench runs the release `mirrord`, which looks for the agent beside
+//! itself; or point `MIRRORD_AGENT_BIN` at a debug one, which only the Go read depends on). Targets (DESIGN.md §4): ≤ 5 µs added
 //! for 1, ≤ 50 ns for 2, ≥ 50 % for 3.
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]

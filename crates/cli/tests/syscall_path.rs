@@ -21,7 +21,10 @@ mod support;
 
 use support::{
     GroupLeader, MIRRORD,
-    e2e::{Pod, RUN_LIMIT, Run, build_go_probe, repo_root, run_bounded, spawn_until_ready},
+    e2e::{
+        Pod, RUN_LIMIT, Run, build_go_probe, build_static_c, repo_root, run_bounded,
+        spawn_until_ready,
+    },
 };
 
 const PATH_LINE: &str = "takes the system-call path (seccomp user notification)";
@@ -48,16 +51,10 @@ fn go_probe(static_build: bool) -> &'static Path {
     })
 }
 
-/// A C program from `source`, linked statically.
-fn static_c(name: &str, source: &Path) -> PathBuf {
+/// A C program from `tests/e2e/SOURCE`, linked statically.
+fn static_c(name: &str, source: &str) -> PathBuf {
     let output = scratch_dir().join(name);
-    let mut build = Command::new("gcc");
-    build
-        .args(["-static", "-O1", "-pthread", "-o"])
-        .arg(&output)
-        .arg(source);
-    let run = run_bounded(build, Duration::from_secs(120));
-    assert!(run.status.success(), "gcc -static: {}", run.describe());
+    build_static_c(&output, source);
     output
 }
 
@@ -189,7 +186,7 @@ fn go_fs_modes_and_patterns_decide_as_for_the_layer() {
 #[test]
 fn a_static_c_program_reads_a_pod_file() {
     let pod = Pod::up("cstat");
-    let probe = static_c("c-probe-static", &repo_root().join("tests/e2e/probe.c"));
+    let probe = static_c("c-probe-static", "probe.c");
     let run = pod.exec_program(
         &[],
         &probe,
@@ -239,7 +236,7 @@ fn datagrams_sent_with_an_address_from_unconnected_sockets_reach_pod_only_servic
         let run = pod.exec_program(&[], go_probe(static_build), &["udpto:db.sandbox.svc:7"]);
         run.expect("udpto db.sandbox.svc:7", "mirrord-e2e-ping");
     }
-    let probe = static_c("c-probe-udpto", &repo_root().join("tests/e2e/probe.c"));
+    let probe = static_c("c-probe-udpto", "probe.c");
     let to = format!("{db_ip}:7");
     let run = pod.exec_program(
         &[],
@@ -254,7 +251,7 @@ fn datagrams_sent_with_an_address_from_unconnected_sockets_reach_pod_only_servic
 fn a_static_c_program_connects_to_the_pod_only_echo_service() {
     let pod = Pod::up("cnet");
     let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
-    let probe = static_c("c-probe-net", &repo_root().join("tests/e2e/probe.c"));
+    let probe = static_c("c-probe-net", "probe.c");
     let check = format!("tcp:{db_ip}:7");
     let run = pod.exec_program(&[], &probe, &[&check, "hostname"]);
     run.expect(&format!("tcp {db_ip}:7"), "mirrord-e2e-ping");
@@ -281,7 +278,7 @@ fn children_started_with_os_exec_keep_the_view() {
         "cat, started by the Go program, reads the pod's file: {}",
         cat.describe()
     );
-    let static_child = static_c("c-probe-child", &repo_root().join("tests/e2e/probe.c"));
+    let static_child = static_c("c-probe-child", "probe.c");
     let child = pod.exec_program(
         &[],
         go_probe(false),
@@ -297,7 +294,7 @@ fn children_started_with_os_exec_keep_the_view() {
 #[test]
 fn a_program_installing_its_own_seccomp_filter_afterwards_still_sees_the_pod() {
     let pod = Pod::up("ownflt");
-    let program = static_c("own-filter", &repo_root().join("tests/e2e/own_filter.c"));
+    let program = static_c("own-filter", "own_filter.c");
     let run = pod.exec_program(&[], &program, &["/app/config.yaml"]);
     run.expect("filter", "installed");
     run.expect("mkdir", "ERR EPERM");

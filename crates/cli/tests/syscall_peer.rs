@@ -14,7 +14,9 @@ use std::{
 
 mod support;
 
-use support::e2e::{Pod, RUN_LIMIT, build_go_probe, repo_root, run_bounded, spawn_until_ready};
+use support::e2e::{
+    Pod, RUN_LIMIT, build_go_probe, build_static_c, run_bounded, spawn_until_ready,
+};
 
 /// x86_64's numbers of `accept` and `accept4`.
 const SYS_ACCEPT: i64 = 43;
@@ -29,13 +31,7 @@ fn scratch_dir() -> PathBuf {
 /// A C program from `tests/e2e/SOURCE`, linked statically.
 fn static_c(name: &str, source: &str) -> PathBuf {
     let output = scratch_dir().join(name);
-    let mut build = Command::new("gcc");
-    build
-        .args(["-static", "-O1", "-pthread", "-o"])
-        .arg(&output)
-        .arg(repo_root().join("tests/e2e").join(source));
-    let run = run_bounded(build, Duration::from_secs(120));
-    assert!(run.status.success(), "gcc -static: {}", run.describe());
+    build_static_c(&output, source);
     output
 }
 

@@ -331,6 +331,18 @@ pub(crate) fn build_go_probe(output: &Path, static_build: bool) {
     assert!(run.status.success(), "go build: {}", run.describe());
 }
 
+/// Builds the C program `tests/e2e/SOURCE` into `output`, linked statically (so that under
+/// mirrord it takes the system-call path).
+pub(crate) fn build_static_c(output: &Path, source: &str) {
+    let mut build = Command::new("gcc");
+    build
+        .args(["-static", "-O1", "-pthread", "-o"])
+        .arg(output)
+        .arg(repo_root().join("tests/e2e").join(source));
+    let run = run_bounded(build, Duration::from_secs(120));
+    assert!(run.status.success(), "gcc -static: {}", run.describe());
+}
+
 /// Starts `command` in a process group of its own (killed with it when the leader is dropped),
 /// waits up to 60 s for its first line of output, which must start with `ready`, and returns
 /// the leader and the lines it prints after that.

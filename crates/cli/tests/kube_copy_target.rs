@@ -76,6 +76,58 @@ fn api_pods(cluster: &Cluster) -> String {
     )
 }
 
+/// A session as the restricted user against `deployment/api` with `config` (a copy_target with
+/// scale_down), its program — python3, which prints the pod's second config line after `READY ` —
+/// started; `ready` is that line. Returns mirrord (the user's process) and its stderr so far.
+fn scaled_down_session(
+    cluster: &Cluster,
+    config: &str,
+    ready: &str,
+) -> (std::process::Child, String) {
+    let stderr_path = cluster.dir().join("mirrord.stderr");
+    let mut child = mirrord(cluster, config)
+        .env("KUBECONFIG", &cluster.restricted_kubeconfig)
+        .args([
+            "--target",
+            "deployment/api",
+            "--",
+            "python3",
+            "-c",
+            "import time; print('READY', open('/app/config.yaml').read().splitlines()[1], flush=True); time.sleep(600)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(&mut child);
+    assert_eq!(lines.next("READY ", cluster), ready);
+    (child, std::fs::read_to_string(&stderr_path).unwrap())
+}
+
+/// The deployment's desired replicas.
+fn replicas(cluster: &Cluster) -> String {
+    get(
+        cluster,
+        &["deployment", "api", "-o", "jsonpath={.spec.replicas}"],
+    )
+}
+
+/// Whether the deployment is back at one available replica and no copy is left.
+fn restored(cluster: &Cluster) -> bool {
+    replicas(cluster) == "1"
+        && get(
+            cluster,
+            &[
+                "deployment",
+                "api",
+                "-o",
+                "jsonpath={.status.availableReplicas}",
+            ],
+        ) == "1"
+        && copies(cluster).is_empty()
+}
+
 /// Reads lines of a child's stdout on a thread; `next(prefix)` waits for the next line with it.
 struct Lines(std::sync::mpsc::Receiver<String>);
 
@@ -222,25 +274,7 @@ fn copy_target_scale_down_is_restored_after_kill_9() {
         .unwrap();
     assert!(patched.status.success(), "{patched:?}");
     let config = r#"{"feature": {"copy_target": {"scale_down": true}}, "agent": {"ttl": 1}, "internal_proxy": {"idle_timeout": 1}}"#;
-    let stderr_path = cluster.dir().join("mirrord.stderr");
-    let mut child = mirrord(&cluster, config)
-        .env("KUBECONFIG", &cluster.restricted_kubeconfig)
-        .args([
-            "--target",
-            "deployment/api",
-            "--",
-            "python3",
-            "-c",
-            "import time; print('READY', open('/app/config.yaml').read().splitlines()[1], flush=True); time.sleep(600)",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let lines = Lines::of(&mut child);
-    assert_eq!(lines.next("READY ", &cluster), "sandbox: kube-scale-2");
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let (mut child, stderr) = scaled_down_session(&cluster, config, "sandbox: kube-scale-2");
     let warnings: Vec<&str> = stderr
         .lines()
         .filter(|line| line.starts_with("warning: "))
@@ -251,13 +285,7 @@ fn copy_target_scale_down_is_restored_after_kill_9() {
             && warnings[0].ends_with("the workload will be restored only by this session's internal proxy"),
         "{stderr}"
     );
-    let replicas = || {
-        get(
-            &cluster,
-            &["deployment", "api", "-o", "jsonpath={.spec.replicas}"],
-        )
-    };
-    assert_eq!(replicas(), "0", "scaled down during the session");
+    assert_eq!(replicas(&cluster), "0", "scaled down during the session");
     wait_until(
         &cluster,
         "the original pod is gone while scaled down",
@@ -273,19 +301,7 @@ fn copy_target_scale_down_is_restored_after_kill_9() {
         &cluster,
         "the deployment is back at 1 replica, its pod ready, and the copy gone",
         Duration::from_secs(90),
-        || {
-            replicas() == "1"
-                && get(
-                    &cluster,
-                    &[
-                        "deployment",
-                        "api",
-                        "-o",
-                        "jsonpath={.status.availableReplicas}",
-                    ],
-                ) == "1"
-                && copies(&cluster).is_empty()
-        },
+        || restored(&cluster),
     );
     assert_eq!(
         get(
@@ -336,36 +352,12 @@ fn copy_target_scale_down_is_undone_by_the_agent_when_every_mirrord_process_is_k
     cluster.create_workloads(Backing::Sandbox(&sandbox.name), false);
     // A long idle timeout: the internal proxy must not be what undoes it.
     let config = r#"{"feature": {"copy_target": {"scale_down": true}}, "agent": {"ttl": 600}, "internal_proxy": {"idle_timeout": 600}}"#;
-    let stderr_path = cluster.dir().join("mirrord.stderr");
-    let mut child = mirrord(&cluster, config)
-        .env("KUBECONFIG", &cluster.restricted_kubeconfig)
-        .args([
-            "--target",
-            "deployment/api",
-            "--",
-            "python3",
-            "-c",
-            "import time; print('READY', open('/app/config.yaml').read().splitlines()[1], flush=True); time.sleep(600)",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let lines = Lines::of(&mut child);
-    assert_eq!(lines.next("READY ", &cluster), "sandbox: kube-undo-2");
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let (mut child, stderr) = scaled_down_session(&cluster, config, "sandbox: kube-undo-2");
     assert!(
         !stderr.contains("cannot undo the copy"),
         "the restricted user may grant the agent what it needs: {stderr}"
     );
-    let replicas = || {
-        get(
-            &cluster,
-            &["deployment", "api", "-o", "jsonpath={.spec.replicas}"],
-        )
-    };
-    assert_eq!(replicas(), "0", "scaled down during the session");
+    assert_eq!(replicas(&cluster), "0", "scaled down during the session");
     let copy = copies(&cluster);
     assert!(copy.starts_with("mirrord-copy-"), "{copy:?}");
 
@@ -387,19 +379,7 @@ fn copy_target_scale_down_is_undone_by_the_agent_when_every_mirrord_process_is_k
         &cluster,
         "the agent restores the deployment to 1 replica and deletes the copy",
         Duration::from_secs(60),
-        || {
-            replicas() == "1"
-                && get(
-                    &cluster,
-                    &[
-                        "deployment",
-                        "api",
-                        "-o",
-                        "jsonpath={.status.availableReplicas}",
-                    ],
-                ) == "1"
-                && copies(&cluster).is_empty()
-        },
+        || restored(&cluster),
     );
     let annotations = get(
         &cluster,

@@ -130,18 +130,21 @@ fn start_unix_echo() -> &'static str {
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(count) = stream.read(&mut buffer) {
-                    if count == 0 || stream.write_all(&buffer[..count]).is_err() {
-                        break;
-                    }
-                }
-            });
+            let Ok(stream) = stream else { return };
+            thread::spawn(move || echo(stream));
         }
     });
     Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
+}
+
+/// Writes back what `stream` sends until it ends.
+fn echo(mut stream: impl Read + Write) {
+    let mut buffer = [0u8; 4096];
+    while let Ok(count) = stream.read(&mut buffer) {
+        if count == 0 || stream.write_all(&buffer[..count]).is_err() {
+            break;
+        }
+    }
 }
 
 fn start_tcp_echo() -> SocketAddr {
@@ -149,15 +152,8 @@ fn start_tcp_echo() -> SocketAddr {
     let address = listener.local_addr().unwrap();
     thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(count) = stream.read(&mut buffer) {
-                    if count == 0 || stream.write_all(&buffer[..count]).is_err() {
-                        break;
-                    }
-                }
-            });
+            let Ok(stream) = stream else { return };
+            thread::spawn(move || echo(stream));
         }
     });
     address

@@ -376,15 +376,7 @@ impl Pod {
 /// A config receiving the pod's port 80 in `mode` (`port_mapping` from local `port`), with
 /// `extra` incoming keys.
 fn incoming_config(label: &str, mode: &str, port: u16, extra: &str) -> PathBuf {
-    let config = scratch_dir().join(format!("{label}-{}.json", std::process::id()));
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "{mode}", "port_mapping": [[{port}, 80]]{extra} }} }} }} }}"#
-        ),
-    )
-    .unwrap();
-    config
+    support::e2e::incoming_config(&scratch_dir(), label, mode, port, extra)
 }
 
 /// A config stealing the pod's port 80 into local `port`, with `extra` incoming keys.

@@ -15,7 +15,7 @@ use std::{
 mod support;
 
 use support::e2e::{
-    Pod, RUN_LIMIT, build_go_probe, build_static_c, run_bounded, spawn_until_ready,
+    Pod, RUN_LIMIT, build_go_probe, build_static_c, incoming_config, run_bounded, spawn_until_ready,
 };
 
 /// x86_64's numbers of `accept` and `accept4`.
@@ -98,14 +98,7 @@ fn a_static_c_servers_blocking_accept_and_getpeername_see_the_client_that_reache
     let server_program = static_c("accept-server", "accept_server.c");
     for mode in ["steal", "mirror"] {
         let port = free_port();
-        let config = scratch_dir().join(format!("accept-{mode}-{}.json", std::process::id()));
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "{mode}", "port_mapping": [[{port}, 80]] }} }} }} }}"#
-            ),
-        )
-        .unwrap();
+        let config = incoming_config(&scratch_dir(), &format!("accept-{mode}"), mode, port, "");
         let command = pod.exec_command(
             &["--config-file", config.to_str().unwrap()],
             &[

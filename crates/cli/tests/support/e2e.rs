@@ -331,6 +331,26 @@ pub(crate) fn build_go_probe(output: &Path, static_build: bool) {
     assert!(run.status.success(), "go build: {}", run.describe());
 }
 
+/// A config file in `dir` receiving the pod's port 80 in `mode` (`port_mapping` from local
+/// `port`), with `extra` incoming keys.
+pub(crate) fn incoming_config(
+    dir: &Path,
+    label: &str,
+    mode: &str,
+    port: u16,
+    extra: &str,
+) -> PathBuf {
+    let config = dir.join(format!("{label}-{}.json", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{ "feature": {{ "network": {{ "incoming": {{ "mode": "{mode}", "port_mapping": [[{port}, 80]]{extra} }} }} }} }}"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// Builds the C program `tests/e2e/SOURCE` into `output`, linked statically (so that under
 /// mirrord it takes the system-call path).
 pub(crate) fn build_static_c(output: &Path, source: &str) {

@@ -143,10 +143,14 @@ impl Worker {
         let cloexec = flags & libc::O_CLOEXEC != 0;
         match resolved.route {
             Route::Local if !resolved.mapped => Outcome::Continue,
-            Route::Local => match sys::open(&resolved.path, flags, mode) {
-                Ok(fd) => Outcome::Descriptor { fd, cloexec },
-                Err(error) => Outcome::Fail(errno(&error)),
-            },
+            Route::Local => {
+                // Opening here can wait (a FIFO's other end may be the program's next call).
+                self.remote.turn.pass();
+                match sys::open(&resolved.path, flags, mode) {
+                    Ok(fd) => Outcome::Descriptor { fd, cloexec },
+                    Err(error) => Outcome::Fail(errno(&error)),
+                }
+            }
             Route::NotFound => Outcome::Fail(libc::ENOENT),
             Route::Remote => {
                 if !self.shared.listener.id_valid(call.id) {

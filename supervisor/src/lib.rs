@@ -57,9 +57,10 @@ mod remote;
 mod serve;
 #[allow(unsafe_code, reason = "the crate's one module of kernel interfaces")]
 mod sys;
+mod turn;
 mod udp;
 mod waits;
 
 pub use elf::{DetectError, ProgramKind, SyscallReason, detect, resolve};
-pub use launch::{Launch, LaunchError, check_kernel, run, run_continue_only};
+pub use launch::{Launch, LaunchError, check_kernel, run};
 pub use remote::Endpoints;

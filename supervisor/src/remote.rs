@@ -1,6 +1,7 @@
 //! The supervisor's two ways to the target, both blocking: the intproxy's layer channel (one
 //! connection per worker thread, so no answer can reach the wrong call) and, for targets on this
-//! machine, the agent's descriptor socket (one connection per `open`, as the layer does).
+//! machine, the agent's descriptor socket (one connection per `open`, as the layer does). Before
+//! either waits, the worker passes its turn at the listener to another (`turn.rs`).
 
 use std::{
     io::{self, Read},
@@ -21,7 +22,7 @@ use mirrord_protocol::{
     read_frame, read_frame_with, write_frame,
 };
 
-use crate::sys;
+use crate::{sys, turn::TurnHolder};
 
 /// How long one exchange may take before the target counts as lost.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +44,8 @@ pub(crate) struct Remote {
     endpoints: Endpoints,
     intproxy: Option<IntproxyConnection>,
     lost: bool,
+    /// This worker's turn at the listener.
+    pub(crate) turn: TurnHolder,
 }
 
 #[derive(Debug)]
@@ -53,11 +56,12 @@ struct IntproxyConnection {
 }
 
 impl Remote {
-    pub(crate) fn new(endpoints: Endpoints) -> Self {
+    pub(crate) fn new(endpoints: Endpoints, turn: TurnHolder) -> Self {
         Self {
             endpoints,
             intproxy: None,
             lost: false,
+            turn,
         }
     }
 
@@ -68,6 +72,7 @@ impl Remote {
 
     /// Sends `request` to the intproxy and waits for its answer.
     pub(crate) fn request(&mut self, request: LayerRequest) -> Result<LayerResponse, RemoteError> {
+        self.turn.pass();
         if self.lost {
             return Err(RemoteError::agent_lost(
                 "the intproxy connection was lost earlier",
@@ -152,6 +157,7 @@ impl Remote {
         &mut self,
         request: &FdRequest,
     ) -> Result<(FdReply, Option<OwnedFd>), RemoteError> {
+        self.turn.pass();
         let Some(socket) = self.endpoints.agent_fds.clone() else {
             return Err(RemoteError::new(
                 ErrorCode::Protocol,

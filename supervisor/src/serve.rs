@@ -1,7 +1,8 @@
-//! The supervisor's workers: a few threads, each blocked in `NOTIF_RECV` on the one listener. The
-//! kernel hands each intercepted call to exactly one of them; the worker decides, does any remote
-//! work on its own connections, and answers the call by its id. A call's answer can therefore
-//! never reach another call, whatever the number of threads in the program.
+//! The supervisor's workers: a few threads taking turns at the one listener (`turn.rs`: one of them
+//! in `NOTIF_RECV` at a time). The kernel hands each intercepted call to exactly one of them; the
+//! worker decides, does any remote work on its own connections, and answers the call by its id. A
+//! call's answer can therefore never reach another call, whatever the number of threads in the
+//! program.
 
 use std::{os::fd::AsFd, sync::Arc};
 
@@ -12,6 +13,7 @@ use crate::{
     placeholders::Placeholders,
     remote::{Endpoints, Remote},
     sys::{Listener, Notification},
+    turn::{Turn, TurnHolder},
 };
 
 /// How many calls are served at the same time (each waits at most for one remote answer).
@@ -97,10 +99,11 @@ pub(crate) struct Worker {
 /// Starts the workers; they run until the listener has no more callers.
 pub(crate) fn start(shared: Arc<Shared>) {
     shared.listener.request_sync_wake_up();
-    crate::waits::start(&shared);
+    let turn = Arc::new(Turn::default());
+    crate::waits::start(&shared, &turn);
     for index in 0..WORKERS {
         let mut worker = Worker {
-            remote: Remote::new(shared.endpoints.clone()),
+            remote: Remote::new(shared.endpoints.clone(), TurnHolder::new(Arc::clone(&turn))),
             hostname: None,
             shared: Arc::clone(&shared),
         };
@@ -116,6 +119,7 @@ pub(crate) fn start(shared: Arc<Shared>) {
 impl Worker {
     fn run(&mut self) {
         loop {
+            self.remote.turn.take();
             let call = match self.shared.listener.receive() {
                 Ok(call) => call,
                 Err(error) if matches!(error.raw_os_error(), Some(libc::EINTR | libc::ENOENT)) => {
@@ -123,6 +127,8 @@ impl Worker {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "the listener is closed; the worker ends");
+                    // The next worker finds it closed too, and so on.
+                    self.remote.turn.pass();
                     return;
                 }
             };
@@ -134,6 +140,13 @@ impl Worker {
     fn handle(&mut self, call: &Notification) -> Outcome {
         if call.arch != crate::filter::AUDIT_ARCH_X86_64 || self.shared.skips(call.pid) {
             return Outcome::Continue;
+        }
+        // File calls keep the turn until they need the target (`Remote` passes it then): most
+        // name a path the policy keeps local, decided here in a few microseconds. The network's
+        // calls can wait on a socket or on each other (an `accept` for a `connect` of the same
+        // program), so they pass it at once.
+        if !crate::filter::FILE_CALLS.contains(&libc::c_long::from(call.nr)) {
+            self.remote.turn.pass();
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match libc::c_long::from(call.nr) {

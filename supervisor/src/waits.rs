@@ -108,7 +108,7 @@ impl Waits {
 }
 
 /// Starts the waiter thread.
-pub(crate) fn start(shared: &Arc<Shared>) {
+pub(crate) fn start(shared: &Arc<Shared>, turn: &Arc<crate::turn::Turn>) {
     let (reader, writer) = match UnixDatagram::pair() {
         Ok(pair) => pair,
         Err(error) => {
@@ -123,7 +123,11 @@ pub(crate) fn start(shared: &Arc<Shared>) {
         return;
     }
     let mut worker = Worker {
-        remote: Remote::new(shared.endpoints.clone()),
+        // The waiter never takes the turn: it answers parked calls, it does not receive.
+        remote: Remote::new(
+            shared.endpoints.clone(),
+            crate::turn::TurnHolder::new(Arc::clone(turn)),
+        ),
         hostname: None,
         shared: Arc::clone(shared),
     };

@@ -269,6 +269,40 @@ fn two_hundred_goroutines_reading_different_pod_files_each_get_their_own() {
     run.expect("many", "ok");
 }
 
+/// The supervisor's workers take turns at the kernel's queue of stopped calls (one waits in it at
+/// a time); a call the supervisor itself waits on must hand that turn on, or the program's next
+/// call is never served. Here the two opens of a FIFO (which `fs.mapping` sends to this machine,
+/// so the supervisor makes them) wait for each other.
+#[test]
+fn two_threads_opening_a_mapped_fifo_from_both_ends_are_both_served() {
+    let pod = Pod::up("fifo");
+    let program = static_c("fifo-pair", "fifo_pair.c");
+    let fifo = scratch_dir().join(format!("fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let config = scratch_dir().join(format!("fifo-{}.json", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{ "feature": {{ "fs": {{ "mode": "read", "mapping": {{ "^/app/pipe$": "{fifo}" }}, "local": ["^{fifo}$"] }} }} }}"#,
+            fifo = fifo.display()
+        ),
+    )
+    .unwrap();
+    let run = pod.exec_program(
+        &["--config-file", config.to_str().unwrap()],
+        &program,
+        &["/app/pipe"],
+    );
+    run.expect("fifo /app/pipe", "through the fifo");
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_file(&fifo);
+}
+
 #[test]
 fn children_started_with_os_exec_keep_the_view() {
     let pod = Pod::up("goexec");

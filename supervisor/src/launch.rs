@@ -13,7 +13,7 @@ use std::{
     io::{self, Read, Write},
     os::{fd::AsRawFd, unix::ffi::OsStrExt},
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::{Command, ExitStatus},
     sync::{Arc, mpsc},
 };
 
@@ -111,7 +111,6 @@ pub fn run(launch: Launch) -> Result<ExitStatus, LaunchError> {
         &launch.program,
         &launch.arguments,
         &launch.environment,
-        None,
         &calls,
         move |listener, placeholders| Shared {
             listener,
@@ -128,50 +127,12 @@ pub fn run(launch: Launch) -> Result<ExitStatus, LaunchError> {
     )
 }
 
-/// The baseline the benchmarks compare with: the same filter (the file calls), handover and
-/// workers, but every call is answered `CONTINUE` without reading anything from the program.
-/// The program's standard output goes to `stdout`.
-pub fn run_continue_only(
-    program: &Path,
-    arguments: &[OsString],
-    stdout: Stdio,
-) -> Result<ExitStatus, LaunchError> {
-    check_kernel()?;
-    let environment = std::env::vars_os().collect();
-    supervise(
-        program,
-        arguments,
-        &environment,
-        Some(stdout),
-        filter::FILE_CALLS,
-        |listener, placeholders| Shared {
-            listener,
-            policy: None,
-            outgoing: None,
-            incoming: None,
-            placeholders,
-            endpoints: Endpoints {
-                intproxy: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                token: mirrord_protocol::SessionToken::from_bytes(
-                    [0; mirrord_protocol::token::SESSION_TOKEN_LEN],
-                ),
-                agent_fds: None,
-            },
-            local_listeners: Default::default(),
-            skipped: Vec::new(),
-            waits: Default::default(),
-            placed: Default::default(),
-        },
-    )
-}
-
 /// Spawns `program` with the filter for `calls`, hands the listener to workers sharing what
 /// `shared` makes of it, and waits for the program.
 fn supervise(
     program_path: &Path,
     arguments: &[OsString],
     environment: &BTreeMap<OsString, OsString>,
-    stdout: Option<Stdio>,
     calls: &[libc::c_long],
     shared: impl FnOnce(Listener, Placeholders) -> Shared + Send + 'static,
 ) -> Result<ExitStatus, LaunchError> {
@@ -191,9 +152,6 @@ fn supervise(
     let (go_rx, mut go_tx) = io::pipe().map_err(spawn_error)?;
     let mut command = Command::new(program_path);
     command.args(arguments).env_clear().envs(environment);
-    if let Some(stdout) = stdout {
-        command.stdout(stdout);
-    }
     sys::install_before_exec(
         &mut command,
         program,

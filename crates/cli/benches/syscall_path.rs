@@ -2,12 +2,14 @@
 //!
 //! 1. an intercepted call that stays local — `openat`+`close` of a local file from a static C
 //!    program (`tests/e2e/syscall_bench.c`) — natively, under `mirrord exec` against a sandbox
-//!    pod, and under the continue-only supervisor (same filter and handover, every call answered
-//!    `CONTINUE` unread): the added cost over native and over that floor;
+//!    pod, and under the minimal supervisor (`tests/e2e/continue_only.c`: the same file calls
+//!    stopped, one thread answering every call `CONTINUE` unread): the added cost over native and
+//!    over that floor;
 //! 2. calls the filter does not name (`pread` of a local file, `getppid`): the added cost over
 //!    native, from the fastest chunk of 10,000 calls in each run (what the calls cost when nothing
 //!    else ran in between: the filter's few nanoseconds are otherwise lost in a shared machine's
-//!    noise), native and mirrord runs alternating five times;
+//!    noise), native, mirrord and minimal-supervisor runs alternating five times — under the
+//!    minimal supervisor these calls pay only for having a filter at all, which is the floor;
 //! 3. a Go program (`tests/e2e/go/probe.go`, static build) reading a 100 MiB file of the pod under
 //!    `mirrord exec`, against the same program reading it inside the pod's mount namespace.
 //!
@@ -19,7 +21,6 @@
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::{
-    ffi::OsString,
     path::{Path, PathBuf},
     process::{Command, Output},
 };
@@ -104,6 +105,14 @@ fn main() {
             .arg(repo_root().join("tests/e2e/syscall_bench.c")),
         "gcc -static syscall_bench.c",
     );
+    let continue_only = scratch.join("continue_only");
+    checked(
+        Command::new("gcc")
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&continue_only)
+            .arg(repo_root().join("tests/e2e/continue_only.c")),
+        "gcc continue_only.c",
+    );
     let probe = scratch.join("go-probe-static");
     checked(
         Command::new("go")
@@ -136,78 +145,71 @@ fn main() {
         )
     };
 
+    let floor = |arguments: &[&str], what: &str| -> Output {
+        checked(
+            Command::new(&continue_only).arg(&bench).args(arguments),
+            what,
+        )
+    };
+
     // 1 and 2: the static C program, three ways, interleaved so load changes hit all three.
-    let mut native_open = Vec::new();
-    let mut mirrord_open = Vec::new();
-    let mut floor_open = Vec::new();
-    let mut native_read = Vec::new();
-    let mut mirrord_read = Vec::new();
-    let mut native_getppid = Vec::new();
-    let mut mirrord_getppid = Vec::new();
+    let [mut open, mut read, mut getppid] = [(); 3].map(|()| Three::<Vec<f64>>::default());
     for round in 0..5 {
-        let read_args = ["read", READ_ROUNDS, LOCAL_FILE];
-        let getppid_args = ["getppid", READ_ROUNDS, LOCAL_FILE];
-        native_read.push(figure(
-            &checked(Command::new(&bench).args(read_args), "native read"),
-            "min_ns_per_call",
-        ));
-        mirrord_read.push(figure(
-            &under_mirrord(&bench, &read_args),
-            "min_ns_per_call",
-        ));
-        native_getppid.push(figure(
-            &checked(Command::new(&bench).args(getppid_args), "native getppid"),
-            "min_ns_per_call",
-        ));
-        mirrord_getppid.push(figure(
-            &under_mirrord(&bench, &getppid_args),
-            "min_ns_per_call",
-        ));
-        if round >= 3 {
-            continue;
+        for (figures, arguments, key) in [
+            (
+                &mut read,
+                ["read", READ_ROUNDS, LOCAL_FILE],
+                "min_ns_per_call",
+            ),
+            (
+                &mut getppid,
+                ["getppid", READ_ROUNDS, LOCAL_FILE],
+                "min_ns_per_call",
+            ),
+            (&mut open, ["open", OPEN_ROUNDS, LOCAL_FILE], "ns_per_call"),
+        ] {
+            if key == "ns_per_call" && round >= 3 {
+                continue;
+            }
+            let native = checked(Command::new(&bench).args(arguments), "native run");
+            figures.native.push(figure(&native, key));
+            figures
+                .mirrord
+                .push(figure(&under_mirrord(&bench, &arguments), key));
+            figures
+                .floor
+                .push(figure(&floor(&arguments, "minimal supervisor run"), key));
         }
-        let open_args = ["open", OPEN_ROUNDS, LOCAL_FILE];
-        native_open.push(figure(
-            &checked(Command::new(&bench).args(open_args), "native open"),
-            "ns_per_call",
-        ));
-        mirrord_open.push(figure(&under_mirrord(&bench, &open_args), "ns_per_call"));
-        let arguments: Vec<OsString> = open_args.iter().map(OsString::from).collect();
-        let floor = continue_only(&bench, &arguments);
-        floor_open.push(floor);
     }
-    let (native_open, mirrord_open, floor_open) = (
-        median(native_open),
-        median(mirrord_open),
-        median(floor_open),
-    );
-    let fastest = |values: Vec<f64>| values.into_iter().fold(f64::INFINITY, f64::min);
-    let (native_read, mirrord_read) = (fastest(native_read), fastest(mirrord_read));
-    let (native_getppid, mirrord_getppid) = (fastest(native_getppid), fastest(mirrord_getppid));
+    let [open, read, getppid] = [open.map(median), read.map(fastest), getppid.map(fastest)];
     println!(
         "system-call path, static C program (openat: medians of 3 runs; pread, getppid: fastest chunk of 5 runs):"
     );
     println!(
         "  openat+close of a local file (intercepted, stays local): native {:.2} µs, mirrord {:.2} µs \
-         (+{:.2} µs, target ≤ 5 µs; ×{:.2} native), continue-only supervisor {:.2} µs \
-         (mirrord ×{:.2} of it, +{:.2} µs over it)",
-        native_open / 1e3,
-        mirrord_open / 1e3,
-        (mirrord_open - native_open) / 1e3,
-        mirrord_open / native_open,
-        floor_open / 1e3,
-        mirrord_open / floor_open,
-        (mirrord_open - floor_open) / 1e3,
+         (+{:.2} µs, target ≤ 5 µs; ×{:.2} native); minimal supervisor {:.2} µs (+{:.2} µs: the \
+         floor), mirrord ×{:.2} of it ({:+.2} µs over it)",
+        open.native / 1e3,
+        open.mirrord / 1e3,
+        (open.mirrord - open.native) / 1e3,
+        open.mirrord / open.native,
+        open.floor / 1e3,
+        (open.floor - open.native) / 1e3,
+        open.mirrord / open.floor,
+        (open.mirrord - open.floor) / 1e3,
     );
-    for (what, native, mirrord) in [
-        ("pread of a local file", native_read, mirrord_read),
-        ("getppid", native_getppid, mirrord_getppid),
-    ] {
+    for (what, figures) in [("pread of a local file", read), ("getppid", getppid)] {
         println!(
-            "  {what} (not intercepted): native {native:.1} ns, mirrord {mirrord:.1} ns \
-             ({:+.1} ns, target ≤ 50 ns; ×{:.3} native)",
-            mirrord - native,
-            mirrord / native,
+            "  {what} (not intercepted): native {:.1} ns, mirrord {:.1} ns ({:+.1} ns, target ≤ 50 ns; \
+             ×{:.3} native); minimal supervisor {:.1} ns ({:+.1} ns: the floor of any filter), \
+             mirrord {:+.1} ns over it",
+            figures.native,
+            figures.mirrord,
+            figures.mirrord - figures.native,
+            figures.mirrord / figures.native,
+            figures.floor,
+            figures.floor - figures.native,
+            figures.mirrord - figures.floor,
         );
     }
 
@@ -251,18 +253,26 @@ fn main() {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
-/// Runs the bench program under the continue-only supervisor (this benchmark process is the
-/// supervisor) and returns its figure.
-fn continue_only(program: &Path, arguments: &[OsString]) -> f64 {
-    let output_path = scratch().join("continue-only.out");
-    let output = std::fs::File::create(&output_path).unwrap();
-    let status = mirrord_supervisor::run_continue_only(program, arguments, output.into())
-        .unwrap_or_else(|error| panic!("continue-only supervisor: {error}"));
-    assert!(status.success(), "continue-only run: {status}");
-    let text = std::fs::read_to_string(&output_path).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("ns_per_call: ")?.parse().ok())
-        .unwrap_or_else(|| panic!("no figure in {text}"))
+/// One figure natively, under mirrord and under the minimal supervisor.
+#[derive(Default)]
+struct Three<T = Vec<f64>> {
+    native: T,
+    mirrord: T,
+    floor: T,
+}
+
+impl Three {
+    fn map(self, reduce: fn(Vec<f64>) -> f64) -> Three<f64> {
+        Three {
+            native: reduce(self.native),
+            mirrord: reduce(self.mirrord),
+            floor: reduce(self.floor),
+        }
+    }
+}
+
+fn fastest(values: Vec<f64>) -> f64 {
+    values.into_iter().fold(f64::INFINITY, f64::min)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient, ClientToAgent};
 use mirrord_protocol::fd_channel::FdReply;
 use mirrord_protocol::files::TargetPath;
-use mirrord_protocol::frame::{FrameDecoder, MAX_IO_CHUNK, encode};
+use mirrord_protocol::frame::{FrameDecoder, MAX_IO_CHUNK, encode, encode_batch};
 use mirrord_protocol::handshake::{Hello, HelloReply};
 use mirrord_protocol::ids::{ConnectionId, UdpSocketId};
 use mirrord_protocol::outgoing::{
@@ -139,8 +139,17 @@ pub(crate) async fn serve(
 
     let (outbox, mut outbox_rx) = mpsc::channel::<AgentToClient>(OUTBOX_CAPACITY);
     let writer_task = tokio::spawn(async move {
+        // The messages queued by the time the writer runs go out together in one write.
+        let mut batch = Vec::new();
         while let Some(message) = outbox_rx.recv().await {
-            if write_message(&mut writer, &message).await.is_err() {
+            // Let the tasks that are ready now (other connections' relays) queue theirs first, so
+            // that one write carries them all.
+            tokio::task::yield_now().await;
+            batch.clear();
+            for error in encode_batch(message, || outbox_rx.try_recv().ok(), &mut batch) {
+                tracing::warn!(%error, "left out a message the client cannot be sent");
+            }
+            if writer.write_all(&batch).await.is_err() {
                 break;
             }
         }

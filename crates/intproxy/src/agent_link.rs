@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient, ClientToAgent};
-use mirrord_protocol::frame::{FrameDecoder, encode};
+use mirrord_protocol::frame::{FrameDecoder, encode, encode_batch};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
 use mirrord_protocol::ids::RequestId;
 use mirrord_protocol::incoming::NewIncomingConnection;
@@ -210,11 +210,17 @@ impl AgentLink {
         });
         let writer_link = Arc::clone(&link);
         tokio::spawn(async move {
+            // The messages queued by the time the writer runs go out together in one write.
+            let mut batch = Vec::new();
             while let Some(message) = outbox_rx.recv().await {
-                let Ok(frame) = encode(&message) else {
-                    continue;
-                };
-                if writer.write_all(&frame).await.is_err() {
+                // Let the tasks that are ready now (other connections' relays) queue theirs first, so
+                // that one write carries them all.
+                tokio::task::yield_now().await;
+                batch.clear();
+                for error in encode_batch(message, || outbox_rx.try_recv().ok(), &mut batch) {
+                    tracing::warn!(%error, "left out a message the agent cannot be sent");
+                }
+                if writer.write_all(&batch).await.is_err() {
                     writer_link.mark_lost("writing to the agent failed");
                     break;
                 }

@@ -112,6 +112,31 @@ pub fn encode_into<T: Serialize + ?Sized>(
     }
 }
 
+/// How many bytes of frames [`encode_batch`] gathers before it stops taking more messages (256 KiB).
+pub const BATCH_LEN: usize = 256 * 1024;
+
+/// Appends frames for `first` and then for each message `next` gives, until `next` gives none or `out`
+/// holds at least [`BATCH_LEN`] bytes. A writer draining its queue this way sends the messages that are
+/// ready at once with one write (one system call, one TCP segment) instead of one write each. A message
+/// that cannot be encoded is left out and its error returned; the others still go, in order.
+pub fn encode_batch<T: Serialize>(
+    first: T,
+    mut next: impl FnMut() -> Option<T>,
+    out: &mut Vec<u8>,
+) -> Vec<EncodeError> {
+    let mut errors = Vec::new();
+    let mut message = Some(first);
+    while let Some(current) = message.take() {
+        if let Err(error) = encode_into(&current, out) {
+            errors.push(error);
+        }
+        if out.len() < BATCH_LEN {
+            message = next();
+        }
+    }
+    errors
+}
+
 /// Lets postcard append to a borrowed vector (it wants an owned `Extend<u8>`).
 struct Appender<'a>(&'a mut Vec<u8>);
 
@@ -302,6 +327,36 @@ mod tests {
     fn frame_is_big_endian_length_then_postcard() {
         let frame = encode(&(1u8, "ab")).unwrap();
         assert_eq!(frame, [0, 0, 0, 4, 1, 2, b'a', b'b']);
+    }
+
+    #[test]
+    fn encode_batch_frames_ready_messages_in_order_up_to_the_batch_length() {
+        let mut queue: std::collections::VecDeque<Vec<u8>> =
+            [vec![1u8; 10], vec![2; 10], vec![3; BATCH_LEN], vec![4; 10]].into();
+        let mut out = Vec::new();
+        let first = queue.pop_front().unwrap();
+        assert!(encode_batch(first, || queue.pop_front(), &mut out).is_empty());
+        // The third message filled the batch: the fourth waits for the next write.
+        assert_eq!(queue.len(), 1);
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&out);
+        for expected in [vec![1u8; 10], vec![2; 10], vec![3; BATCH_LEN]] {
+            assert_eq!(decoder.pop::<Vec<u8>>().unwrap(), Some(expected));
+        }
+        assert_eq!(decoder.pop::<Vec<u8>>().unwrap(), None);
+    }
+
+    #[test]
+    fn encode_batch_leaves_out_what_cannot_be_encoded_and_keeps_the_rest() {
+        let huge = vec![0u8; MAX_FRAME_LEN as usize + 1];
+        let mut queue: std::collections::VecDeque<Vec<u8>> = [huge, vec![7u8; 3]].into();
+        let mut out = Vec::new();
+        let errors = encode_batch(vec![5u8], || queue.pop_front(), &mut out);
+        assert!(matches!(errors[..], [EncodeError::FrameTooLarge { .. }]));
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&out);
+        assert_eq!(decoder.pop::<Vec<u8>>().unwrap(), Some(vec![5u8]));
+        assert_eq!(decoder.pop::<Vec<u8>>().unwrap(), Some(vec![7u8; 3]));
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub use bytes::Bytes;
 pub use error::{ErrorCode, RemoteError, RemoteResult};
 pub use frame::{
     DecodeError, EncodeError, FrameDecoder, MAX_FRAME_LEN, MAX_IO_CHUNK, ReadFrameError,
-    WriteFrameError, decode_payload, encode, encode_into, read_frame, read_frame_with, write_frame,
+    WriteFrameError, decode_payload, encode, encode_batch, encode_into, read_frame,
+    read_frame_with, write_frame,
 };
 pub use handshake::{ClientKind, HandshakeError, Hello, HelloReply};
 pub use ids::{ConnectionId, DirHandle, FileHandle, RequestId, UdpSocketId};

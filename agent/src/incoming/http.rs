@@ -20,7 +20,8 @@ use regex::Regex;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use super::{IncomingSink, announce, connect_to_target, relay_to_client};
+use super::client_stream::ClientStream;
+use super::{IncomingSink, announce, connect_to_target};
 use crate::namespace::NamespaceWorker;
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -230,13 +231,8 @@ async fn open_stolen_connection<S: IncomingSink>(
     else {
         return Err("the client is gone".to_owned());
     };
-    let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    let sink = Arc::clone(&state.sink);
-    tokio::spawn(async move {
-        relay_to_client(theirs, connection_id, None, from_client, &*sink).await;
-        sink.forget(connection_id);
-    });
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
+    let stream = ClientStream::new(connection_id, Arc::clone(&state.sink), from_client);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {

@@ -11,6 +11,7 @@
 //! Redirects live in an nftables table owned by the agent's netlink socket ([`nft`]), so they
 //! vanish with the agent whatever happens to it.
 
+pub(crate) mod client_stream;
 pub(crate) mod flush;
 pub(crate) mod handover;
 pub(crate) mod http;

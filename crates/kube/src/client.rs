@@ -162,7 +162,7 @@ impl Cluster {
         }
         let default_namespace = config.default_namespace.clone();
         let client =
-            kube::Client::try_from(config).map_err(|e| KubeError::Client(error_chain(&e)))?;
+            crate::http_client::client(config).map_err(|e| KubeError::Client(error_chain(&e)))?;
         Ok(Cluster {
             client,
             default_namespace,

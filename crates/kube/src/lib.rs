@@ -14,6 +14,7 @@
 mod client;
 mod copy;
 mod error;
+mod http_client;
 mod list;
 mod portforward;
 mod resolve;

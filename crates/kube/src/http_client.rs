@@ -22,11 +22,7 @@ pub(crate) fn client(config: kube::Config) -> Result<kube::Client, kube::Error> 
     if config.proxy_url.is_some() {
         return kube::Client::try_from(config);
     }
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(config.connect_timeout);
-    let https = config.rustls_https_connector_with_connector(http)?;
+    let https = config.rustls_https_connector_with_connector(tcp_connector(&config))?;
     let mut connector = TimeoutConnector::new(https);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
@@ -43,4 +39,37 @@ pub(crate) fn client(config: kube::Config) -> Result<kube::Client, kube::Error> 
         .map_err(BoxError::from)
         .service(hyper_client);
     Ok(kube::Client::new(service, config.default_namespace))
+}
+
+/// The TCP connections under TLS: no Nagle, kube-rs's connect timeout.
+fn tcp_connector(config: &kube::Config) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    http
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::Service;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_to_the_api_server_send_without_delay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let config = kube::Config::new(format!("https://{address}").parse().unwrap());
+        let accepting = tokio::spawn(async move { listener.accept().await });
+        let stream = tcp_connector(&config)
+            .call(format!("https://{address}").parse().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            stream.inner().nodelay().unwrap(),
+            "TCP_NODELAY is off: a second message in a row waits for the API server's delayed ACK"
+        );
+        accepting.await.unwrap().unwrap();
+    }
 }

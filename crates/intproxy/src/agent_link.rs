@@ -212,14 +212,24 @@ impl AgentLink {
         tokio::spawn(async move {
             // The messages queued by the time the writer runs go out together in one write.
             let mut batch = Vec::new();
+            let mut busy = false;
             while let Some(message) = outbox_rx.recv().await {
-                // Let the tasks that are ready now (other connections' relays) queue theirs first, so
-                // that one write carries them all.
-                tokio::task::yield_now().await;
+                if busy {
+                    // Under load (the last write carried several messages), let the tasks that are
+                    // ready now (other connections' relays) queue theirs first, so that one write
+                    // carries them all; a lone message is written at once.
+                    tokio::task::yield_now().await;
+                }
                 batch.clear();
-                for error in encode_batch(message, || outbox_rx.try_recv().ok(), &mut batch) {
+                let mut count = 0;
+                let next = || {
+                    count += 1;
+                    outbox_rx.try_recv().ok()
+                };
+                for error in encode_batch(message, next, &mut batch) {
                     tracing::warn!(%error, "left out a message the agent cannot be sent");
                 }
+                busy = count > 1;
                 if writer.write_all(&batch).await.is_err() {
                     writer_link.mark_lost("writing to the agent failed");
                     break;

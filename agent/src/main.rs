@@ -15,6 +15,9 @@ mod env;
 mod fd_server;
 mod files;
 mod incoming;
+/// The link's writer, one file shared with the intproxy.
+#[path = "../../crates/intproxy/src/link_writer.rs"]
+mod link_writer;
 mod namespace;
 mod outgoing_fd;
 mod session;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient, ClientToAgent};
 use mirrord_protocol::fd_channel::FdReply;
 use mirrord_protocol::files::TargetPath;
-use mirrord_protocol::frame::{FrameDecoder, MAX_IO_CHUNK, encode, encode_batch};
+use mirrord_protocol::frame::{FrameDecoder, MAX_IO_CHUNK, encode};
 use mirrord_protocol::handshake::{Hello, HelloReply};
 use mirrord_protocol::ids::{ConnectionId, UdpSocketId};
 use mirrord_protocol::outgoing::{
@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use crate::AgentContext;
 use crate::files::FileTable;
 use crate::incoming::{self, ClientData, IncomingSink, Subscription};
+use crate::link_writer::write_queued;
 
 /// Messages queued for the client; bounded so a slow client slows its connections down instead of
 /// growing memory.
@@ -139,30 +140,7 @@ pub(crate) async fn serve(
 
     let (outbox, mut outbox_rx) = mpsc::channel::<AgentToClient>(OUTBOX_CAPACITY);
     let writer_task = tokio::spawn(async move {
-        // The messages queued by the time the writer runs go out together in one write.
-        let mut batch = Vec::new();
-        let mut busy = false;
-        while let Some(message) = outbox_rx.recv().await {
-            if busy {
-                // Under load (the last write carried several messages), let the tasks that are
-                // ready now (other connections' relays) queue theirs first, so that one write
-                // carries them all; a lone message is written at once.
-                tokio::task::yield_now().await;
-            }
-            batch.clear();
-            let mut count = 0;
-            let next = || {
-                count += 1;
-                outbox_rx.try_recv().ok()
-            };
-            for error in encode_batch(message, next, &mut batch) {
-                tracing::warn!(%error, "left out a message the client cannot be sent");
-            }
-            busy = count > 1;
-            if writer.write_all(&batch).await.is_err() {
-                break;
-            }
-        }
+        let _ = write_queued(&mut outbox_rx, &mut writer, "client").await;
     });
     let session = Arc::new(Session {
         context,

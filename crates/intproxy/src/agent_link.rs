@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mirrord_protocol::agent_channel::{AgentRequest, AgentResponse, AgentToClient, ClientToAgent};
-use mirrord_protocol::frame::{FrameDecoder, encode, encode_batch};
+use mirrord_protocol::frame::{FrameDecoder, encode};
 use mirrord_protocol::handshake::{ClientKind, Hello, HelloReply};
 use mirrord_protocol::ids::RequestId;
 use mirrord_protocol::incoming::NewIncomingConnection;
@@ -16,6 +16,8 @@ use mirrord_protocol::{RemoteError, RemoteResult};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::link_writer::write_queued;
 
 /// Something that happened to a relayed connection or datagram socket on the agent's side.
 #[derive(Debug)]
@@ -210,30 +212,11 @@ impl AgentLink {
         });
         let writer_link = Arc::clone(&link);
         tokio::spawn(async move {
-            // The messages queued by the time the writer runs go out together in one write.
-            let mut batch = Vec::new();
-            let mut busy = false;
-            while let Some(message) = outbox_rx.recv().await {
-                if busy {
-                    // Under load (the last write carried several messages), let the tasks that are
-                    // ready now (other connections' relays) queue theirs first, so that one write
-                    // carries them all; a lone message is written at once.
-                    tokio::task::yield_now().await;
-                }
-                batch.clear();
-                let mut count = 0;
-                let next = || {
-                    count += 1;
-                    outbox_rx.try_recv().ok()
-                };
-                for error in encode_batch(message, next, &mut batch) {
-                    tracing::warn!(%error, "left out a message the agent cannot be sent");
-                }
-                busy = count > 1;
-                if writer.write_all(&batch).await.is_err() {
-                    writer_link.mark_lost("writing to the agent failed");
-                    break;
-                }
+            if write_queued(&mut outbox_rx, &mut writer, "agent")
+                .await
+                .is_err()
+            {
+                writer_link.mark_lost("writing to the agent failed");
             }
         });
         let reader_link = Arc::clone(&link);

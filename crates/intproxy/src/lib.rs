@@ -19,6 +19,7 @@
 mod agent_link;
 mod incoming;
 mod layer_session;
+mod link_writer;
 mod pump;
 mod read_ahead;
 mod relay;

@@ -58,34 +58,40 @@ static void *serve(void *unused) {
     }
 }
 
-static void send_fd(int socket, int fd) {
-    char byte = 0;
-    struct iovec data = {&byte, 1};
+/* One byte of data and room for one descriptor: the message that carries the listener. */
+struct fd_message {
+    char byte;
+    struct iovec data;
     char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr message = {0};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    struct msghdr header;
+};
+
+static void fd_message_init(struct fd_message *message) {
+    memset(message, 0, sizeof *message);
+    message->data.iov_base = &message->byte;
+    message->data.iov_len = 1;
+    message->header.msg_iov = &message->data;
+    message->header.msg_iovlen = 1;
+    message->header.msg_control = message->control;
+    message->header.msg_controllen = sizeof message->control;
+}
+
+static void send_fd(int socket, int fd) {
+    struct fd_message message;
+    fd_message_init(&message);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message.header);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
     header->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(header), &fd, sizeof fd);
-    if (sendmsg(socket, &message, 0) != 1) _exit(126);
+    if (sendmsg(socket, &message.header, 0) != 1) _exit(126);
 }
 
 static int receive_fd(int socket) {
-    char byte;
-    struct iovec data = {&byte, 1};
-    char control[CMSG_SPACE(sizeof(int))];
-    struct msghdr message = {0};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    if (recvmsg(socket, &message, 0) != 1) return -1;
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    struct fd_message message;
+    fd_message_init(&message);
+    if (recvmsg(socket, &message.header, 0) != 1) return -1;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message.header);
     if (header == NULL || header->cmsg_type != SCM_RIGHTS) return -1;
     int fd;
     memcpy(&fd, CMSG_DATA(header), sizeof fd);

@@ -20,25 +20,24 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
 };
 
-const MIRRORD: &str = env!("CARGO_BIN_EXE_mirrord");
-const GO_CACHE: &str = "/var/cache/mirrord-ci/go-build";
+use support::{
+    MIRRORD, Sandbox,
+    e2e::{build_go_probe, build_static_c},
+};
+
 /// A file every machine has and the `fs` policy keeps local (system directories).
 const LOCAL_FILE: &str = "/usr/lib/os-release";
 const OPEN_ROUNDS: &str = "20000";
 const READ_ROUNDS: &str = "1000000";
 const BIG_FILE: &str = "/app/bench-100mib";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Under the build directory, which the sandbox pods see too (each has its own `/tmp`).
 fn scratch() -> PathBuf {
@@ -85,56 +84,18 @@ fn read_ns(output: &Output) -> f64 {
         .unwrap_or_else(|| panic!("no read figure in {text}"))
 }
 
-struct Sandbox(String);
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = Command::new(MIRRORD)
-            .args(["sandbox", "down", &self.0])
-            .output();
-    }
-}
-
 fn main() {
     let scratch = scratch();
     let bench = scratch.join("syscall_bench");
-    checked(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bench)
-            .arg(repo_root().join("tests/e2e/syscall_bench.c")),
-        "gcc -static syscall_bench.c",
-    );
+    build_static_c(&bench, "syscall_bench.c");
     let continue_only = scratch.join("continue_only");
-    checked(
-        Command::new("gcc")
-            .args(["-O2", "-pthread", "-o"])
-            .arg(&continue_only)
-            .arg(repo_root().join("tests/e2e/continue_only.c")),
-        "gcc continue_only.c",
-    );
+    build_static_c(&continue_only, "continue_only.c");
     let probe = scratch.join("go-probe-static");
-    checked(
-        Command::new("go")
-            .args(["build", "-o"])
-            .arg(&probe)
-            .arg(".")
-            .current_dir(repo_root().join("tests/e2e/go"))
-            .env("GOCACHE", GO_CACHE)
-            .env("GOTOOLCHAIN", "local")
-            .env("CGO_ENABLED", "0"),
-        "go build probe.go",
-    );
+    build_go_probe(&probe, true);
 
-    let name = format!("bench-sc-{:03}", std::process::id() % 1000);
-    let up = checked(
-        Command::new(MIRRORD).args(["sandbox", "up", &name, "--output", "json"]),
-        "mirrord sandbox up",
-    );
-    let sandbox = Sandbox(name);
-    let info: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
-    let target_pid = info["target_pid"].as_u64().unwrap().to_string();
-    let target = format!("sandbox/{}", sandbox.0);
+    let sandbox = Sandbox::up(&format!("bench-sc-{:03}", std::process::id() % 1000));
+    let target_pid = sandbox.target_pid().to_string();
+    let target = format!("sandbox/{}", sandbox.name);
     let under_mirrord = |program: &Path, arguments: &[&str]| -> Output {
         checked(
             Command::new(MIRRORD)
@@ -155,20 +116,28 @@ fn main() {
     // 1 and 2: the static C program, three ways, interleaved so load changes hit all three.
     let [mut open, mut read, mut getppid] = [(); 3].map(|()| Three::<Vec<f64>>::default());
     for round in 0..5 {
-        for (figures, arguments, key) in [
+        // (figures, the program's arguments, the figure it prints, how many runs)
+        for (figures, arguments, key, runs) in [
             (
                 &mut read,
                 ["read", READ_ROUNDS, LOCAL_FILE],
                 "min_ns_per_call",
+                5,
             ),
             (
                 &mut getppid,
                 ["getppid", READ_ROUNDS, LOCAL_FILE],
                 "min_ns_per_call",
+                5,
             ),
-            (&mut open, ["open", OPEN_ROUNDS, LOCAL_FILE], "ns_per_call"),
+            (
+                &mut open,
+                ["open", OPEN_ROUNDS, LOCAL_FILE],
+                "ns_per_call",
+                3,
+            ),
         ] {
-            if key == "ns_per_call" && round >= 3 {
+            if round >= runs {
                 continue;
             }
             let native = checked(Command::new(&bench).args(arguments), "native run");

@@ -6,7 +6,8 @@
 //! more: no notification, no context switch. `sendto` stops only when it names an address (its
 //! fifth argument is not NULL): `send` on a connected socket, which libc makes with `sendto`, runs
 //! untouched; `recvfrom` likewise only when it asks for the source (`recv` is `recvfrom` with
-//! NULL there).
+//! NULL there). `recvmsg` keeps its address inside the message, out of a filter's reach, so it
+//! stops whenever outgoing UDP goes through the target (the supervisor then decides).
 
 use mirrord_config::{
     file::{FsMode, IncomingMode},
@@ -68,9 +69,10 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
             libc::SYS_getpeername,
         ]);
     }
-    // The source of datagrams that came through a relay.
+    // The source of datagrams that came through a relay (`recvmsg`: every one, as its address
+    // is inside the message, which a filter cannot read).
     if outgoing.udp {
-        calls.push(libc::SYS_recvfrom);
+        calls.extend_from_slice(&[libc::SYS_recvfrom, libc::SYS_recvmsg]);
     }
     if config.feature.hostname {
         calls.push(libc::SYS_uname);

@@ -161,6 +161,7 @@ impl Worker {
                 libc::SYS_getpeername => self.getpeername(call),
                 libc::SYS_sendto => self.sendto(call),
                 libc::SYS_recvfrom => self.recvfrom(call),
+                libc::SYS_recvmsg => self.recvmsg(call),
                 libc::SYS_sendmsg => self.sendmsg(call),
                 _ => self.file_call(call).unwrap_or(Outcome::Continue),
             }

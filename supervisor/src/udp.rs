@@ -5,18 +5,21 @@
 //! (`pidfd_getfd`), so the relay's answers come back to that socket. The filter stops `sendto`
 //! only when it names an address, so `send` on a connected socket never costs a notification.
 //!
-//! `recvfrom` with an address on such a socket is served by the supervisor: it receives on its
-//! copy (`MSG_DONTWAIT`), writes the datagram into the program's buffer and its source, the
-//! destination a relay stands for, as the sender; a blocking socket with nothing to read is
-//! parked with the waiter (`waits.rs`). The filter stops `recvfrom` only when it asks for the
-//! source, and any other socket's `recvfrom` runs as is.
+//! `recvfrom` with an address, and `recvmsg` with a `msg_name`, on such a socket are served by
+//! the supervisor: it receives on its copy (`MSG_DONTWAIT`), writes the datagram into the
+//! program's buffers and its source, the destination a relay stands for, as the sender (`recvmsg`
+//! also gets the control data, `msg_controllen` and `msg_flags`); a blocking socket with nothing
+//! to read is parked with the waiter (`waits.rs`). The filter stops `recvfrom` only when it asks
+//! for the source; it cannot see into a `msghdr`, so it stops every `recvmsg` while outgoing UDP
+//! goes through the target, and the supervisor lets one go on at once, reading nothing, until a
+//! datagram has gone through a relay. Any other socket's call runs as is.
 //!
-//! Limits: `recvmsg` reports the relay's loopback address as the source (it runs untouched);
+//! Limits: `recvmmsg` reports the relay's loopback address as the source (it runs untouched);
 //! `sendmsg` with control messages runs untouched.
 
 use std::{
     net::SocketAddr,
-    os::fd::{AsFd, BorrowedFd},
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
 };
 
 use mirrord_protocol::{
@@ -42,8 +45,12 @@ const MSG_NAME: usize = 0;
 const MSG_NAMELEN: usize = 8;
 const MSG_IOV: usize = 16;
 const MSG_IOVLEN: usize = 24;
+const MSG_CONTROL: usize = 32;
 const MSG_CONTROLLEN: usize = 40;
+const MSG_FLAGS: usize = 48;
 const MSGHDR_SIZE: usize = 56;
+/// At most this much control data is received for a program's `recvmsg` (more is `MSG_CTRUNC`).
+const MAX_CONTROL: usize = 64 * 1024;
 /// At most this many `iovec`s are gathered (Linux's `UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
 
@@ -85,25 +92,17 @@ impl Worker {
     /// `sendmsg(fd, message, flags)`: only a message with an address and no control data.
     pub(crate) fn sendmsg(&mut self, call: &Notification) -> Outcome {
         let [fd, message, flags, ..] = call.args;
-        let mut header = [0u8; MSGHDR_SIZE];
-        if !matches!(
-            sys::read_memory(call.pid, message, &mut header),
-            Ok(MSGHDR_SIZE)
-        ) {
+        let Some(header) = MessageHeader::read(call.pid, message) else {
+            return Outcome::Continue;
+        };
+        if header.name == 0 || header.control_length != 0 {
             return Outcome::Continue;
         }
-        let word =
-            |offset: usize| u64::from_ne_bytes(header[offset..offset + 8].try_into().unwrap());
-        let name_length =
-            u32::from_ne_bytes(header[MSG_NAMELEN..MSG_NAMELEN + 4].try_into().unwrap());
-        if word(MSG_NAME) == 0 || word(MSG_CONTROLLEN) != 0 {
-            return Outcome::Continue;
-        }
-        let Some(destination) = read_address(call.pid, word(MSG_NAME), u64::from(name_length))
+        let Some(destination) = read_address(call.pid, header.name, u64::from(header.name_length))
         else {
             return Outcome::Continue;
         };
-        let Some(payload) = gather(call.pid, word(MSG_IOV), word(MSG_IOVLEN) as usize) else {
+        let Some(payload) = gather(call.pid, header.iov, header.iov_count) else {
             return Outcome::Continue;
         };
         self.send_datagram(
@@ -190,20 +189,45 @@ impl Worker {
     /// `recvfrom(fd, buffer, length, flags, address, address_length)` with an address: served
     /// for a socket that sent datagrams through relays, else run as is.
     pub(crate) fn recvfrom(&mut self, call: &Notification) -> Outcome {
-        let Some(policy) = self.shared.outgoing.as_ref() else {
-            return Outcome::Continue;
-        };
         let [fd, _, _, flags, ..] = call.args;
+        match self.relayed_socket(call, fd, flags as i32) {
+            Ok(socket) => self.receive_or_park(call, socket, flags as i32, Then::Receive),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// `recvmsg(fd, message, flags)`: served when the message asks for the source (`msg_name`)
+    /// on a socket that sent datagrams through relays, else run as is.
+    pub(crate) fn recvmsg(&mut self, call: &Notification) -> Outcome {
+        let [fd, message, flags, ..] = call.args;
         let flags = flags as i32;
-        if flags & libc::MSG_ERRQUEUE != 0 || relays_empty(policy) {
+        // Before anything is read from the program: most programs never send a datagram through
+        // a relay, and their `recvmsg` (netlink, unix sockets) goes on at once.
+        if self.shared.outgoing.as_ref().is_none_or(relays_empty) {
             return Outcome::Continue;
         }
-        let Ok(socket) = sys::take_thread_descriptor(call.pid, fd as i32) else {
-            return Outcome::Continue;
+        match MessageHeader::read(call.pid, message) {
+            Some(header) if header.name != 0 => {}
+            _ => return Outcome::Continue,
+        }
+        match self.relayed_socket(call, fd, flags) {
+            Ok(socket) => self.receive_or_park(call, socket, flags, Then::ReceiveMessage),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// The supervisor's copy of the program's socket `fd` when datagrams went from it through a
+    /// relay and the call is still waiting; otherwise the call's outcome (`CONTINUE`, or gone).
+    fn relayed_socket(&self, call: &Notification, fd: u64, flags: i32) -> Result<OwnedFd, Outcome> {
+        let Some(policy) = self.shared.outgoing.as_ref() else {
+            return Err(Outcome::Continue);
         };
-        let Ok(inode) = sys::inode(socket.as_fd()) else {
-            return Outcome::Continue;
-        };
+        if flags & libc::MSG_ERRQUEUE != 0 || relays_empty(policy) {
+            return Err(Outcome::Continue);
+        }
+        let socket =
+            sys::take_thread_descriptor(call.pid, fd as i32).map_err(|_| Outcome::Continue)?;
+        let inode = sys::inode(socket.as_fd()).map_err(|_| Outcome::Continue)?;
         let relayed = policy
             .datagram_relays
             .lock()
@@ -211,20 +235,34 @@ impl Worker {
             .keys()
             .any(|&(socket, _)| socket == inode);
         if !relayed {
-            return Outcome::Continue;
+            return Err(Outcome::Continue);
         }
         if !self.shared.listener.id_valid(call.id) {
-            return Outcome::Gone;
+            return Err(Outcome::Gone);
         }
-        if let Some(outcome) = self.receive_ready(call, socket.as_fd()) {
+        Ok(socket)
+    }
+
+    /// Receives for `call` now if a datagram is there; else `EAGAIN` for a non-blocking call, or
+    /// the call waits with the waiter until one is.
+    fn receive_or_park(
+        &mut self,
+        call: &Notification,
+        socket: OwnedFd,
+        flags: i32,
+        then: Then,
+    ) -> Outcome {
+        let ready = match then {
+            Then::ReceiveMessage => self.receive_message_ready(call, socket.as_fd()),
+            _ => self.receive_ready(call, socket.as_fd()),
+        };
+        if let Some(outcome) = ready {
             return outcome;
         }
         if flags & libc::MSG_DONTWAIT != 0 || sys::is_nonblocking(socket.as_fd()).unwrap_or(true) {
             return Outcome::Fail(libc::EAGAIN);
         }
-        self.shared
-            .waits
-            .park(Wait::new(*call, socket, Then::Receive))
+        self.shared.waits.park(Wait::new(*call, socket, then))
     }
 
     /// The `recvfrom` of `call` on `socket` if a datagram is there; `None` while none is.
@@ -259,6 +297,80 @@ impl Worker {
             }
         }
         Some(Outcome::Value(received as i64))
+    }
+
+    /// The `recvmsg` of `call` on `socket` if a datagram is there; `None` while none is. The
+    /// datagram is scattered over the program's buffers; its source (the destination a relay
+    /// stands for), control data, `msg_controllen` and `msg_flags` are written into its message.
+    pub(crate) fn receive_message_ready(
+        &mut self,
+        call: &Notification,
+        socket: BorrowedFd<'_>,
+    ) -> Option<Outcome> {
+        let [_, message, flags, ..] = call.args;
+        let Some(header) = MessageHeader::read(call.pid, message) else {
+            return Some(Outcome::Fail(libc::EFAULT));
+        };
+        if header.iov_count > MAX_IOV {
+            return Some(Outcome::Fail(libc::EMSGSIZE));
+        }
+        let Some(buffers) = buffers(call.pid, header.iov, header.iov_count) else {
+            return Some(Outcome::Fail(libc::EFAULT));
+        };
+        let room: usize = buffers.iter().map(|&(_, length)| length).sum();
+        let mut datagram = vec![0u8; room.min(MAX_DATAGRAM + 1)];
+        let mut control = vec![0u8; header.control_length.min(MAX_CONTROL)];
+        let received = match sys::receive_message(
+            socket,
+            &mut datagram,
+            &mut control,
+            flags as i32 | libc::MSG_DONTWAIT,
+        ) {
+            Ok(received) => received,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return None,
+            Err(error) => return Some(Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO))),
+        };
+        let mut rest = &datagram[..received.received.min(datagram.len())];
+        for (base, length) in buffers {
+            if rest.is_empty() {
+                break;
+            }
+            let (part, after) = rest.split_at(length.min(rest.len()));
+            if sys::write_memory(call.pid, base, part).is_err() {
+                return Some(Outcome::Fail(libc::EFAULT));
+            }
+            rest = after;
+        }
+        if let Some(source) = received.source {
+            let source = self.relayed_source(socket, source);
+            let Ok((domain, _)) = sys::socket_kind(socket) else {
+                return Some(Outcome::Fail(libc::EIO));
+            };
+            let length_address = message + MSG_NAMELEN as u64;
+            if let Err(errno) = write_address(call.pid, header.name, length_address, source, domain)
+            {
+                return Some(Outcome::Fail(errno));
+            }
+        }
+        let control = &control[..received.control_length];
+        let written = (control.is_empty()
+            || sys::write_memory(call.pid, header.control, control).is_ok())
+            && sys::write_memory(
+                call.pid,
+                message + MSG_CONTROLLEN as u64,
+                &(control.len() as u64).to_ne_bytes(),
+            )
+            .is_ok()
+            && sys::write_memory(
+                call.pid,
+                message + MSG_FLAGS as u64,
+                &received.flags.to_ne_bytes(),
+            )
+            .is_ok();
+        if !written {
+            return Some(Outcome::Fail(libc::EFAULT));
+        }
+        Some(Outcome::Value(received.received as i64))
     }
 
     /// The destination a relay of `socket` stands for when `source` is that relay, else `source`.
@@ -297,20 +409,31 @@ fn read_address(pid: u32, address: u64, length: u64) -> Option<SocketAddr> {
     parse_sockaddr(&raw[..read])
 }
 
+/// The program's `iovec` array at `iov` (`count` entries): each buffer's address and length;
+/// `None` when unreadable.
+fn buffers(pid: u32, iov: u64, count: usize) -> Option<Vec<(u64, usize)>> {
+    let mut vectors = vec![0u8; count * 16];
+    if sys::read_memory(pid, iov, &mut vectors).ok()? != vectors.len() {
+        return None;
+    }
+    vectors
+        .chunks_exact(16)
+        .map(|vector| {
+            let base = u64::from_ne_bytes(vector[..8].try_into().ok()?);
+            let length = u64::from_ne_bytes(vector[8..].try_into().ok()?);
+            Some((base, usize::try_from(length).ok()?))
+        })
+        .collect()
+}
+
 /// The bytes of the program's `iovec` array at `iov` (`count` entries), joined; `None` when
 /// unreadable or larger than a datagram.
 fn gather(pid: u32, iov: u64, count: usize) -> Option<Vec<u8>> {
     if count > MAX_IOV {
         return None;
     }
-    let mut vectors = vec![0u8; count * 16];
-    if sys::read_memory(pid, iov, &mut vectors).ok()? != vectors.len() {
-        return None;
-    }
     let mut payload = Vec::new();
-    for vector in vectors.chunks_exact(16) {
-        let base = u64::from_ne_bytes(vector[..8].try_into().ok()?);
-        let length = u64::from_ne_bytes(vector[8..].try_into().ok()?) as usize;
+    for (base, length) in buffers(pid, iov, count)? {
         if payload.len() + length > MAX_DATAGRAM {
             return None;
         }
@@ -321,4 +444,36 @@ fn gather(pid: u32, iov: u64, count: usize) -> Option<Vec<u8>> {
         }
     }
     Some(payload)
+}
+
+/// The fields of a program's `struct msghdr` that `recvmsg` uses.
+struct MessageHeader {
+    name: u64,
+    name_length: u32,
+    iov: u64,
+    iov_count: usize,
+    control: u64,
+    control_length: usize,
+}
+
+impl MessageHeader {
+    /// The header at `address` in the program; `None` when unreadable.
+    fn read(pid: u32, address: u64) -> Option<Self> {
+        let mut header = [0u8; MSGHDR_SIZE];
+        if sys::read_memory(pid, address, &mut header).ok()? != MSGHDR_SIZE {
+            return None;
+        }
+        let word =
+            |offset: usize| u64::from_ne_bytes(header[offset..offset + 8].try_into().unwrap());
+        Some(Self {
+            name: word(MSG_NAME),
+            name_length: u32::from_ne_bytes(
+                header[MSG_NAMELEN..MSG_NAMELEN + 4].try_into().unwrap(),
+            ),
+            iov: word(MSG_IOV),
+            iov_count: usize::try_from(word(MSG_IOVLEN)).ok()?,
+            control: word(MSG_CONTROL),
+            control_length: usize::try_from(word(MSG_CONTROLLEN)).ok()?,
+        })
+    }
 }

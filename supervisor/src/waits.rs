@@ -1,7 +1,7 @@
 //! Calls that wait for the network on a blocking socket and that the supervisor must serve itself
 //! to change what they report: a blocking `accept`/`accept4` on a subscribed listener (the real
-//! peer of a delivered connection, `peer.rs`) and a blocking `recvfrom` on a socket whose
-//! datagrams come through relays (their real source, `udp.rs`). A worker must not wait for the
+//! peer of a delivered connection, `peer.rs`) and a blocking `recvfrom` or `recvmsg` on a
+//! socket whose datagrams come through relays (their real source, `udp.rs`). A worker must not wait for the
 //! network, so it parks such a call with the waiter: one thread that sleeps in `poll` on every
 //! parked call's socket and serves a call once its socket is readable, on an intproxy connection
 //! of its own.
@@ -49,6 +49,8 @@ pub(crate) enum Then {
     Accept,
     /// `recvfrom` with the real source.
     Receive,
+    /// `recvmsg` with the real source.
+    ReceiveMessage,
 }
 
 /// One parked call and the supervisor's copy of its socket.
@@ -185,6 +187,7 @@ impl Worker {
         let served = match wait.then {
             Then::Accept => self.accept_ready(call, wait.socket.as_fd()),
             Then::Receive => self.receive_ready(call, wait.socket.as_fd()),
+            Then::ReceiveMessage => self.receive_message_ready(call, wait.socket.as_fd()),
         };
         let outcome = if let Some(outcome) = served {
             outcome

@@ -13,6 +13,8 @@
  *   udpto:IP:PORT      udpto IP:PORT: <echoed text> | ERR <reason>   (unconnected UDP: sendto, recvfrom)
  *   udpmsg:IP:PORT     the same, sent with sendmsg (msg_name)
  *   udpfrom:IP:PORT    udpfrom IP:PORT: <echoed text> from <source IP:PORT>   (recvfrom asks for the source)
+ *   udprecvmsg:IP:PORT udprecvmsg IP:PORT: <echoed text> from <source IP:PORT> with|without pktinfo
+ *                      (recvmsg with msg_name, the text scattered over two buffers, IP_PKTINFO on)
  *   write:PATH=TEXT    write PATH: ok | write PATH: ERR <errno name>             (fopen "w")
  *   hostname           hostname: <name>                                          (gethostname)
  *
@@ -177,9 +179,14 @@ static void echo(const char *kind, int type, const char *target) {
     printf("%s %s: %s\n", kind, target, have ? received : "ERR closed");
 }
 
+/* How an unconnected socket reads the answer: recvfrom without or with the source, or recvmsg with
+ * msg_name, two buffers and an IP_PKTINFO control message. */
+enum answer_read { PLAIN, RECVFROM_SOURCE, RECVMSG_SOURCE };
+
 /* UDP echo from an unconnected socket: the datagram goes out with sendto (or sendmsg with
- * msg_name), the answer is read with recvfrom (asking for its source with show_source). */
-static void echo_unconnected(const char *kind, int use_sendmsg, int show_source, const char *target) {
+ * msg_name), the answer is read as show_source says. */
+static void echo_unconnected(const char *kind, int use_sendmsg, enum answer_read show_source,
+                             const char *target) {
     char host[256];
     snprintf(host, sizeof host, "%s", target);
     char *colon = strrchr(host, ':');
@@ -217,19 +224,45 @@ static void echo_unconnected(const char *kind, int use_sendmsg, int show_source,
     char received[256] = "";
     struct sockaddr_in source = {0};
     socklen_t source_length = sizeof source;
-    ssize_t count = show_source ? recvfrom(fd, received, sizeof received - 1, 0,
-                                           (struct sockaddr *)&source, &source_length)
-                                : recvfrom(fd, received, sizeof received - 1, 0, NULL, NULL);
+    int pktinfo = 0;
+    ssize_t count;
+    if (show_source == RECVMSG_SOURCE) {
+        int on = 1;
+        setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+        struct iovec parts[2] = {{received, 4}, {received + 4, sizeof received - 5}};
+        union {
+            struct cmsghdr align;
+            char bytes[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        } control;
+        struct msghdr message = {.msg_name = &source,
+                                 .msg_namelen = sizeof source,
+                                 .msg_iov = parts,
+                                 .msg_iovlen = 2,
+                                 .msg_control = control.bytes,
+                                 .msg_controllen = sizeof control.bytes};
+        count = recvmsg(fd, &message, 0);
+        for (struct cmsghdr *header = count < 0 ? NULL : CMSG_FIRSTHDR(&message); header;
+             header = CMSG_NXTHDR(&message, header)) {
+            if (header->cmsg_level == IPPROTO_IP && header->cmsg_type == IP_PKTINFO) pktinfo = 1;
+        }
+    } else if (show_source == RECVFROM_SOURCE) {
+        count = recvfrom(fd, received, sizeof received - 1, 0, (struct sockaddr *)&source,
+                         &source_length);
+    } else {
+        count = recvfrom(fd, received, sizeof received - 1, 0, NULL, NULL);
+    }
     close(fd);
     if (count < 0) {
         printf("%s %s: ERR %s\n", kind, target, socket_error(errno));
         return;
     }
     received[count] = '\0';
-    if (show_source) {
+    if (show_source != PLAIN) {
         char ip[INET_ADDRSTRLEN] = "?";
         inet_ntop(AF_INET, &source.sin_addr, ip, sizeof ip);
-        printf("%s %s: %s from %s:%u\n", kind, target, received, ip, ntohs(source.sin_port));
+        printf("%s %s: %s from %s:%u%s\n", kind, target, received, ip, ntohs(source.sin_port),
+               show_source == RECVMSG_SOURCE ? (pktinfo ? " with pktinfo" : " without pktinfo")
+                                             : "");
     } else {
         printf("%s %s: %s\n", kind, target, received);
     }
@@ -276,11 +309,13 @@ static void check(const char *spec) {
     } else if (IS("udp")) {
         echo("udp", SOCK_DGRAM, argument);
     } else if (IS("udpto")) {
-        echo_unconnected("udpto", 0, 0, argument);
+        echo_unconnected("udpto", 0, PLAIN, argument);
     } else if (IS("udpmsg")) {
-        echo_unconnected("udpmsg", 1, 0, argument);
+        echo_unconnected("udpmsg", 1, PLAIN, argument);
     } else if (IS("udpfrom")) {
-        echo_unconnected("udpfrom", 0, 1, argument);
+        echo_unconnected("udpfrom", 0, RECVFROM_SOURCE, argument);
+    } else if (IS("udprecvmsg")) {
+        echo_unconnected("udprecvmsg", 0, RECVMSG_SOURCE, argument);
     } else if (IS("write")) {
         check_write(argument);
     } else if (IS("hostname")) {

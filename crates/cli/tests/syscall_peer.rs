@@ -164,6 +164,8 @@ fn a_static_c_servers_blocking_accept_and_getpeername_see_the_client_that_reache
     }
 }
 
+/// Read with `recvfrom` (Go's `ReadFrom`) or `recvmsg` (Go's `ReadMsgUDP`; C with two buffers and
+/// an `IP_PKTINFO` control message), the answer's source is the pod-only service, not the relay.
 #[test]
 fn the_answer_to_a_datagram_from_an_unconnected_socket_comes_from_the_pod_only_service() {
     let pod = Pod::up_as("sp", "udpfrom");
@@ -175,17 +177,37 @@ fn the_answer_to_a_datagram_from_an_unconnected_socket_comes_from_the_pod_only_s
             "go-probe-dynamic"
         });
         build_go_probe(&probe, static_build);
-        let run = pod.exec(&[], &[probe.to_str().unwrap(), "udpfrom:db.sandbox.svc:7"]);
-        run.expect(
-            "udpfrom db.sandbox.svc:7",
-            &format!("mirrord-e2e-ping from {db_ip}:7"),
+        let run = pod.exec(
+            &[],
+            &[
+                probe.to_str().unwrap(),
+                "udpfrom:db.sandbox.svc:7",
+                "udpmsgfrom:db.sandbox.svc:7",
+            ],
         );
+        for read in ["udpfrom", "udpmsgfrom"] {
+            run.expect(
+                &format!("{read} db.sandbox.svc:7"),
+                &format!("mirrord-e2e-ping from {db_ip}:7"),
+            );
+        }
     }
     let probe = static_c("c-probe-udpfrom", "probe.c");
     let to = format!("{db_ip}:7");
-    let run = pod.exec(&[], &[probe.to_str().unwrap(), &format!("udpfrom:{to}")]);
+    let run = pod.exec(
+        &[],
+        &[
+            probe.to_str().unwrap(),
+            &format!("udpfrom:{to}"),
+            &format!("udprecvmsg:{to}"),
+        ],
+    );
     run.expect(
         &format!("udpfrom {to}"),
         &format!("mirrord-e2e-ping from {to}"),
+    );
+    run.expect(
+        &format!("udprecvmsg {to}"),
+        &format!("mirrord-e2e-ping from {to} with pktinfo"),
     );
 }

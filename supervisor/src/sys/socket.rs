@@ -222,6 +222,57 @@ pub(crate) fn receive_from(
     Ok((received as usize, source))
 }
 
+/// What one `recvmsg(2)` returned.
+#[derive(Debug)]
+pub(crate) struct Message {
+    /// The call's value: bytes received (the datagram's full length with `MSG_TRUNC`).
+    pub(crate) received: usize,
+    /// The sender, when it is an IPv4/IPv6 address.
+    pub(crate) source: Option<std::net::SocketAddr>,
+    /// How many bytes of `control` the kernel filled.
+    pub(crate) control_length: usize,
+    /// The message's `msg_flags` (`MSG_TRUNC`, `MSG_CTRUNC`, ...).
+    pub(crate) flags: i32,
+}
+
+/// `recvmsg(2)` into one `buffer` and `control` with `flags`.
+pub(crate) fn receive_message(
+    fd: BorrowedFd<'_>,
+    buffer: &mut [u8],
+    control: &mut [u8],
+    flags: i32,
+) -> io::Result<Message> {
+    let mut storage = [0u8; 128];
+    let mut part = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: `msghdr` is a plain C struct; all zeroes is a valid (empty) value.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_name = storage.as_mut_ptr().cast();
+    header.msg_namelen = storage.len() as libc::socklen_t;
+    header.msg_iov = &raw mut part;
+    header.msg_iovlen = 1;
+    if !control.is_empty() {
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = control.len();
+    }
+    // SAFETY: recvmsg writes at most `msg_namelen` bytes into `storage`, at most `iov_len` bytes
+    // into `buffer` and at most `msg_controllen` bytes into `control`, all alive and writable for
+    // the call, and updates `header` itself, which is alive and writable.
+    let received = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut header, flags) };
+    if received < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let name_length = (header.msg_namelen as usize).min(storage.len());
+    Ok(Message {
+        received: received as usize,
+        source: crate::net::parse_sockaddr(&storage[..name_length]),
+        control_length: header.msg_controllen.min(control.len()),
+        flags: header.msg_flags,
+    })
+}
+
 /// A socket's `SO_RCVTIMEO`: how long a blocking receive or `accept` waits (`None`: forever).
 pub(crate) fn receive_timeout(fd: BorrowedFd<'_>) -> io::Result<Option<std::time::Duration>> {
     let mut value = libc::timeval {

@@ -27,6 +27,7 @@
 //	udp:HOST:PORT      udp HOST:PORT: <echoed text> | udp HOST:PORT: ERR <reason>
 //	udpto:HOST:PORT    udpto HOST:PORT: <echoed text> (WriteTo/ReadFrom, unconnected socket)
 //	udpfrom:HOST:PORT  udpfrom HOST:PORT: <echoed text> from <the source ReadFrom reports>
+//	udpmsgfrom:HOST:PORT  udpmsgfrom HOST:PORT: <echoed text> from <the source ReadMsgUDP (recvmsg) reports>
 //	http:URL           http URL: <status> <first line of the body> | http URL: ERR <reason>
 //	unix:PATH          unix PATH: <body of an HTTP/1.0 GET over the unix socket> | unix PATH: ERR <errno name>
 //	hostname           hostname: <name>
@@ -171,12 +172,13 @@ func echo(network, target string) string {
 // echoUnconnected sends the payload with WriteTo from an unconnected UDP socket
 // (net.ListenPacket) and reads the answer with ReadFrom.
 func echoUnconnected(target string) string {
-	text, _ := echoUnconnectedFrom(target)
+	text, _ := echoUnconnectedFrom(target, false)
 	return text
 }
 
-// echoUnconnectedFrom is echoUnconnected, also returning the source ReadFrom reports.
-func echoUnconnectedFrom(target string) (string, string) {
+// echoUnconnectedFrom is echoUnconnected, also returning the source the read reports; withMessage
+// reads with ReadMsgUDP (recvmsg, with room for control data) instead of ReadFrom (recvfrom).
+func echoUnconnectedFrom(target string, withMessage bool) (string, string) {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
 		return "ERR " + err.Error(), ""
@@ -189,7 +191,7 @@ func echoUnconnectedFrom(target string) (string, string) {
 	if err != nil {
 		return "ERR " + err.Error(), ""
 	}
-	connection, err := net.ListenPacket("udp", ":0")
+	connection, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return "ERR " + err.Error(), ""
 	}
@@ -199,9 +201,22 @@ func echoUnconnectedFrom(target string) (string, string) {
 		return "ERR " + err.Error(), ""
 	}
 	buffer := make([]byte, 2048)
-	count, source, err := connection.ReadFrom(buffer)
+	var count int
+	var source net.Addr
+	if withMessage {
+		var from *net.UDPAddr
+		count, _, _, from, err = connection.ReadMsgUDP(buffer, make([]byte, 128))
+		if from != nil {
+			source = from
+		}
+	} else {
+		count, source, err = connection.ReadFrom(buffer)
+	}
 	if err != nil {
 		return "ERR " + err.Error(), ""
+	}
+	if source == nil {
+		return string(buffer[:count]), "nothing"
 	}
 	return string(buffer[:count]), source.String()
 }
@@ -264,8 +279,11 @@ func check(spec string) {
 	case "udpto":
 		fmt.Printf("udpto %s: %s\n", argument, echoUnconnected(argument))
 	case "udpfrom":
-		text, source := echoUnconnectedFrom(argument)
+		text, source := echoUnconnectedFrom(argument, false)
 		fmt.Printf("udpfrom %s: %s from %s\n", argument, text, source)
+	case "udpmsgfrom":
+		text, source := echoUnconnectedFrom(argument, true)
+		fmt.Printf("udpmsgfrom %s: %s from %s\n", argument, text, source)
 	case "http":
 		fmt.Printf("http %s: %s\n", argument, httpGet(argument))
 	case "unix":

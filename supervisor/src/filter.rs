@@ -6,8 +6,8 @@
 //! more: no notification, no context switch. `sendto` stops only when it names an address (its
 //! fifth argument is not NULL): `send` on a connected socket, which libc makes with `sendto`, runs
 //! untouched; `recvfrom` likewise only when it asks for the source (`recv` is `recvfrom` with
-//! NULL there). `recvmsg` keeps its address inside the message, out of a filter's reach, so it
-//! stops whenever outgoing UDP goes through the target (the supervisor then decides).
+//! NULL there). `recvmsg` and `recvmmsg` keep the address inside the message, out of a filter's
+//! reach, so they stop whenever outgoing UDP goes through the target (the supervisor decides).
 
 use mirrord_config::{
     file::{FsMode, IncomingMode},
@@ -69,10 +69,10 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
             libc::SYS_getpeername,
         ]);
     }
-    // The source of datagrams that came through a relay (`recvmsg`: every one, as its address
-    // is inside the message, which a filter cannot read).
+    // The source of datagrams that came through a relay (`recvmsg`, `recvmmsg`: every one, as
+    // the address is inside the message, which a filter cannot read).
     if outgoing.udp {
-        calls.extend_from_slice(&[libc::SYS_recvfrom, libc::SYS_recvmsg]);
+        calls.extend_from_slice(&[libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_recvmmsg]);
     }
     if config.feature.hostname {
         calls.push(libc::SYS_uname);

@@ -162,6 +162,7 @@ impl Worker {
                 libc::SYS_sendto => self.sendto(call),
                 libc::SYS_recvfrom => self.recvfrom(call),
                 libc::SYS_recvmsg => self.recvmsg(call),
+                libc::SYS_recvmmsg => self.recvmmsg(call),
                 libc::SYS_sendmsg => self.sendmsg(call),
                 _ => self.file_call(call).unwrap_or(Outcome::Continue),
             }

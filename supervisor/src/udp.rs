@@ -5,17 +5,16 @@
 //! (`pidfd_getfd`), so the relay's answers come back to that socket. The filter stops `sendto`
 //! only when it names an address, so `send` on a connected socket never costs a notification.
 //!
-//! `recvfrom` with an address, and `recvmsg` with a `msg_name`, on such a socket are served by
+//! `recvfrom` with an address, and `recvmsg`/`recvmmsg` with a `msg_name`, on such a socket are served by
 //! the supervisor: it receives on its copy (`MSG_DONTWAIT`), writes the datagram into the
 //! program's buffers and its source, the destination a relay stands for, as the sender (`recvmsg`
 //! also gets the control data, `msg_controllen` and `msg_flags`); a blocking socket with nothing
 //! to read is parked with the waiter (`waits.rs`). The filter stops `recvfrom` only when it asks
-//! for the source; it cannot see into a `msghdr`, so it stops every `recvmsg` while outgoing UDP
+//! for the source; it cannot see into a `msghdr`, so it stops every `recvmsg`/`recvmmsg` while outgoing UDP
 //! goes through the target, and the supervisor lets one go on at once, reading nothing, until a
 //! datagram has gone through a relay. Any other socket's call runs as is.
 //!
-//! Limits: `recvmmsg` reports the relay's loopback address as the source (it runs untouched);
-//! `sendmsg` with control messages runs untouched.
+//! Limits: `sendmsg` with control messages, and `sendmmsg`, run untouched.
 
 use std::{
     net::SocketAddr,
@@ -49,6 +48,9 @@ const MSG_CONTROL: usize = 32;
 const MSG_CONTROLLEN: usize = 40;
 const MSG_FLAGS: usize = 48;
 const MSGHDR_SIZE: usize = 56;
+/// `struct mmsghdr`: a `msghdr`, then `msg_len` (and padding).
+const MMSGHDR_SIZE: u64 = 64;
+const MSG_LEN: u64 = 56;
 /// At most this much control data is received for a program's `recvmsg` (more is `MSG_CTRUNC`).
 const MAX_CONTROL: usize = 64 * 1024;
 /// At most this many `iovec`s are gathered (Linux's `UIO_MAXIOV`).
@@ -216,6 +218,24 @@ impl Worker {
         }
     }
 
+    /// `recvmmsg(fd, messages, count, flags, timeout)`: served like `recvmsg` when the first
+    /// message asks for the source.
+    pub(crate) fn recvmmsg(&mut self, call: &Notification) -> Outcome {
+        let [fd, messages, count, flags, ..] = call.args;
+        let flags = flags as i32;
+        if count == 0 || self.shared.outgoing.as_ref().is_none_or(relays_empty) {
+            return Outcome::Continue;
+        }
+        match MessageHeader::read(call.pid, messages) {
+            Some(header) if header.name != 0 => {}
+            _ => return Outcome::Continue,
+        }
+        match self.relayed_socket(call, fd, flags) {
+            Ok(socket) => self.receive_or_park(call, socket, flags, Then::ReceiveMessages),
+            Err(outcome) => outcome,
+        }
+    }
+
     /// The supervisor's copy of the program's socket `fd` when datagrams went from it through a
     /// relay and the call is still waiting; otherwise the call's outcome (`CONTINUE`, or gone).
     fn relayed_socket(&self, call: &Notification, fd: u64, flags: i32) -> Result<OwnedFd, Outcome> {
@@ -254,7 +274,9 @@ impl Worker {
     ) -> Outcome {
         let ready = match then {
             Then::ReceiveMessage => self.receive_message_ready(call, socket.as_fd()),
-            _ => self.receive_ready(call, socket.as_fd()),
+            Then::ReceiveMessages => self.receive_messages_ready(call, socket.as_fd()),
+            Then::Receive => self.receive_ready(call, socket.as_fd()),
+            Then::Accept => self.accept_ready(call, socket.as_fd()),
         };
         if let Some(outcome) = ready {
             return outcome;
@@ -299,24 +321,66 @@ impl Worker {
         Some(Outcome::Value(received as i64))
     }
 
-    /// The `recvmsg` of `call` on `socket` if a datagram is there; `None` while none is. The
-    /// datagram is scattered over the program's buffers; its source (the destination a relay
-    /// stands for), control data, `msg_controllen` and `msg_flags` are written into its message.
+    /// The `recvmsg` of `call` on `socket` if a datagram is there; `None` while none is.
     pub(crate) fn receive_message_ready(
         &mut self,
         call: &Notification,
         socket: BorrowedFd<'_>,
     ) -> Option<Outcome> {
         let [_, message, flags, ..] = call.args;
-        let Some(header) = MessageHeader::read(call.pid, message) else {
-            return Some(Outcome::Fail(libc::EFAULT));
-        };
-        if header.iov_count > MAX_IOV {
-            return Some(Outcome::Fail(libc::EMSGSIZE));
+        match self.receive_one(call.pid, socket, message, flags as i32) {
+            Ok(Some(received)) => Some(Outcome::Value(received as i64)),
+            Ok(None) => None,
+            Err(errno) => Some(Outcome::Fail(errno)),
         }
-        let Some(buffers) = buffers(call.pid, header.iov, header.iov_count) else {
-            return Some(Outcome::Fail(libc::EFAULT));
-        };
+    }
+
+    /// The `recvmmsg` of `call` on `socket`: every datagram already there, up to its `vlen`, each
+    /// into its own message with its length in `msg_len`; `None` while none is. (Like the kernel,
+    /// it waits for the first datagram only as `SO_RCVTIMEO` says; it then returns what is there
+    /// rather than waiting for more, which a caller must expect of `recvmmsg` anyway.)
+    pub(crate) fn receive_messages_ready(
+        &mut self,
+        call: &Notification,
+        socket: BorrowedFd<'_>,
+    ) -> Option<Outcome> {
+        let [_, messages, count, flags, ..] = call.args;
+        let count = (count as u32).min(MAX_IOV as u32);
+        let mut received = 0;
+        while received < count {
+            let entry = messages + u64::from(received) * MMSGHDR_SIZE;
+            match self.receive_one(call.pid, socket, entry, flags as i32) {
+                Ok(Some(length)) => {
+                    let length = (length as u32).to_ne_bytes();
+                    if sys::write_memory(call.pid, entry + MSG_LEN, &length).is_err() {
+                        return Some(Outcome::Fail(libc::EFAULT));
+                    }
+                    received += 1;
+                }
+                Ok(None) => break,
+                Err(errno) if received == 0 => return Some(Outcome::Fail(errno)),
+                Err(_) => break,
+            }
+        }
+        (received > 0).then_some(Outcome::Value(i64::from(received)))
+    }
+
+    /// Receives one datagram on `socket` into the program's message at `message`: the data
+    /// scattered over its buffers, the source (the destination a relay stands for), the control
+    /// data, `msg_controllen` and `msg_flags`. `Ok(None)` while no datagram is there; `Err` is the
+    /// call's errno.
+    fn receive_one(
+        &self,
+        pid: u32,
+        socket: BorrowedFd<'_>,
+        message: u64,
+        flags: i32,
+    ) -> Result<Option<usize>, i32> {
+        let header = MessageHeader::read(pid, message).ok_or(libc::EFAULT)?;
+        if header.iov_count > MAX_IOV {
+            return Err(libc::EMSGSIZE);
+        }
+        let buffers = buffers(pid, header.iov, header.iov_count).ok_or(libc::EFAULT)?;
         let room: usize = buffers.iter().map(|&(_, length)| length).sum();
         let mut datagram = vec![0u8; room.min(MAX_DATAGRAM + 1)];
         let mut control = vec![0u8; header.control_length.min(MAX_CONTROL)];
@@ -324,11 +388,11 @@ impl Worker {
             socket,
             &mut datagram,
             &mut control,
-            flags as i32 | libc::MSG_DONTWAIT,
+            flags | libc::MSG_DONTWAIT,
         ) {
             Ok(received) => received,
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return None,
-            Err(error) => return Some(Outcome::Fail(error.raw_os_error().unwrap_or(libc::EIO))),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+            Err(error) => return Err(error.raw_os_error().unwrap_or(libc::EIO)),
         };
         let mut rest = &datagram[..received.received.min(datagram.len())];
         for (base, length) in buffers {
@@ -336,41 +400,32 @@ impl Worker {
                 break;
             }
             let (part, after) = rest.split_at(length.min(rest.len()));
-            if sys::write_memory(call.pid, base, part).is_err() {
-                return Some(Outcome::Fail(libc::EFAULT));
-            }
+            sys::write_memory(pid, base, part).map_err(|_| libc::EFAULT)?;
             rest = after;
         }
-        if let Some(source) = received.source {
+        if header.name != 0
+            && let Some(source) = received.source
+        {
             let source = self.relayed_source(socket, source);
-            let Ok((domain, _)) = sys::socket_kind(socket) else {
-                return Some(Outcome::Fail(libc::EIO));
-            };
+            let (domain, _) = sys::socket_kind(socket).map_err(|_| libc::EIO)?;
             let length_address = message + MSG_NAMELEN as u64;
-            if let Err(errno) = write_address(call.pid, header.name, length_address, source, domain)
-            {
-                return Some(Outcome::Fail(errno));
-            }
+            write_address(pid, header.name, length_address, source, domain)?;
         }
         let control = &control[..received.control_length];
-        let written = (control.is_empty()
-            || sys::write_memory(call.pid, header.control, control).is_ok())
-            && sys::write_memory(
-                call.pid,
-                message + MSG_CONTROLLEN as u64,
-                &(control.len() as u64).to_ne_bytes(),
-            )
-            .is_ok()
-            && sys::write_memory(
-                call.pid,
-                message + MSG_FLAGS as u64,
-                &received.flags.to_ne_bytes(),
-            )
-            .is_ok();
-        if !written {
-            return Some(Outcome::Fail(libc::EFAULT));
+        if !control.is_empty() {
+            sys::write_memory(pid, header.control, control).map_err(|_| libc::EFAULT)?;
         }
-        Some(Outcome::Value(received.received as i64))
+        let control_length = (control.len() as u64).to_ne_bytes();
+        sys::write_memory(pid, message + MSG_CONTROLLEN as u64, &control_length)
+            .and_then(|()| {
+                sys::write_memory(
+                    pid,
+                    message + MSG_FLAGS as u64,
+                    &received.flags.to_ne_bytes(),
+                )
+            })
+            .map_err(|_| libc::EFAULT)?;
+        Ok(Some(received.received))
     }
 
     /// The destination a relay of `socket` stands for when `source` is that relay, else `source`.

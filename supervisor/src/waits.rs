@@ -51,6 +51,8 @@ pub(crate) enum Then {
     Receive,
     /// `recvmsg` with the real source.
     ReceiveMessage,
+    /// `recvmmsg` with the real sources.
+    ReceiveMessages,
 }
 
 /// One parked call and the supervisor's copy of its socket.
@@ -188,6 +190,7 @@ impl Worker {
             Then::Accept => self.accept_ready(call, wait.socket.as_fd()),
             Then::Receive => self.receive_ready(call, wait.socket.as_fd()),
             Then::ReceiveMessage => self.receive_message_ready(call, wait.socket.as_fd()),
+            Then::ReceiveMessages => self.receive_messages_ready(call, wait.socket.as_fd()),
         };
         let outcome = if let Some(outcome) = served {
             outcome

@@ -15,6 +15,7 @@
  *   udpfrom:IP:PORT    udpfrom IP:PORT: <echoed text> from <source IP:PORT>   (recvfrom asks for the source)
  *   udprecvmsg:IP:PORT udprecvmsg IP:PORT: <echoed text> from <source IP:PORT> with|without pktinfo
  *                      (recvmsg with msg_name, the text scattered over two buffers, IP_PKTINFO on)
+ *   udprecvmmsg:IP:PORT udprecvmmsg IP:PORT: <echoed text> from <source IP:PORT> (recvmmsg, two slots)
  *   write:PATH=TEXT    write PATH: ok | write PATH: ERR <errno name>             (fopen "w")
  *   hostname           hostname: <name>                                          (gethostname)
  *
@@ -179,9 +180,10 @@ static void echo(const char *kind, int type, const char *target) {
     printf("%s %s: %s\n", kind, target, have ? received : "ERR closed");
 }
 
-/* How an unconnected socket reads the answer: recvfrom without or with the source, or recvmsg with
- * msg_name, two buffers and an IP_PKTINFO control message. */
-enum answer_read { PLAIN, RECVFROM_SOURCE, RECVMSG_SOURCE };
+/* How an unconnected socket reads the answer: recvfrom without or with the source, recvmsg with
+ * msg_name, two buffers and an IP_PKTINFO control message, or recvmmsg into the first of two
+ * messages. */
+enum answer_read { PLAIN, RECVFROM_SOURCE, RECVMSG_SOURCE, RECVMMSG_SOURCE };
 
 /* UDP echo from an unconnected socket: the datagram goes out with sendto (or sendmsg with
  * msg_name), the answer is read as show_source says. */
@@ -245,6 +247,17 @@ static void echo_unconnected(const char *kind, int use_sendmsg, enum answer_read
              header = CMSG_NXTHDR(&message, header)) {
             if (header->cmsg_level == IPPROTO_IP && header->cmsg_type == IP_PKTINFO) pktinfo = 1;
         }
+    } else if (show_source == RECVMMSG_SOURCE) {
+        char second[64];
+        struct sockaddr_in second_source;
+        struct iovec parts[2] = {{received, sizeof received - 1}, {second, sizeof second}};
+        struct mmsghdr messages[2] = {
+            {.msg_hdr = {.msg_name = &source, .msg_namelen = sizeof source, .msg_iov = &parts[0],
+                         .msg_iovlen = 1}},
+            {.msg_hdr = {.msg_name = &second_source, .msg_namelen = sizeof second_source,
+                         .msg_iov = &parts[1], .msg_iovlen = 1}}};
+        int got = recvmmsg(fd, messages, 2, MSG_WAITFORONE, NULL);
+        count = got < 1 ? -1 : (ssize_t)messages[0].msg_len;
     } else if (show_source == RECVFROM_SOURCE) {
         count = recvfrom(fd, received, sizeof received - 1, 0, (struct sockaddr *)&source,
                          &source_length);
@@ -316,6 +329,8 @@ static void check(const char *spec) {
         echo_unconnected("udpfrom", 0, RECVFROM_SOURCE, argument);
     } else if (IS("udprecvmsg")) {
         echo_unconnected("udprecvmsg", 0, RECVMSG_SOURCE, argument);
+    } else if (IS("udprecvmmsg")) {
+        echo_unconnected("udprecvmmsg", 0, RECVMMSG_SOURCE, argument);
     } else if (IS("write")) {
         check_write(argument);
     } else if (IS("hostname")) {

@@ -164,8 +164,9 @@ fn a_static_c_servers_blocking_accept_and_getpeername_see_the_client_that_reache
     }
 }
 
-/// Read with `recvfrom` (Go's `ReadFrom`) or `recvmsg` (Go's `ReadMsgUDP`; C with two buffers and
-/// an `IP_PKTINFO` control message), the answer's source is the pod-only service, not the relay.
+/// Read with `recvfrom` (Go's `ReadFrom`), `recvmsg` (Go's `ReadMsgUDP`; C with two buffers and
+/// an `IP_PKTINFO` control message) or `recvmmsg`, the answer's source is the pod-only service,
+/// not the relay.
 #[test]
 fn the_answer_to_a_datagram_from_an_unconnected_socket_comes_from_the_pod_only_service() {
     let pod = Pod::up_as("sp", "udpfrom");
@@ -200,6 +201,7 @@ fn the_answer_to_a_datagram_from_an_unconnected_socket_comes_from_the_pod_only_s
             probe.to_str().unwrap(),
             &format!("udpfrom:{to}"),
             &format!("udprecvmsg:{to}"),
+            &format!("udprecvmmsg:{to}"),
         ],
     );
     run.expect(
@@ -209,5 +211,9 @@ fn the_answer_to_a_datagram_from_an_unconnected_socket_comes_from_the_pod_only_s
     run.expect(
         &format!("udprecvmsg {to}"),
         &format!("mirrord-e2e-ping from {to} with pktinfo"),
+    );
+    run.expect(
+        &format!("udprecvmmsg {to}"),
+        &format!("mirrord-e2e-ping from {to}"),
     );
 }

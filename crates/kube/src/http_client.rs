@@ -15,7 +15,8 @@
 //! host name resolved by the proxy; port 1080 by default); `host:port` alone is an http proxy,
 //! as Go reads `$HTTPS_PROXY`. Credentials in the URL's userinfo go to the proxy, percent-decoded:
 //! `Proxy-Authorization: Basic` for http(s), username/password for SOCKS5. Any other scheme is
-//! refused by name (the URL shown without its password).
+//! refused by name, and a failure to get through (the proxy down, a `407`) names the proxy: the
+//! URL shown without its password.
 //! `NO_PROXY` is not applied: kube-rs applies it only behind Cargo features we leave off (and to
 //! the proxy's own address), and `kube::Config` does not expose it.
 
@@ -29,7 +30,7 @@ use hyper_util::rt::TokioExecutor;
 use kube::client::retry::RetryPolicy;
 use kube::client::{Body, ConfigExt};
 use tower::retry::RetryLayer;
-use tower::{BoxError, Service, ServiceBuilder};
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -65,18 +66,39 @@ pub(crate) fn client(config: kube::Config) -> Result<kube::Client, ClientError> 
     };
     let address = proxy.address.clone();
     match proxy.kind {
-        ProxyKind::Socks5 => Ok(client_over(config, socks5(address, tcp, &proxy))?),
+        ProxyKind::Socks5 => {
+            let socks = socks5(address, tcp, &proxy).map_err(proxy.error_context());
+            Ok(client_over(config, socks)?)
+        }
         ProxyKind::Https => {
             let tls = config.rustls_https_connector_with_connector(tcp)?;
-            Ok(client_over(config, tunnel(address, tls, &proxy))?)
+            Ok(client_over(
+                config,
+                tunnel(address, tls, &proxy).map_err(proxy.error_context()),
+            )?)
         }
-        ProxyKind::Http => Ok(client_over(config, tunnel(address, tcp, &proxy))?),
+        ProxyKind::Http => Ok(client_over(
+            config,
+            tunnel(address, tcp, &proxy).map_err(proxy.error_context()),
+        )?),
     }
+}
+
+/// A failure to reach the API server through the proxy, naming the proxy: its connector's own
+/// words ("tunnel error: unsuccessful") do not.
+#[derive(Debug, thiserror::Error)]
+#[error("through the proxy {proxy}")]
+struct ThroughProxy {
+    /// The proxy's URL, its password masked, and where it was configured.
+    proxy: String,
+    source: BoxError,
 }
 
 /// The proxy to reach the API server through.
 #[derive(Debug)]
 struct Proxy {
+    /// As configured.
+    url: Uri,
     kind: ProxyKind,
     /// What the connector dials: scheme, host and port, without the credentials.
     address: Uri,
@@ -89,6 +111,18 @@ enum ProxyKind {
     Http,
     Https,
     Socks5,
+}
+
+impl Proxy {
+    /// What wraps the proxy connector's errors.
+    fn error_context<E: Into<BoxError>>(&self) -> impl Fn(E) -> ThroughProxy + Clone + use<E> {
+        let url = masked(&self.url);
+        let proxy = format!("`{url}` ({})", proxy_source(&url));
+        move |error| ThroughProxy {
+            proxy: proxy.clone(),
+            source: error.into(),
+        }
+    }
 }
 
 /// `config`'s proxy, if it has one that kubectl would use.
@@ -116,6 +150,7 @@ fn proxy(config: &kube::Config) -> Result<Option<Proxy>, ClientError> {
         .intercept(&config.cluster_url)
         .ok_or_else(|| ClientError::ProxyWithoutHost { url: masked(url) })?;
     Ok(Some(Proxy {
+        url: url.clone(),
         kind,
         address: with_default_port(credentials.uri()),
         credentials,

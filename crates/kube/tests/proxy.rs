@@ -2,7 +2,8 @@
 //! the test cluster (`tests/cluster`) through a proxy written here — HTTP `CONNECT`, the same
 //! inside TLS, and SOCKS5 — which sees the API server's address as the target, and the
 //! connection to the proxy sends without delay (`TCP_NODELAY`) like every other connection to the
-//! API server. A scheme kubectl refuses is refused in words that name the proxy.
+//! API server. A scheme kubectl refuses is refused in words that name the proxy, and so is a
+//! proxy that refuses the tunnel.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -356,4 +357,52 @@ fn tempdir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A `407` from the proxy: the error says which proxy, and where it was configured.
+#[tokio::test]
+async fn a_proxy_that_refuses_the_tunnel_is_named_in_the_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    if stream.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    let dir = tempdir();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    proxy-url: http://{proxy}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"),
+    )
+    .unwrap();
+    let cluster = connect_with(&kubeconfig).await.unwrap();
+    let path = mirrord_kube::TargetPath::parse("pod/api").unwrap();
+    let error = mirrord_kube::resolve_target(&cluster, None, &path)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("cannot get pods in namespace `default`: ")
+            && error.ends_with(&format!(
+                ": through the proxy `http://{proxy}/` (the kubeconfig cluster's proxy-url): tunnel error: proxy authorization required"
+            )),
+        "{error}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -2,17 +2,18 @@
 //! the test cluster (`tests/cluster`) through a proxy written here — HTTP `CONNECT`, the same
 //! inside TLS, and SOCKS5 — which sees the API server's address as the target, and the
 //! connection to the proxy sends without delay (`TCP_NODELAY`) like every other connection to the
-//! API server. A scheme kubectl refuses is refused in words that name the proxy, and so is a
+//! API server; the agent's port-forward goes through it too. A scheme kubectl refuses is refused in words that name the proxy, and so is a
 //! proxy that refuses the tunnel.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
-use mirrord_kube::{Cluster, KubeError, KubeSettings};
-use mirrord_test_cluster::{Cluster as TestCluster, ClusterOptions};
+use mirrord_kube::{AgentPod, Cluster, KubeError, KubeSettings};
+use mirrord_test_cluster::{Cluster as TestCluster, ClusterOptions, IDLE_IMAGE};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -357,6 +358,60 @@ fn tempdir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The agent's port-forward (a WebSocket upgrade) through the proxy: a pod whose port kwok
+/// forwards to an echo server of the test's.
+#[tokio::test]
+async fn the_port_forward_to_the_agent_goes_through_an_http_proxy() {
+    let test = TestCluster::start(ClusterOptions::default());
+    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_address = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = echo.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut reading, mut writing) = stream.split();
+                let _ = tokio::io::copy(&mut reading, &mut writing).await;
+            });
+        }
+    });
+    test.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "echo", "namespace": "default"}},
+          "spec": {{"containers": [{{"name": "main", "image": "{IDLE_IMAGE}"}}]}}}}"#
+    ));
+    test.apply(&format!(
+        r#"{{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+          "metadata": {{"name": "echo", "namespace": "default"}},
+          "spec": {{"forwards": [{{"ports": [9000], "target": {{"address": "127.0.0.1", "port": {}}}}}]}}}}"#,
+        echo_address.port()
+    ));
+    test.wait_for(
+        &["pod", "echo", "-o", "jsonpath={.status.phase}"],
+        "Running",
+        Duration::from_secs(60),
+    );
+    let (proxy, mut seen) = start_proxy(Kind::Http, &test).await;
+    let kubeconfig = kubeconfig_with_proxy(&test, "kubeconfig-http", &format!("http://{proxy}"));
+    let cluster = connect_with(&kubeconfig).await.unwrap();
+    let agent = AgentPod {
+        namespace: "default".to_owned(),
+        pod_name: "echo".to_owned(),
+        port: 9000,
+    };
+    let mut stream = mirrord_kube::connect_agent(&cluster, &agent).await.unwrap();
+    let message = b"through the proxy and back";
+    stream.write_all(message).await.unwrap();
+    let mut echoed = vec![0; message.len()];
+    tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut echoed))
+        .await
+        .expect("no echo through the port-forward within 60 s")
+        .unwrap();
+    assert_eq!(echoed, message);
+    let first = seen
+        .try_recv()
+        .expect("the port-forward did not go through the proxy");
+    assert_eq!(first.target, test.server.strip_prefix("https://").unwrap());
 }
 
 /// A `407` from the proxy: the error says which proxy, and where it was configured.

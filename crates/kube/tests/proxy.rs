@@ -221,7 +221,7 @@ fn nodelay_of_socket_at(address: SocketAddr) -> bool {
         if !is_socket {
             continue;
         }
-        let mut local: libc::sockaddr_in = unsafe_zeroed();
+        let mut local: libc::sockaddr_in = zeroed_sockaddr_in();
         let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         // SAFETY: `local` is a sockaddr_in of `length` bytes; a descriptor that closed meanwhile
         // only makes the call fail.
@@ -256,7 +256,7 @@ fn nodelay_of_socket_at(address: SocketAddr) -> bool {
     panic!("no socket of this process is bound to {address}");
 }
 
-fn unsafe_zeroed() -> libc::sockaddr_in {
+fn zeroed_sockaddr_in() -> libc::sockaddr_in {
     // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
     unsafe { std::mem::zeroed() }
 }

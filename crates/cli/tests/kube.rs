@@ -140,6 +140,28 @@ fn ls_agrees_with_kubectl_for_every_kind() {
     }
     assert!(!listed("deployment/legacy"), "its image cannot be pulled");
     assert!(listed("deployment/api"));
+    // $HTTPS_PROXY does not apply to an API server on a loopback address (kubectl's rule): with
+    // it naming a port where nothing listens, the listing is the same.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let through_environment = json_of(
+        &mirrord(&cluster)
+            .env("HTTPS_PROXY", format!("http://{closed}"))
+            .args(["ls", "--output", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(through_environment["namespaces"], listing["namespaces"]);
+    assert!(
+        through_environment["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["path"] == "deployment/api"),
+        "{through_environment:#}"
+    );
     // The other namespace, as kubectl lists it.
     let staging = json_of(
         &mirrord(&cluster)

@@ -17,8 +17,11 @@
 //! `Proxy-Authorization: Basic` for http(s), username/password for SOCKS5. Any other scheme is
 //! refused by name, and a failure to get through (the proxy down, a `407`) names the proxy: the
 //! URL shown without its password.
-//! `NO_PROXY` is not applied: kube-rs applies it only behind Cargo features we leave off (and to
-//! the proxy's own address), and `kube::Config` does not expose it.
+//! A proxy that comes from `$HTTPS_PROXY` is passed by as Go's `ProxyFromEnvironment` passes it
+//! by (kubectl's rule when the kubeconfig names no proxy): for an API server on a loopback
+//! address or `localhost` (kind, minikube, a tunnel), and for one `$NO_PROXY` names (IP
+//! addresses, CIDR ranges, domains with their subdomains, `*`). A kubeconfig's own `proxy-url` is
+//! always used, as kubectl uses it.
 
 use http::Uri;
 use hyper::rt::{Read, Write};
@@ -142,6 +145,11 @@ fn proxy(config: &kube::Config) -> Result<Option<Proxy>, ClientError> {
             });
         }
     };
+    let environment = ProxyEnvironment::read();
+    if environment.supplies(url) && environment.bypasses(url, &config.cluster_url) {
+        tracing::debug!(cluster = %config.cluster_url, "the API server is reached directly: $HTTPS_PROXY does not apply to it");
+        return Ok(None);
+    }
     // hyper-util's parser of proxy URLs splits the userinfo off, decoded; it intercepts every
     // URL of an http(s) API server.
     let credentials = Matcher::builder()
@@ -242,16 +250,72 @@ fn masked(url: &Uri) -> String {
 
 /// Where kube-rs found the proxy URL: the kubeconfig's cluster, or else the environment.
 fn proxy_source(masked_url: &str) -> &'static str {
-    let from_environment = ["HTTPS_PROXY", "https_proxy"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .find(|value| !value.is_empty())
+    let from_environment = ProxyEnvironment::read()
+        .https_proxy
         .and_then(|value| value.parse::<Uri>().ok())
         .is_some_and(|uri| masked(&uri) == masked_url);
     if from_environment {
         "from $HTTPS_PROXY"
     } else {
         "the kubeconfig cluster's proxy-url"
+    }
+}
+
+/// The proxy variables of the environment that apply to an `https` API server.
+#[derive(Debug, Default)]
+struct ProxyEnvironment {
+    https_proxy: Option<String>,
+    no_proxy: Option<String>,
+}
+
+impl ProxyEnvironment {
+    /// `$HTTPS_PROXY` (else `$https_proxy`) and `$NO_PROXY` (else `$no_proxy`), when not empty.
+    fn read() -> Self {
+        let first = |names: [&str; 2]| {
+            names
+                .into_iter()
+                .filter_map(|name| std::env::var(name).ok())
+                .find(|value| !value.is_empty())
+        };
+        Self {
+            https_proxy: first(["HTTPS_PROXY", "https_proxy"]),
+            no_proxy: first(["NO_PROXY", "no_proxy"]),
+        }
+    }
+
+    /// Whether `url` is the environment's proxy: kube-rs takes `$HTTPS_PROXY` when the
+    /// kubeconfig's cluster names no `proxy-url`.
+    fn supplies(&self, url: &Uri) -> bool {
+        self.https_proxy
+            .as_deref()
+            .and_then(|value| value.parse::<Uri>().ok())
+            .is_some_and(|proxy| proxy == *url)
+    }
+
+    /// Whether Go reaches `cluster` without the environment's proxy `url`: always for loopback
+    /// addresses and `localhost`, and for a host `$NO_PROXY` names.
+    fn bypasses(&self, url: &Uri, cluster: &Uri) -> bool {
+        let Some(host) = cluster.host() else {
+            return false;
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        {
+            return true;
+        }
+        // hyper-util's matcher reads a no-proxy list with curl's rules, which agree with Go's
+        // for the entries kubectl users write.
+        self.no_proxy.as_ref().is_some_and(|no_proxy| {
+            Matcher::builder()
+                .all(url.to_string())
+                .no(no_proxy.clone())
+                .build()
+                .intercept(cluster)
+                .is_none()
+        })
     }
 }
 
@@ -369,5 +433,50 @@ mod tests {
             "{error}"
         );
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    /// `$HTTPS_PROXY` is passed by for loopback API servers and the hosts `$NO_PROXY` names, as
+    /// kubectl passes it by; a kubeconfig's own proxy-url is not the environment's.
+    #[test]
+    fn the_environment_s_proxy_is_passed_by_for_loopback_and_no_proxy_hosts() {
+        let uri = |text: &str| text.parse::<Uri>().unwrap();
+        let proxy = uri("http://proxy.corp:3128");
+        let environment = ProxyEnvironment {
+            https_proxy: Some("http://proxy.corp:3128".into()),
+            no_proxy: Some("10.0.0.0/8, .internal.example, api.example.com, 192.168.1.7".into()),
+        };
+        assert!(environment.supplies(&proxy));
+        assert!(!environment.supplies(&uri("http://other.corp:3128")));
+        for (cluster, direct) in [
+            ("https://127.0.0.1:6443", true),
+            ("https://[::1]:6443", true),
+            ("https://localhost:6443", true),
+            ("https://10.96.0.1:443", true),
+            ("https://kube.internal.example:6443", true),
+            ("https://api.example.com", true),
+            ("https://eu.api.example.com", true),
+            ("https://192.168.1.7:6443", true),
+            ("https://192.168.1.8:6443", false),
+            ("https://api.example.com.evil.test", false),
+            ("https://notapi.example.com", false),
+            ("https://k8s.example.org:6443", false),
+        ] {
+            assert_eq!(
+                environment.bypasses(&proxy, &uri(cluster)),
+                direct,
+                "{cluster}"
+            );
+        }
+        let without_no_proxy = ProxyEnvironment {
+            no_proxy: None,
+            ..environment
+        };
+        assert!(without_no_proxy.bypasses(&proxy, &uri("https://127.0.0.1:6443")));
+        assert!(!without_no_proxy.bypasses(&proxy, &uri("https://10.96.0.1:443")));
+        let everything = ProxyEnvironment {
+            https_proxy: None,
+            no_proxy: Some("*".into()),
+        };
+        assert!(everything.bypasses(&proxy, &uri("https://k8s.example.org:6443")));
     }
 }

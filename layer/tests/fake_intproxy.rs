@@ -744,22 +744,53 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Read with `recvfrom`, `recvmsg` or `recvmmsg` (through ctypes: Python has no binding), the
+/// answer's source is the remote address, not the relay's.
 #[test]
 fn udp_datagrams_are_relayed_and_their_source_translated() {
     let session = Session::new(Behaviour::Serve);
     let output = session.python(
         r#"
-import socket
+import ctypes, select, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(10)
-s.sendto(b'query', ('10.242.0.3', 53))
+remote = ('10.242.0.3', 53)
+s.sendto(b'query', remote)
 data, source = s.recvfrom(100)
 print(data.decode(), source[0], source[1])
+s.sendto(b'again', remote)
+data, _, _, source = s.recvmsg(100)
+print(data.decode(), source[0], source[1])
+
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32),
+                ('iov', ctypes.POINTER(iovec)), ('iovlen', ctypes.c_size_t),
+                ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t),
+                ('flags', ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [('header', msghdr), ('len', ctypes.c_uint)]
+libc = ctypes.CDLL(None, use_errno=True)
+buffer = ctypes.create_string_buffer(100)
+name = ctypes.create_string_buffer(16)
+part = iovec(ctypes.cast(buffer, ctypes.c_void_p), 100)
+messages = (mmsghdr * 2)()
+messages[0].header.name = ctypes.cast(name, ctypes.c_void_p)
+messages[0].header.namelen = 16
+messages[0].header.iov = ctypes.pointer(part)
+messages[0].header.iovlen = 1
+s.sendto(b'batch', remote)
+select.select([s], [], [], 10)
+count = libc.recvmmsg(s.fileno(), messages, 1, 0, None)
+assert count == 1, ctypes.get_errno()
+port = int.from_bytes(name.raw[2:4], 'big')
+print(buffer.raw[:messages[0].len].decode(), socket.inet_ntoa(name.raw[4:8]), port)
 "#,
     );
     assert_eq!(
         session.expect_success(&output).trim(),
-        "query 10.242.0.3 53"
+        "query 10.242.0.3 53\nagain 10.242.0.3 53\nbatch 10.242.0.3 53"
     );
 }
 

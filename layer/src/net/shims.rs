@@ -1,13 +1,13 @@
 //! The socket shims: `socket`, `connect`, `getpeername`, `getsockname`, `sendto`, `sendmsg`, `recvfrom`,
-//! `recvmsg`, and for incoming traffic `bind`, `listen`, `accept`, `accept4`. Calls on sockets the layer does not manage cost one fd-table load (plus, for `connect` and
+//! `recvmsg`, `recvmmsg`, and for incoming traffic `bind`, `listen`, `accept`, `accept4`. Calls on sockets the layer does not manage cost one fd-table load (plus, for `connect` and
 //! `sendto` with an address, the decision that the destination stays local).
 
 use std::{
-    ffi::{c_int, c_void},
+    ffi::{c_int, c_uint, c_void},
     mem::MaybeUninit,
 };
 
-use libc::{msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::{
     detour::{DetourGuard, Outcome, copy_out, errno, in_buffer, out_buffer, run, set_errno},
@@ -37,6 +37,8 @@ type RecvfromFn = unsafe extern "C" fn(
     *mut socklen_t,
 ) -> ssize_t;
 type RecvmsgFn = unsafe extern "C" fn(c_int, *mut msghdr, c_int) -> ssize_t;
+type RecvmmsgFn =
+    unsafe extern "C" fn(c_int, *mut mmsghdr, c_uint, c_int, *mut libc::timespec) -> c_int;
 
 hooks! {
     // SAFETY: the types above are glibc's prototypes of these functions.
@@ -49,6 +51,7 @@ hooks! {
         static SENDMSG: SendmsgFn = c"sendmsg";
         static RECVFROM: RecvfromFn = c"recvfrom";
         static RECVMSG: RecvmsgFn = c"recvmsg";
+        static RECVMMSG: RecvmmsgFn = c"recvmmsg";
     }
 }
 
@@ -69,6 +72,7 @@ pub(crate) unsafe fn install(installer: &mut Installer) {
         installer.hook(&SENDMSG, sendmsg_shim, &[]);
         installer.hook(&RECVFROM, recvfrom_shim, &[]);
         installer.hook(&RECVMSG, recvmsg_shim, &[]);
+        installer.hook(&RECVMMSG, recvmmsg_shim, &[]);
     }
 }
 
@@ -320,6 +324,63 @@ unsafe extern "C" fn recvmsg_shim(fd: c_int, message: *mut msghdr, flags: c_int)
         translate_source(fd, source_view, &mut message_view.msg_namelen, capacity);
         Outcome::Handled(())
     });
+    set_errno(saved);
+    received
+}
+
+/// How many of a `recvmmsg`'s messages get their source translated (their address buffers' sizes
+/// are kept on the stack before the call overwrites them): more than any batch of datagrams a
+/// program reads from one relay.
+const TRACKED_MESSAGES: usize = 64;
+
+unsafe extern "C" fn recvmmsg_shim(
+    fd: c_int,
+    messages: *mut mmsghdr,
+    count: c_uint,
+    flags: c_int,
+    timeout: *mut libc::timespec,
+) -> c_int {
+    // SAFETY: libc's recvmmsg with the caller's arguments.
+    let original = || unsafe { (RECVMMSG.original())(fd, messages, count, flags, timeout) };
+    if messages.is_null() || !is_managed(fd) {
+        return original();
+    }
+    let tracked = (count as usize).min(TRACKED_MESSAGES);
+    let mut capacities = [0 as socklen_t; TRACKED_MESSAGES];
+    for (index, capacity) in capacities.iter_mut().enumerate().take(tracked) {
+        // SAFETY: recvmmsg(2) requires `messages` to point to `count` valid, writable `mmsghdr`s.
+        *capacity = unsafe { (*messages.add(index)).msg_hdr.msg_namelen };
+    }
+    let received = original();
+    if received <= 0 {
+        return received;
+    }
+    let Some(_guard) = DetourGuard::enter() else {
+        return received;
+    };
+    let saved = errno();
+    for (index, &capacity) in capacities
+        .iter()
+        .enumerate()
+        .take(tracked.min(received as usize))
+    {
+        // SAFETY: as above; recvmmsg filled this message.
+        let Some(entry) = (unsafe { messages.add(index).as_mut() }) else {
+            break;
+        };
+        let header = &mut entry.msg_hdr;
+        if header.msg_name.is_null() {
+            continue;
+        }
+        // SAFETY: `msg_name` is valid for `capacity` writable bytes (the size the caller gave).
+        let Some(source_view) = (unsafe { out_buffer(header.msg_name, capacity as usize) }) else {
+            continue;
+        };
+        let _ = run("recvmmsg", || {
+            translate_source(fd, source_view, &mut header.msg_namelen, capacity);
+            Outcome::Handled(())
+        });
+    }
     set_errno(saved);
     received
 }

@@ -8,6 +8,8 @@
  *
  * Build: gcc -O2 -pthread -o continue_only continue_only.c
  * Usage: continue_only PROGRAM [ARGUMENT...]   (exits with PROGRAM's status)
+ *        CONTINUE_ONLY_CPU=N continue_only ...  the same with PROGRAM and the supervisor pinned
+ *        to CPU N (pinning, a lever a real supervisor cannot pull without confining the program)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +105,16 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s PROGRAM [ARGUMENT...]\n", argv[0]);
         return 2;
+    }
+    const char *cpu = getenv("CONTINUE_ONLY_CPU");
+    if (cpu != NULL) {
+        cpu_set_t only;
+        CPU_ZERO(&only);
+        CPU_SET(atoi(cpu), &only);
+        if (sched_setaffinity(0, sizeof only, &only) != 0) {
+            perror("sched_setaffinity");
+            return 1;
+        }
     }
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {

@@ -4,7 +4,9 @@
 //!    program (`tests/e2e/syscall_bench.c`) — natively, under `mirrord exec` against a sandbox
 //!    pod, and under the minimal supervisor (`tests/e2e/continue_only.c`: the same file calls
 //!    stopped, one thread answering every call `CONTINUE` unread): the added cost over native and
-//!    over that floor;
+//!    over that floor, and the floor once more with the program and that thread pinned to one CPU
+//!    (pinning: a lever of the floor's own, which mirrord cannot pull without confining the
+//!    user's program to one CPU);
 //! 2. calls the filter does not name (`pread` of a local file, `getppid`): the added cost over
 //!    native, from the fastest chunk of 10,000 calls in each run (what the calls cost when nothing
 //!    else ran in between: the filter's few nanoseconds are otherwise lost in a shared machine's
@@ -112,6 +114,16 @@ fn main() {
             what,
         )
     };
+    let pinned_floor = |arguments: &[&str]| -> Output {
+        checked(
+            Command::new(&continue_only)
+                .env("CONTINUE_ONLY_CPU", "0")
+                .arg(&bench)
+                .args(arguments),
+            "minimal supervisor run, pinned",
+        )
+    };
+    let mut open_pinned = Vec::new();
 
     // 1 and 2: the static C program, three ways, interleaved so load changes hit all three.
     let [mut open, mut read, mut getppid] = [(); 3].map(|()| Three::<Vec<f64>>::default());
@@ -148,6 +160,9 @@ fn main() {
             figures
                 .floor
                 .push(figure(&floor(&arguments, "minimal supervisor run"), key));
+            if arguments[0] == "open" {
+                open_pinned.push(figure(&pinned_floor(&arguments), key));
+            }
         }
     }
     let [open, read, getppid] = [open.map(median), read.map(fastest), getppid.map(fastest)];
@@ -166,6 +181,13 @@ fn main() {
         (open.floor - open.native) / 1e3,
         open.mirrord / open.floor,
         (open.mirrord - open.floor) / 1e3,
+    );
+    let open_pinned = median(open_pinned);
+    println!(
+        "  the minimal supervisor with the program and its thread pinned to one CPU: {:.2} µs \
+         (+{:.2} µs over native)",
+        open_pinned / 1e3,
+        (open_pinned - open.native) / 1e3,
     );
     for (what, figures) in [("pread of a local file", read), ("getppid", getppid)] {
         println!(

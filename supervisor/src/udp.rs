@@ -202,7 +202,29 @@ impl Worker {
     /// on a socket that sent datagrams through relays, else run as is.
     pub(crate) fn recvmsg(&mut self, call: &Notification) -> Outcome {
         let [fd, message, flags, ..] = call.args;
-        let flags = flags as i32;
+        self.receive_with_source(call, fd, message, flags as i32, Then::ReceiveMessage)
+    }
+
+    /// `recvmmsg(fd, messages, count, flags, timeout)`: served like `recvmsg` when the first
+    /// message asks for the source.
+    pub(crate) fn recvmmsg(&mut self, call: &Notification) -> Outcome {
+        let [fd, messages, count, flags, ..] = call.args;
+        if count == 0 {
+            return Outcome::Continue;
+        }
+        self.receive_with_source(call, fd, messages, flags as i32, Then::ReceiveMessages)
+    }
+
+    /// A `recvmsg`/`recvmmsg` whose (first) message is at `message`: received by the supervisor
+    /// (`then`) when the message has a `msg_name` and the socket sent datagrams through relays.
+    fn receive_with_source(
+        &mut self,
+        call: &Notification,
+        fd: u64,
+        message: u64,
+        flags: i32,
+        then: Then,
+    ) -> Outcome {
         // Before anything is read from the program: most programs never send a datagram through
         // a relay, and their `recvmsg` (netlink, unix sockets) goes on at once.
         if self.shared.outgoing.as_ref().is_none_or(relays_empty) {
@@ -213,25 +235,7 @@ impl Worker {
             _ => return Outcome::Continue,
         }
         match self.relayed_socket(call, fd, flags) {
-            Ok(socket) => self.receive_or_park(call, socket, flags, Then::ReceiveMessage),
-            Err(outcome) => outcome,
-        }
-    }
-
-    /// `recvmmsg(fd, messages, count, flags, timeout)`: served like `recvmsg` when the first
-    /// message asks for the source.
-    pub(crate) fn recvmmsg(&mut self, call: &Notification) -> Outcome {
-        let [fd, messages, count, flags, ..] = call.args;
-        let flags = flags as i32;
-        if count == 0 || self.shared.outgoing.as_ref().is_none_or(relays_empty) {
-            return Outcome::Continue;
-        }
-        match MessageHeader::read(call.pid, messages) {
-            Some(header) if header.name != 0 => {}
-            _ => return Outcome::Continue,
-        }
-        match self.relayed_socket(call, fd, flags) {
-            Ok(socket) => self.receive_or_park(call, socket, flags, Then::ReceiveMessages),
+            Ok(socket) => self.receive_or_park(call, socket, flags, then),
             Err(outcome) => outcome,
         }
     }

@@ -67,15 +67,9 @@ async fn connect<S>(mut stream: S, client: SocketAddr, seen: mpsc::UnboundedSend
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        if stream.read_exact(&mut byte).await.is_err() {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let Some(head) = request_head(&mut stream).await else {
+        return;
+    };
     let target = head
         .strip_prefix("CONNECT ")
         .and_then(|rest| rest.split(' ').next())
@@ -85,18 +79,29 @@ where
         .lines()
         .find_map(|line| line.strip_prefix("Proxy-Authorization: "))
         .map(str::to_owned);
-    let mut upstream = TcpStream::connect(&target).await.unwrap();
-    seen.send(Seen {
+    let seen_now = Seen {
         client,
         target,
         credentials,
-    })
-    .unwrap();
-    stream
-        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .await
-        .unwrap();
-    let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+    };
+    tunnel(
+        stream,
+        seen_now,
+        &seen,
+        b"HTTP/1.1 200 Connection established\r\n\r\n",
+    )
+    .await;
+}
+
+/// An HTTP request's head, up to its blank line; `None` when the client leaves first.
+async fn request_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<String> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        stream.read_exact(&mut byte).await.ok()?;
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8(head).unwrap())
 }
 
 /// A SOCKS5 server (RFC 1928), `CONNECT` only, with username/password authentication (RFC 1929)
@@ -149,17 +154,23 @@ async fn socks5(mut stream: TcpStream, client: SocketAddr, seen: mpsc::Unbounded
     };
     let port = stream.read_u16().await.unwrap();
     let target = format!("{host}:{port}");
-    let mut upstream = TcpStream::connect(&target).await.unwrap();
-    seen.send(Seen {
+    let seen_now = Seen {
         client,
         target,
         credentials,
-    })
-    .unwrap();
-    stream
-        .write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
+    };
+    tunnel(stream, seen_now, &seen, &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await;
+}
+
+/// Connects to what the client asked for, records the request, answers `reply` (the protocol's
+/// success) and carries bytes both ways until either side closes.
+async fn tunnel<S>(mut stream: S, request: Seen, seen: &mpsc::UnboundedSender<Seen>, reply: &[u8])
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut upstream = TcpStream::connect(&request.target).await.unwrap();
+    seen.send(request).unwrap();
+    stream.write_all(reply).await.unwrap();
     let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
 }
 
@@ -423,13 +434,8 @@ async fn a_proxy_that_refuses_the_tunnel_is_named_in_the_error() {
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0];
-                    if stream.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
+                if request_head(&mut stream).await.is_none() {
+                    return;
                 }
                 let _ = stream
                     .write_all(

@@ -52,7 +52,7 @@ pub(crate) fn intercepted_calls(config: &ResolvedConfig) -> Vec<libc::c_long> {
         calls.push(libc::SYS_connect);
     }
     if outgoing.udp {
-        calls.extend_from_slice(&[libc::SYS_sendto, libc::SYS_sendmsg]);
+        calls.extend_from_slice(&[libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg]);
     }
     // `listen` also records the session's own listeners, which loopback connections reach.
     let incoming = config.feature.network.incoming.mode != IncomingMode::Off;

@@ -164,6 +164,7 @@ impl Worker {
                 libc::SYS_recvmsg => self.recvmsg(call),
                 libc::SYS_recvmmsg => self.recvmmsg(call),
                 libc::SYS_sendmsg => self.sendmsg(call),
+                libc::SYS_sendmmsg => self.sendmmsg(call),
                 _ => self.file_call(call).unwrap_or(Outcome::Continue),
             }
         }));

@@ -20,7 +20,7 @@ mod socket;
 
 pub(crate) use socket::{
     accept, bind, connect, inode, is_nonblocking, is_readable, listen, peer_name, receive_from,
-    receive_message, receive_timeout, send_to, socket_kind, socket_name, wait_readable,
+    receive_message, receive_timeout, send_message, socket_kind, socket_name, wait_readable,
 };
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): the kernel wakes the supervisor on the

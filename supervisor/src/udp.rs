@@ -1,5 +1,5 @@
-//! Datagrams sent with an address on an unconnected UDP socket (`sendto`, `sendmsg` with
-//! `msg_name`) to a destination the outgoing config sends through the target: the supervisor asks
+//! Datagrams sent with an address on an unconnected UDP socket (`sendto`, `sendmsg` and
+//! `sendmmsg` with `msg_name`) to a destination the outgoing config sends through the target: the supervisor asks
 //! the intproxy for a UDP relay of that destination (once per socket and destination), reads the
 //! datagram from the program and sends it to the relay from a copy of the program's own socket
 //! (`pidfd_getfd`), so the relay's answers come back to that socket. The filter stops `sendto`
@@ -14,7 +14,8 @@
 //! goes through the target, and the supervisor lets one go on at once, reading nothing, until a
 //! datagram has gone through a relay. Any other socket's call runs as is.
 //!
-//! Limits: `sendmsg` with control messages, and `sendmmsg`, run untouched.
+//! `sendmsg` keeps its control data (`UDP_SEGMENT`, `IP_TOS`, ...); `sendmmsg` sends its messages
+//! in turn while they have addresses that go through the target.
 
 use std::{
     net::SocketAddr,
@@ -56,11 +57,12 @@ const MAX_CONTROL: usize = 64 * 1024;
 /// At most this many `iovec`s are gathered (Linux's `UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
 
-/// One datagram the program asked to send: where to, what, with which flags.
+/// One datagram the program asked to send: where to, what, with which control data and flags.
 struct Datagram {
     fd: i32,
     destination: SocketAddr,
     payload: Vec<u8>,
+    control: Vec<u8>,
     flags: i32,
 }
 
@@ -86,36 +88,52 @@ impl Worker {
                 fd: fd as i32,
                 destination,
                 payload,
+                control: Vec::new(),
                 flags: flags as i32,
             },
         )
     }
 
-    /// `sendmsg(fd, message, flags)`: only a message with an address and no control data.
+    /// `sendmsg(fd, message, flags)`: a message with an address (its control data, such as
+    /// `UDP_SEGMENT` or `IP_TOS`, goes with it).
     pub(crate) fn sendmsg(&mut self, call: &Notification) -> Outcome {
         let [fd, message, flags, ..] = call.args;
-        let Some(header) = MessageHeader::read(call.pid, message) else {
-            return Outcome::Continue;
-        };
-        if header.name == 0 || header.control_length != 0 {
-            return Outcome::Continue;
+        match read_datagram(call.pid, fd as i32, message, flags as i32) {
+            Some(datagram) => self.send_datagram(call, datagram),
+            None => Outcome::Continue,
         }
-        let Some(destination) = read_address(call.pid, header.name, u64::from(header.name_length))
-        else {
-            return Outcome::Continue;
-        };
-        let Some(payload) = gather(call.pid, header.iov, header.iov_count) else {
-            return Outcome::Continue;
-        };
-        self.send_datagram(
-            call,
-            Datagram {
-                fd: fd as i32,
-                destination,
-                payload,
-                flags: flags as i32,
-            },
-        )
+    }
+
+    /// `sendmmsg(fd, messages, count, flags)` whose first message has an address: its messages
+    /// in turn, each with `msg_len` written, up to the first that has no address or that the
+    /// outgoing config keeps local. The call returns how many went, as `sendmmsg` may; the
+    /// program's next call, starting with that message, runs as is.
+    pub(crate) fn sendmmsg(&mut self, call: &Notification) -> Outcome {
+        let [fd, messages, count, flags, ..] = call.args;
+        let count = (count as u32).min(MAX_IOV as u32);
+        let mut sent = 0;
+        while sent < count {
+            let entry = messages + u64::from(sent) * MMSGHDR_SIZE;
+            let Some(datagram) = read_datagram(call.pid, fd as i32, entry, flags as i32) else {
+                break;
+            };
+            match self.send_datagram(call, datagram) {
+                Outcome::Value(length) => {
+                    let length = (length as u32).to_ne_bytes();
+                    if sys::write_memory(call.pid, entry + MSG_LEN, &length).is_err() {
+                        return Outcome::Fail(libc::EFAULT);
+                    }
+                    sent += 1;
+                }
+                outcome if sent == 0 => return outcome,
+                _ => break,
+            }
+        }
+        if sent == 0 {
+            Outcome::Continue
+        } else {
+            Outcome::Value(i64::from(sent))
+        }
     }
 
     fn send_datagram(&mut self, call: &Notification, datagram: Datagram) -> Outcome {
@@ -174,9 +192,10 @@ impl Worker {
                 }
             }
         };
-        match sys::send_to(
+        match sys::send_message(
             socket.as_fd(),
             &datagram.payload,
+            &datagram.control,
             datagram.flags,
             domain,
             relay,
@@ -466,6 +485,30 @@ fn read_address(pid: u32, address: u64, length: u64) -> Option<SocketAddr> {
     let length = (length as usize).min(raw.len());
     let read = sys::read_memory(pid, address, &mut raw[..length]).ok()?;
     parse_sockaddr(&raw[..read])
+}
+
+/// The datagram of the program's `msghdr` at `message` on socket `fd`: `None` when it names no
+/// address (a connected socket's) or cannot be read whole.
+fn read_datagram(pid: u32, fd: i32, message: u64, flags: i32) -> Option<Datagram> {
+    let header = MessageHeader::read(pid, message)?;
+    if header.name == 0 || header.control_length > MAX_CONTROL {
+        return None;
+    }
+    let destination = read_address(pid, header.name, u64::from(header.name_length))?;
+    let payload = gather(pid, header.iov, header.iov_count)?;
+    let mut control = vec![0u8; header.control_length];
+    if !control.is_empty()
+        && sys::read_memory(pid, header.control, &mut control).ok()? != control.len()
+    {
+        return None;
+    }
+    Some(Datagram {
+        fd,
+        destination,
+        payload,
+        control,
+        flags,
+    })
 }
 
 /// The program's `iovec` array at `iov` (`count` entries): each buffer's address and length;

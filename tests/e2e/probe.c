@@ -12,6 +12,8 @@
  *   udp:HOST:PORT      udp HOST:PORT: <echoed text> | ERR <reason>   (connected UDP: connect, send, recv)
  *   udpto:IP:PORT      udpto IP:PORT: <echoed text> | ERR <reason>   (unconnected UDP: sendto, recvfrom)
  *   udpmsg:IP:PORT     the same, sent with sendmsg (msg_name)
+ *   udpmsgctl:IP:PORT  the same, sent with sendmsg (msg_name and an IP_TOS control message)
+ *   udpmmsg:IP:PORT    the same, sent twice with one sendmmsg (both must go)
  *   udpfrom:IP:PORT    udpfrom IP:PORT: <echoed text> from <source IP:PORT>   (recvfrom asks for the source)
  *   udprecvmsg:IP:PORT udprecvmsg IP:PORT: <echoed text> from <source IP:PORT> with|without pktinfo
  *                      (recvmsg with msg_name, the text scattered over two buffers, IP_PKTINFO on)
@@ -185,9 +187,13 @@ static void echo(const char *kind, int type, const char *target) {
  * messages. */
 enum answer_read { PLAIN, RECVFROM_SOURCE, RECVMSG_SOURCE, RECVMMSG_SOURCE };
 
-/* UDP echo from an unconnected socket: the datagram goes out with sendto (or sendmsg with
- * msg_name), the answer is read as show_source says. */
-static void echo_unconnected(const char *kind, int use_sendmsg, enum answer_read show_source,
+/* How an unconnected socket sends the datagram: sendto, sendmsg with msg_name (and an IP_TOS
+ * control message), or sendmmsg of two copies. */
+enum datagram_send { SENDTO, SENDMSG, SENDMSG_CONTROL, SENDMMSG };
+
+/* UDP echo from an unconnected socket: the datagram goes out as use_sendmsg says, the answer is
+ * read as show_source says. */
+static void echo_unconnected(const char *kind, enum datagram_send use_sendmsg, enum answer_read show_source,
                              const char *target) {
     char host[256];
     snprintf(host, sizeof host, "%s", target);
@@ -210,10 +216,36 @@ static void echo_unconnected(const char *kind, int use_sendmsg, enum answer_read
     set_timeouts(fd);
     size_t length = strlen(ECHO_PAYLOAD);
     ssize_t sent;
-    if (use_sendmsg) {
+    if (use_sendmsg == SENDMMSG) {
+        struct iovec whole = {(void *)ECHO_PAYLOAD, length};
+        struct mmsghdr messages[2];
+        for (int index = 0; index < 2; index++) {
+            messages[index] = (struct mmsghdr){.msg_hdr = {.msg_name = &peer,
+                                                           .msg_namelen = sizeof peer,
+                                                           .msg_iov = &whole,
+                                                           .msg_iovlen = 1}};
+        }
+        int went = sendmmsg(fd, messages, 2, 0);
+        sent = went == 2 && messages[1].msg_len == length ? (ssize_t)length : went < 0 ? -1 : 0;
+    } else if (use_sendmsg != SENDTO) {
         struct iovec parts[2] = {{(void *)ECHO_PAYLOAD, 6}, {(void *)(ECHO_PAYLOAD + 6), length - 6}};
+        union {
+            struct cmsghdr align;
+            char bytes[CMSG_SPACE(sizeof(int))];
+        } control;
         struct msghdr message = {
             .msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = parts, .msg_iovlen = 2};
+        if (use_sendmsg == SENDMSG_CONTROL) {
+            memset(&control, 0, sizeof control);
+            message.msg_control = control.bytes;
+            message.msg_controllen = sizeof control.bytes;
+            struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+            header->cmsg_level = IPPROTO_IP;
+            header->cmsg_type = IP_TOS;
+            header->cmsg_len = CMSG_LEN(sizeof(int));
+            int tos = 0x10;
+            memcpy(CMSG_DATA(header), &tos, sizeof tos);
+        }
         sent = sendmsg(fd, &message, 0);
     } else {
         sent = sendto(fd, ECHO_PAYLOAD, length, 0, (struct sockaddr *)&peer, sizeof peer);
@@ -322,15 +354,19 @@ static void check(const char *spec) {
     } else if (IS("udp")) {
         echo("udp", SOCK_DGRAM, argument);
     } else if (IS("udpto")) {
-        echo_unconnected("udpto", 0, PLAIN, argument);
+        echo_unconnected("udpto", SENDTO, PLAIN, argument);
     } else if (IS("udpmsg")) {
-        echo_unconnected("udpmsg", 1, PLAIN, argument);
+        echo_unconnected("udpmsg", SENDMSG, PLAIN, argument);
+    } else if (IS("udpmsgctl")) {
+        echo_unconnected("udpmsgctl", SENDMSG_CONTROL, PLAIN, argument);
+    } else if (IS("udpmmsg")) {
+        echo_unconnected("udpmmsg", SENDMMSG, PLAIN, argument);
     } else if (IS("udpfrom")) {
-        echo_unconnected("udpfrom", 0, RECVFROM_SOURCE, argument);
+        echo_unconnected("udpfrom", SENDTO, RECVFROM_SOURCE, argument);
     } else if (IS("udprecvmsg")) {
-        echo_unconnected("udprecvmsg", 0, RECVMSG_SOURCE, argument);
+        echo_unconnected("udprecvmsg", SENDTO, RECVMSG_SOURCE, argument);
     } else if (IS("udprecvmmsg")) {
-        echo_unconnected("udprecvmmsg", 0, RECVMMSG_SOURCE, argument);
+        echo_unconnected("udprecvmmsg", SENDTO, RECVMMSG_SOURCE, argument);
     } else if (IS("write")) {
         check_write(argument);
     } else if (IS("hostname")) {

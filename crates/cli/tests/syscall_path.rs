@@ -238,13 +238,14 @@ fn datagrams_sent_with_an_address_from_unconnected_sockets_reach_pod_only_servic
     }
     let probe = static_c("c-probe-udpto", "probe.c");
     let to = format!("{db_ip}:7");
-    let run = pod.exec_program(
-        &[],
-        &probe,
-        &[&format!("udpto:{to}"), &format!("udpmsg:{to}")],
-    );
-    run.expect(&format!("udpto {to}"), "mirrord-e2e-ping");
-    run.expect(&format!("udpmsg {to}"), "mirrord-e2e-ping");
+    // sendto, sendmsg (also with a control message) and sendmmsg (two datagrams, both sent).
+    let sends = ["udpto", "udpmsg", "udpmsgctl", "udpmmsg"];
+    let checks: Vec<String> = sends.iter().map(|send| format!("{send}:{to}")).collect();
+    let checks: Vec<&str> = checks.iter().map(String::as_str).collect();
+    let run = pod.exec_program(&[], &probe, &checks);
+    for send in sends {
+        run.expect(&format!("{send} {to}"), "mirrord-e2e-ping");
+    }
 }
 
 #[test]

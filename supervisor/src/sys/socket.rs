@@ -124,28 +124,27 @@ pub(crate) fn bind(
     unsafe { call_with_sockaddr(libc::bind, fd, domain, address) }
 }
 
-/// `sendto(2)` of one datagram to `address`; the number of bytes sent.
-pub(crate) fn send_to(
+/// `sendmsg(2)` of one datagram to `address`, with `control` (none when empty); the number of
+/// bytes sent.
+pub(crate) fn send_message(
     fd: BorrowedFd<'_>,
     payload: &[u8],
+    control: &[u8],
     flags: i32,
     domain: i32,
     address: std::net::SocketAddr,
 ) -> io::Result<usize> {
-    let bytes = crate::net::sockaddr_bytes(address, domain)
+    let mut bytes = crate::net::sockaddr_bytes(address, domain)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
-    // SAFETY: sendto reads `payload.len()` bytes from `payload` and `bytes.len()` bytes of socket
-    // address from `bytes`, both alive for the call.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            payload.as_ptr().cast(),
-            payload.len(),
-            flags,
-            bytes.as_ptr().cast(),
-            bytes.len() as libc::socklen_t,
-        )
+    let mut part = libc::iovec {
+        iov_base: payload.as_ptr().cast_mut().cast(),
+        iov_len: payload.len(),
     };
+    let control = (control.as_ptr().cast_mut(), control.len());
+    let header = message_header(&mut bytes, &mut part, control);
+    // SAFETY: sendmsg only reads through `header`: `msg_namelen` bytes of `bytes`, `iov_len`
+    // bytes of `payload` and `msg_controllen` bytes of `control`, all alive for the call.
+    let sent = unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const header, flags) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -222,6 +221,27 @@ pub(crate) fn receive_from(
     Ok((received as usize, source))
 }
 
+/// A `msghdr` naming `name`, the one buffer `part` and the control buffer `control` (address
+/// and length; none when the length is 0). It only holds the pointers: whoever passes it to the
+/// kernel keeps the three alive for the call.
+fn message_header(
+    name: &mut [u8],
+    part: &mut libc::iovec,
+    control: (*mut u8, usize),
+) -> libc::msghdr {
+    // SAFETY: `msghdr` is a plain C struct; all zeroes is a valid (empty) value.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_name = name.as_mut_ptr().cast();
+    header.msg_namelen = name.len() as libc::socklen_t;
+    header.msg_iov = part;
+    header.msg_iovlen = 1;
+    if control.1 != 0 {
+        header.msg_control = control.0.cast();
+        header.msg_controllen = control.1;
+    }
+    header
+}
+
 /// What one `recvmsg(2)` returned.
 #[derive(Debug)]
 pub(crate) struct Message {
@@ -247,16 +267,11 @@ pub(crate) fn receive_message(
         iov_base: buffer.as_mut_ptr().cast(),
         iov_len: buffer.len(),
     };
-    // SAFETY: `msghdr` is a plain C struct; all zeroes is a valid (empty) value.
-    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-    header.msg_name = storage.as_mut_ptr().cast();
-    header.msg_namelen = storage.len() as libc::socklen_t;
-    header.msg_iov = &raw mut part;
-    header.msg_iovlen = 1;
-    if !control.is_empty() {
-        header.msg_control = control.as_mut_ptr().cast();
-        header.msg_controllen = control.len();
-    }
+    let mut header = message_header(
+        &mut storage,
+        &mut part,
+        (control.as_mut_ptr(), control.len()),
+    );
     // SAFETY: recvmsg writes at most `msg_namelen` bytes into `storage`, at most `iov_len` bytes
     // into `buffer` and at most `msg_controllen` bytes into `control`, all alive and writable for
     // the call, and updates `header` itself, which is alive and writable.

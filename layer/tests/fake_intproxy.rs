@@ -745,7 +745,7 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Read with `recvfrom`, `recvmsg` or `recvmmsg` (through ctypes: Python has no binding), the
-/// answer's source is the remote address, not the relay's.
+/// answer's source is the remote address, not the relay's; `sendmmsg` (ctypes too) reaches it.
 #[test]
 fn udp_datagrams_are_relayed_and_their_source_translated() {
     let session = Session::new(Behaviour::Serve);
@@ -786,11 +786,26 @@ count = libc.recvmmsg(s.fileno(), messages, 1, 0, None)
 assert count == 1, ctypes.get_errno()
 port = int.from_bytes(name.raw[2:4], 'big')
 print(buffer.raw[:messages[0].len].decode(), socket.inet_ntoa(name.raw[4:8]), port)
+
+# Two datagrams with one sendmmsg, both to the remote address.
+target = (ctypes.c_ubyte * 16)(*(b'\x02\x00' + (53).to_bytes(2, 'big') + socket.inet_aton(remote[0]) + bytes(8)))
+payloads = [ctypes.create_string_buffer(b'one'), ctypes.create_string_buffer(b'two')]
+parts = [iovec(ctypes.cast(p, ctypes.c_void_p), 3) for p in payloads]
+out = (mmsghdr * 2)()
+for index in range(2):
+    out[index].header.name = ctypes.cast(target, ctypes.c_void_p)
+    out[index].header.namelen = 16
+    out[index].header.iov = ctypes.pointer(parts[index])
+    out[index].header.iovlen = 1
+sent = libc.sendmmsg(s.fileno(), out, 2, 0)
+assert sent == 2, (sent, ctypes.get_errno())
+answers = sorted(s.recvfrom(100)[0].decode() for _ in range(2))
+print(sent, out[0].len, out[1].len, *answers)
 "#,
     );
     assert_eq!(
         session.expect_success(&output).trim(),
-        "query 10.242.0.3 53\nagain 10.242.0.3 53\nbatch 10.242.0.3 53"
+        "query 10.242.0.3 53\nagain 10.242.0.3 53\nbatch 10.242.0.3 53\n2 3 3 one two"
     );
 }
 

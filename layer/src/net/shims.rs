@@ -1,4 +1,4 @@
-//! The socket shims: `socket`, `connect`, `getpeername`, `getsockname`, `sendto`, `sendmsg`, `recvfrom`,
+//! The socket shims: `socket`, `connect`, `getpeername`, `getsockname`, `sendto`, `sendmsg`, `sendmmsg`, `recvfrom`,
 //! `recvmsg`, `recvmmsg`, and for incoming traffic `bind`, `listen`, `accept`, `accept4`. Calls on sockets the layer does not manage cost one fd-table load (plus, for `connect` and
 //! `sendto` with an address, the decision that the destination stays local).
 
@@ -28,6 +28,7 @@ type SendtoFn = unsafe extern "C" fn(
     socklen_t,
 ) -> ssize_t;
 type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
+type SendmmsgFn = unsafe extern "C" fn(c_int, *mut mmsghdr, c_uint, c_int) -> c_int;
 type RecvfromFn = unsafe extern "C" fn(
     c_int,
     *mut c_void,
@@ -49,6 +50,7 @@ hooks! {
         static GETSOCKNAME: NameFn = c"getsockname";
         static SENDTO: SendtoFn = c"sendto";
         static SENDMSG: SendmsgFn = c"sendmsg";
+        static SENDMMSG: SendmmsgFn = c"sendmmsg";
         static RECVFROM: RecvfromFn = c"recvfrom";
         static RECVMSG: RecvmsgFn = c"recvmsg";
         static RECVMMSG: RecvmmsgFn = c"recvmmsg";
@@ -70,6 +72,7 @@ pub(crate) unsafe fn install(installer: &mut Installer) {
         installer.hook(&GETSOCKNAME, getsockname_shim, &[]);
         installer.hook(&SENDTO, sendto_shim, &[]);
         installer.hook(&SENDMSG, sendmsg_shim, &[]);
+        installer.hook(&SENDMMSG, sendmmsg_shim, &[]);
         installer.hook(&RECVFROM, recvfrom_shim, &[]);
         installer.hook(&RECVMSG, recvmsg_shim, &[]);
         installer.hook(&RECVMMSG, recvmmsg_shim, &[]);
@@ -250,6 +253,39 @@ unsafe extern "C" fn sendmsg_shim(fd: c_int, message: *const msghdr, flags: c_in
         })
     })
     .finish(saved, || original(message), -1)
+}
+
+/// `sendmmsg` whose first message names an address: its messages in turn through `sendmsg`'s
+/// shim (each to a relay when its address goes through the target), each with `msg_len`; like
+/// `sendmmsg`, the number sent, or -1 when the first fails. Anything else goes to libc at once.
+unsafe extern "C" fn sendmmsg_shim(
+    fd: c_int,
+    messages: *mut mmsghdr,
+    count: c_uint,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: libc's sendmmsg with the caller's arguments.
+    let original = || unsafe { (SENDMMSG.original())(fd, messages, count, flags) };
+    // SAFETY: sendmmsg(2) requires `messages` to point to `count` valid `mmsghdr`s; null and an
+    // empty batch are left to the original.
+    let named = count > 0
+        && unsafe { messages.as_ref() }.is_some_and(|first| !first.msg_hdr.msg_name.is_null());
+    if !named {
+        return original();
+    }
+    let mut sent: c_uint = 0;
+    while sent < count.min(libc::UIO_MAXIOV as c_uint) {
+        // SAFETY: as above: entry `sent` is valid and writable.
+        let entry = unsafe { &mut *messages.add(sent as usize) };
+        // SAFETY: the caller's message, valid as sendmsg(2) requires (sendmmsg's contract).
+        let length = unsafe { sendmsg_shim(fd, &entry.msg_hdr, flags) };
+        if length < 0 {
+            return if sent == 0 { -1 } else { sent as c_int };
+        }
+        entry.msg_len = length as c_uint;
+        sent += 1;
+    }
+    sent as c_int
 }
 
 unsafe extern "C" fn recvfrom_shim(

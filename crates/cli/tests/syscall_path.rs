@@ -233,8 +233,14 @@ fn datagrams_sent_with_an_address_from_unconnected_sockets_reach_pod_only_servic
     let pod = Pod::up("udpto");
     let db_ip = pod.info["db_ip"].as_str().unwrap().to_owned();
     for static_build in [false, true] {
-        let run = pod.exec_program(&[], go_probe(static_build), &["udpto:db.sandbox.svc:7"]);
+        let run = pod.exec_program(
+            &[],
+            go_probe(static_build),
+            &["udpto:db.sandbox.svc:7", "udpmsgctl:db.sandbox.svc:7"],
+        );
         run.expect("udpto db.sandbox.svc:7", "mirrord-e2e-ping");
+        // WriteMsgUDP with a control message, as QUIC stacks send.
+        run.expect("udpmsgctl db.sandbox.svc:7", "mirrord-e2e-ping");
     }
     let probe = static_c("c-probe-udpto", "probe.c");
     let to = format!("{db_ip}:7");

@@ -28,6 +28,7 @@
 //	udpto:HOST:PORT    udpto HOST:PORT: <echoed text> (WriteTo/ReadFrom, unconnected socket)
 //	udpfrom:HOST:PORT  udpfrom HOST:PORT: <echoed text> from <the source ReadFrom reports>
 //	udpmsgfrom:HOST:PORT  udpmsgfrom HOST:PORT: <echoed text> from <the source ReadMsgUDP (recvmsg) reports>
+//	udpmsgctl:HOST:PORT   udpmsgctl HOST:PORT: <echoed text> (sent with WriteMsgUDP: sendmsg with an IP_TOS control message)
 //	http:URL           http URL: <status> <first line of the body> | http URL: ERR <reason>
 //	unix:PATH          unix PATH: <body of an HTTP/1.0 GET over the unix socket> | unix PATH: ERR <errno name>
 //	hostname           hostname: <name>
@@ -50,6 +51,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 const timeout = 2 * time.Second
@@ -169,16 +171,17 @@ func echo(network, target string) string {
 	return string(buffer[:received])
 }
 
-// echoUnconnected sends the payload with WriteTo from an unconnected UDP socket
-// (net.ListenPacket) and reads the answer with ReadFrom.
-func echoUnconnected(target string) string {
-	text, _ := echoUnconnectedFrom(target, false)
+// echoUnconnected sends the payload with WriteTo (or WriteMsgUDP with a control message) from an
+// unconnected UDP socket and reads the answer with ReadFrom.
+func echoUnconnected(target string, withControl bool) string {
+	text, _ := echoUnconnectedFrom(target, false, withControl)
 	return text
 }
 
 // echoUnconnectedFrom is echoUnconnected, also returning the source the read reports; withMessage
-// reads with ReadMsgUDP (recvmsg, with room for control data) instead of ReadFrom (recvfrom).
-func echoUnconnectedFrom(target string, withMessage bool) (string, string) {
+// reads with ReadMsgUDP (recvmsg, with room for control data) instead of ReadFrom (recvfrom), and
+// withControl sends with WriteMsgUDP and a control message instead of WriteTo.
+func echoUnconnectedFrom(target string, withMessage, withControl bool) (string, string) {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
 		return "ERR " + err.Error(), ""
@@ -197,7 +200,18 @@ func echoUnconnectedFrom(target string, withMessage bool) (string, string) {
 	}
 	defer connection.Close()
 	connection.SetDeadline(time.Now().Add(timeout))
-	if _, err := connection.WriteTo([]byte(echoPayload), destination); err != nil {
+	if withControl {
+		// One IP_TOS control message, as QUIC stacks send with every datagram.
+		control := make([]byte, syscall.CmsgSpace(4))
+		header := (*syscall.Cmsghdr)(unsafe.Pointer(&control[0]))
+		header.Level = syscall.IPPROTO_IP
+		header.Type = syscall.IP_TOS
+		header.SetLen(syscall.CmsgLen(4))
+		control[syscall.CmsgLen(0)] = 0x10
+		if _, _, err := connection.WriteMsgUDP([]byte(echoPayload), control, destination); err != nil {
+			return "ERR " + err.Error(), ""
+		}
+	} else if _, err := connection.WriteTo([]byte(echoPayload), destination); err != nil {
 		return "ERR " + err.Error(), ""
 	}
 	buffer := make([]byte, 2048)
@@ -277,12 +291,14 @@ func check(spec string) {
 	case "udp":
 		fmt.Printf("udp %s: %s\n", argument, echo("udp", argument))
 	case "udpto":
-		fmt.Printf("udpto %s: %s\n", argument, echoUnconnected(argument))
+		fmt.Printf("udpto %s: %s\n", argument, echoUnconnected(argument, false))
+	case "udpmsgctl":
+		fmt.Printf("udpmsgctl %s: %s\n", argument, echoUnconnected(argument, true))
 	case "udpfrom":
-		text, source := echoUnconnectedFrom(argument, false)
+		text, source := echoUnconnectedFrom(argument, false, false)
 		fmt.Printf("udpfrom %s: %s from %s\n", argument, text, source)
 	case "udpmsgfrom":
-		text, source := echoUnconnectedFrom(argument, true)
+		text, source := echoUnconnectedFrom(argument, true, false)
 		fmt.Printf("udpmsgfrom %s: %s from %s\n", argument, text, source)
 	case "http":
 		fmt.Printf("http %s: %s\n", argument, httpGet(argument))

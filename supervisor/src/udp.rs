@@ -295,13 +295,7 @@ impl Worker {
         flags: i32,
         then: Then,
     ) -> Outcome {
-        let ready = match then {
-            Then::ReceiveMessage => self.receive_message_ready(call, socket.as_fd()),
-            Then::ReceiveMessages => self.receive_messages_ready(call, socket.as_fd()),
-            Then::Receive => self.receive_ready(call, socket.as_fd()),
-            Then::Accept => self.accept_ready(call, socket.as_fd()),
-        };
-        if let Some(outcome) = ready {
+        if let Some(outcome) = self.serve_ready(then, call, socket.as_fd()) {
             return outcome;
         }
         if flags & libc::MSG_DONTWAIT != 0 || sys::is_nonblocking(socket.as_fd()).unwrap_or(true) {

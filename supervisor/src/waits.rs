@@ -180,18 +180,29 @@ impl Worker {
         }
     }
 
+    /// The outcome of `call` once its socket is ready, as `then` says; `None` while the socket
+    /// has nothing for it yet.
+    pub(crate) fn serve_ready(
+        &mut self,
+        then: Then,
+        call: &Notification,
+        socket: BorrowedFd<'_>,
+    ) -> Option<Outcome> {
+        match then {
+            Then::Accept => self.accept_ready(call, socket),
+            Then::Receive => self.receive_ready(call, socket),
+            Then::ReceiveMessage => self.receive_message_ready(call, socket),
+            Then::ReceiveMessages => self.receive_messages_ready(call, socket),
+        }
+    }
+
     /// Serves or ends `wait` if it can; `true` when it is done.
     fn progress(&mut self, wait: &Wait) -> bool {
         let call = &wait.call;
         if !self.shared.listener.id_valid(call.id) {
             return true;
         }
-        let served = match wait.then {
-            Then::Accept => self.accept_ready(call, wait.socket.as_fd()),
-            Then::Receive => self.receive_ready(call, wait.socket.as_fd()),
-            Then::ReceiveMessage => self.receive_message_ready(call, wait.socket.as_fd()),
-            Then::ReceiveMessages => self.receive_messages_ready(call, wait.socket.as_fd()),
-        };
+        let served = self.serve_ready(wait.then, call, wait.socket.as_fd());
         let outcome = if let Some(outcome) = served {
             outcome
         } else if wait

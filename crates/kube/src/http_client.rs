@@ -40,20 +40,23 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 pub(crate) enum ClientError {
     /// The proxy's scheme is none kubectl accepts either.
     #[error(
-        "the proxy `{url}` ({origin}) has the unsupported scheme `{scheme}`: the schemes supported are http, https and socks5, as kubectl's",
-        origin = proxy_source(.url)
+        "the proxy `{url}` ({origin}) has the unsupported scheme `{scheme}`: the schemes supported are http, https and socks5, as kubectl's"
     )]
     UnsupportedProxy {
         /// The proxy's URL, its password masked.
         url: String,
+        /// Where it was configured ([`proxy_source`]).
+        origin: &'static str,
         /// Its scheme.
         scheme: String,
     },
     /// The proxy's URL names no host to dial.
-    #[error("the proxy `{url}` ({origin}) names no host to connect to", origin = proxy_source(.url))]
+    #[error("the proxy `{url}` ({origin}) names no host to connect to")]
     ProxyWithoutHost {
         /// The proxy's URL, its password masked.
         url: String,
+        /// Where it was configured ([`proxy_source`]).
+        origin: &'static str,
     },
     /// kube-rs's layers or TLS set-up refused the configuration.
     #[error(transparent)]
@@ -119,8 +122,7 @@ enum ProxyKind {
 impl Proxy {
     /// What wraps the proxy connector's errors.
     fn error_context<E: Into<BoxError>>(&self) -> impl Fn(E) -> ThroughProxy + Clone + use<E> {
-        let url = masked(&self.url);
-        let proxy = format!("`{url}` ({})", proxy_source(&url));
+        let proxy = format!("`{}` ({})", masked(&self.url), proxy_source(&self.url));
         move |error| ThroughProxy {
             proxy: proxy.clone(),
             source: error.into(),
@@ -141,6 +143,7 @@ fn proxy(config: &kube::Config) -> Result<Option<Proxy>, ClientError> {
         other => {
             return Err(ClientError::UnsupportedProxy {
                 url: masked(url),
+                origin: proxy_source(url),
                 scheme: other.to_owned(),
             });
         }
@@ -156,7 +159,10 @@ fn proxy(config: &kube::Config) -> Result<Option<Proxy>, ClientError> {
         .all(url.to_string())
         .build()
         .intercept(&config.cluster_url)
-        .ok_or_else(|| ClientError::ProxyWithoutHost { url: masked(url) })?;
+        .ok_or_else(|| ClientError::ProxyWithoutHost {
+            url: masked(url),
+            origin: proxy_source(url),
+        })?;
     Ok(Some(Proxy {
         url: url.clone(),
         kind,
@@ -249,12 +255,8 @@ fn masked(url: &Uri) -> String {
 }
 
 /// Where kube-rs found the proxy URL: the kubeconfig's cluster, or else the environment.
-fn proxy_source(masked_url: &str) -> &'static str {
-    let from_environment = ProxyEnvironment::read()
-        .https_proxy
-        .and_then(|value| value.parse::<Uri>().ok())
-        .is_some_and(|uri| masked(&uri) == masked_url);
-    if from_environment {
+fn proxy_source(url: &Uri) -> &'static str {
+    if ProxyEnvironment::read().supplies(url) {
         "from $HTTPS_PROXY"
     } else {
         "the kubeconfig cluster's proxy-url"
